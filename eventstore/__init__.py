@@ -1,0 +1,66 @@
+"""eventstore: a durable, crash-safe append-only event log on LMDB.
+
+Streams of events, each event a ``kind`` and opaque ``data`` bytes, with
+per-stream versions (1, 2, ...) and a global commit position. Appends are
+atomic per call and durable when they return; concurrent appenders share one
+fsync (group commit). Snapshots and a compressed archive keep long streams
+cheap to replay. See ``EventStore`` for the API and DESIGN.md for the why.
+
+On-disk format and how it may evolve
+------------------------------------
+Every stored value is one format byte (``FORMAT_VERSION``, now 1) followed by
+a msgpack array of the row's fields in declaration order (msgspec
+``array_like`` structs in ``_records``); archive chunks are zlib-compressed
+after the format byte. Keys are fixed-width big-endian integers (layout in
+``_codec``). Rules for changing it:
+
+1. A new field goes at the end of its row and has a default, so old records
+   decode unchanged and old readers ignore the extra array element.
+2. An existing field never changes type or meaning, and is never removed or
+   reordered; retire it by ignoring it (keep the slot).
+3. Anything that breaks 1 or 2 bumps ``FORMAT_VERSION``; readers then decode
+   each record by its own format byte (old versions must stay readable), and
+   a record with an unknown format byte raises ``CorruptionError``.
+4. Key layouts never change within a format version.
+
+No pickle: a record can never execute code when read.
+"""
+
+from ._errors import (
+    ArchiveError,
+    ConcurrencyError,
+    CorruptionError,
+    EventStoreError,
+    InvalidEventError,
+    SnapshotError,
+    StoreClosedError,
+    StoreFullError,
+    StoreIOError,
+    StoreReadOnlyError,
+)
+from ._lmdb_store import Durability, EventStore
+from ._memory_store import MemoryEventStore
+from ._protocol import EventLog
+from ._records import FORMAT_VERSION, NewEvent, RecordedEvent, Snapshot, StreamInfo
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ArchiveError",
+    "ConcurrencyError",
+    "CorruptionError",
+    "Durability",
+    "EventLog",
+    "EventStore",
+    "EventStoreError",
+    "InvalidEventError",
+    "MemoryEventStore",
+    "NewEvent",
+    "RecordedEvent",
+    "Snapshot",
+    "SnapshotError",
+    "StoreClosedError",
+    "StoreFullError",
+    "StoreIOError",
+    "StoreReadOnlyError",
+    "StreamInfo",
+]

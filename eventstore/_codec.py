@@ -1,0 +1,96 @@
+"""Byte layout of keys and values in the LMDB store.
+
+Keys are fixed-width big-endian integers so that LMDB's byte order is
+numeric order and appends to the hot log can use ``MDB_APPEND``:
+
+- events:    position(8)             -> FORMAT + _EventRow
+- index:     sid(8) + version(8)     -> position(8)
+- streams:   utf-8 stream name       -> FORMAT + _StreamRow
+- snapshots: sid(8) + version(8)     -> FORMAT + _SnapshotRow
+- archive:   sid(8) + first_version(8) -> FORMAT + zlib(_ArchiveChunk)
+- meta:      b"meta"                 -> FORMAT + _MetaRow
+
+Decoders are immutable and thread-safe (msgspec >= 0.16), so module-level
+instances hold no mutable process state.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import TypeVar
+
+import msgspec
+
+from ._errors import CorruptionError
+from ._records import (
+    FORMAT_VERSION,
+    _ArchiveChunk,
+    _EventRow,
+    _MetaRow,
+    _SnapshotRow,
+    _StreamRow,
+)
+
+_U64 = struct.Struct(">Q")
+_U64x2 = struct.Struct(">QQ")
+_FORMAT = bytes([FORMAT_VERSION])
+
+_encoder = msgspec.msgpack.Encoder()
+_decoders: dict[type, msgspec.msgpack.Decoder[object]] = {
+    t: msgspec.msgpack.Decoder(t)
+    for t in (_EventRow, _StreamRow, _SnapshotRow, _ArchiveChunk, _MetaRow)
+}
+
+T = TypeVar("T")
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def from_u64(b: bytes) -> int:
+    return int(_U64.unpack(b)[0])
+
+
+def pair(a: int, b: int) -> bytes:
+    return _U64x2.pack(a, b)
+
+
+def from_pair(b: bytes) -> tuple[int, int]:
+    a, c = _U64x2.unpack(b)
+    return int(a), int(c)
+
+
+def encode(row: msgspec.Struct) -> bytes:
+    return _FORMAT + _encoder.encode(row)
+
+
+def encode_compressed(row: msgspec.Struct) -> bytes:
+    return _FORMAT + zlib.compress(_encoder.encode(row), 6)
+
+
+def decode(raw: bytes, typ: type[T], *, what: str, where: str, path: str) -> T:
+    """Decode one stored value or raise :class:`CorruptionError` naming it."""
+    if not raw or raw[0] != FORMAT_VERSION:
+        found = raw[0] if raw else None
+        raise CorruptionError(
+            what, where, path, f"format byte is {found!r}, expected {FORMAT_VERSION}"
+        )
+    try:
+        return _decoders[typ].decode(memoryview(raw)[1:])  # type: ignore[return-value]
+    except msgspec.DecodeError as err:
+        raise CorruptionError(what, where, path, str(err)) from err
+
+
+def decode_compressed(raw: bytes, typ: type[T], *, what: str, where: str, path: str) -> T:
+    if not raw or raw[0] != FORMAT_VERSION:
+        found = raw[0] if raw else None
+        raise CorruptionError(
+            what, where, path, f"format byte is {found!r}, expected {FORMAT_VERSION}"
+        )
+    try:
+        body = zlib.decompress(memoryview(raw)[1:])
+    except zlib.error as err:
+        raise CorruptionError(what, where, path, f"bad compression: {err}") from err
+    return decode(_FORMAT + body, typ, what=what, where=where, path=path)

@@ -1,0 +1,799 @@
+"""The LMDB event store.
+
+Layout (see ``_codec`` for the bytes): a hot log keyed by global position and
+written with ``MDB_APPEND``, a per-stream index (sid, version) -> position,
+a streams table (name -> sid, version, archived_upto), snapshots, and a
+compressed archive. Writes go through :class:`GroupCommitter`, so concurrent
+appenders share one durable transaction.
+
+Every write transaction re-reads the counters it needs (next position, a
+stream's version) from the transaction itself rather than from a cache, so a
+second writer process on the same directory is safe: LMDB serialises writers
+across processes and each sees the other's commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import lmdb
+
+from . import _codec as codec
+from ._errors import (
+    ArchiveError,
+    ConcurrencyError,
+    CorruptionError,
+    EventStoreError,
+    InvalidEventError,
+    SnapshotError,
+    StoreClosedError,
+    StoreFullError,
+    StoreIOError,
+    StoreReadOnlyError,
+)
+from ._group_commit import GroupCommitter
+from ._records import (
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    _ArchiveChunk,
+    _ArchivedEventRow,
+    _EventRow,
+    _MetaRow,
+    _SnapshotRow,
+    _StreamRow,
+)
+from ._rwlock import ResizeLock
+from ._validate import check_data, check_events, check_stream, check_version
+
+Durability = Literal["sync", "async"]
+
+_META_KEY = b"meta"
+_READ_CHUNK = 1024
+_ARCHIVE_CHUNK = 4096
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DBS = ("events", "index", "streams", "sids", "snapshots", "archive", "meta")
+
+
+class _Txn:
+    """State of one write batch: counters read once and written back once."""
+
+    __slots__ = (
+        "_store",
+        "dirty_streams",
+        "events_cursor",
+        "meta",
+        "meta_dirty",
+        "streams",
+        "ts",
+        "txn",
+    )
+
+    def __init__(self, store: EventStore, txn: Any, ts: float) -> None:
+        self._store = store
+        self.txn = txn
+        self.ts = ts
+        self.meta = store._load_meta(txn)
+        self.meta_dirty = False
+        self.streams: dict[str, _StreamRow | None] = {}
+        self.dirty_streams: set[str] = set()
+        self.events_cursor = txn.cursor(db=store._db["events"])
+
+    def stream(self, name: str) -> _StreamRow | None:
+        try:
+            return self.streams[name]
+        except KeyError:
+            row = self._store._load_stream(self.txn, name)
+            self.streams[name] = row
+            return row
+
+    def set_stream(self, name: str, row: _StreamRow) -> None:
+        self.streams[name] = row
+        self.dirty_streams.add(name)
+
+    def new_sid(self, name: str) -> int:
+        sid = self.meta.next_sid
+        self.meta = _MetaRow(self.meta.next_position, sid + 1)
+        self.meta_dirty = True
+        self.txn.put(codec.u64(sid), name.encode("utf-8"), db=self._store._db["sids"])
+        return sid
+
+    def flush(self) -> None:
+        db = self._store._db
+        for name in self.dirty_streams:
+            row = self.streams[name]
+            assert row is not None
+            self.txn.put(name.encode("utf-8"), codec.encode(row), db=db["streams"])
+        if self.meta_dirty:
+            self.txn.put(_META_KEY, codec.encode(self.meta), db=db["meta"])
+
+
+class _Append:
+    """One or more stream appends committed atomically (all or none)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[tuple[str, list[NewEvent], int | None]]) -> None:
+        self.items = items
+
+
+class _SaveSnapshot:
+    __slots__ = ("data", "stream", "version")
+
+    def __init__(self, stream: str, version: int, data: bytes) -> None:
+        self.stream = stream
+        self.version = version
+        self.data = data
+
+
+class _Archive:
+    __slots__ = ("stream", "up_to")
+
+    def __init__(self, stream: str, up_to: int) -> None:
+        self.stream = stream
+        self.up_to = up_to
+
+
+_Op = _Append | _SaveSnapshot | _Archive
+
+
+class EventStore:
+    """An append-only, crash-safe event log in one LMDB directory.
+
+    Open with :meth:`open`. Thread-safe. Other processes may open the same
+    directory at the same time (read-only or as another writer). One process
+    must open a given directory only once at a time (an LMDB rule).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        path: str,
+        *,
+        durability: Durability,
+        readonly: bool,
+        keep_snapshots: int,
+        clock: Callable[[], float],
+        max_batch: int,
+    ) -> None:
+        self._env = env
+        self._path = path
+        self._durability = durability
+        self._readonly = readonly
+        self._keep_snapshots = keep_snapshots
+        self._clock = clock
+        self._rw = ResizeLock()
+        self._closed = False  # no new operations accepted
+        self._env_closed = False  # the LMDB environment is gone
+        self._close_lock = threading.Lock()
+        self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _DBS}
+        self._sid_names: dict[int, str] = {}
+        self._committer: GroupCommitter[_Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "sync",
+        map_size: int = 1 << 30,
+        readonly: bool = False,
+        keep_snapshots: int = 3,
+        clock: Callable[[], float] = time.time,
+        max_batch: int = 2048,
+    ) -> EventStore:
+        """Open (creating if needed, unless ``readonly``) the store at ``path``.
+
+        ``durability="sync"``: an append returns only once it is on disk
+        (fsync). ``"async"``: commits skip the fsync; a process crash loses
+        nothing, an OS crash or power loss may lose the latest commits; call
+        :meth:`flush` to force them out.
+        ``map_size`` is the initial LMDB map; it grows by doubling when full.
+        """
+        if durability not in ("sync", "async"):
+            raise InvalidEventError(f"durability must be 'sync' or 'async', got {durability!r}")
+        check_version("keep_snapshots", keep_snapshots, minimum=1)
+        check_version("map_size", map_size, minimum=1 << 16)
+        spath = os.fspath(path)
+        if readonly and not os.path.isdir(spath):
+            raise StoreIOError(spath, "open read-only", "no event store directory there")
+        if not readonly:
+            os.makedirs(spath, exist_ok=True)
+        try:
+            env = lmdb.open(
+                spath,
+                map_size=map_size,
+                max_dbs=len(_DBS) + 1,
+                max_readers=1024,
+                readonly=readonly,
+                sync=durability == "sync",
+                metasync=durability == "sync",
+                lock=True,
+                subdir=True,
+            )
+        except lmdb.Error as err:
+            raise _translate(err, spath, "open") from err
+        store = cls(
+            env,
+            spath,
+            durability=durability,
+            readonly=readonly,
+            keep_snapshots=keep_snapshots,
+            clock=clock,
+            max_batch=max_batch,
+        )
+        if not readonly:
+            store._init_meta()
+        return store
+
+    def close(self) -> None:
+        """Finish in-flight writes, flush, and release the directory. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._committer.wait_idle()
+        with self._rw.exclusive():
+            if not self._readonly:
+                with contextlib.suppress(lmdb.Error):  # best effort at close
+                    self._env.sync(True)
+            self._env_closed = True
+            self._env.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def flush(self) -> None:
+        """Force every commit to disk (only needed with ``durability="async"``)."""
+        self._check_open()
+        with self._rw.shared():
+            try:
+                self._env.sync(True)
+            except lmdb.Error as err:
+                raise _translate(err, self._path, "flush") from err
+
+    # ------------------------------------------------------------ writes
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        """Append ``events`` to ``stream`` atomically; return the new version.
+
+        ``expected_version=N`` makes the append conditional on the stream being
+        at version N (0: the stream must be new), else :class:`ConcurrencyError`
+        and nothing is written. An empty ``events`` writes nothing and returns
+        the current version (after the same check). Returns once durable.
+        """
+        item = _check_item(stream, events, expected_version)
+        self._check_writable("append")
+        versions: list[int] = self._submit(_Append([item]))
+        return versions[0]
+
+    def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> list[int]:
+        """Append to several streams in one atomic, durable commit.
+
+        ``batch`` holds ``(stream, events, expected_version)`` triples, applied
+        in order (a stream may appear more than once). If any expected version
+        does not match, :class:`ConcurrencyError` is raised and nothing of the
+        batch is written. Returns each triple's resulting stream version.
+        """
+        if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)):
+            raise InvalidEventError(
+                f"append_many takes a sequence of (stream, events, expected_version), "
+                f"got {type(batch).__name__}"
+            )
+        items = []
+        for i, entry in enumerate(batch):
+            if not isinstance(entry, tuple) or len(entry) != 3:
+                raise InvalidEventError(
+                    f"append_many: batch[{i}] must be a (stream, events, expected_version) tuple"
+                )
+            items.append(_check_item(*entry))
+        self._check_writable("append")
+        if not items:
+            return []
+        result: list[int] = self._submit(_Append(items))
+        return result
+
+    def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
+        """Store ``data`` as the state of ``stream`` as of ``version``.
+
+        Keeps the newest ``keep_snapshots`` snapshots of the stream.
+        """
+        check_stream(stream)
+        check_version("version", version, minimum=1)
+        check_data("snapshot data", data)
+        self._check_writable("save a snapshot")
+        self._submit(_SaveSnapshot(stream, version, data))
+
+    def archive(self, stream: str, up_to_version: int) -> int:
+        """Move events ``..up_to_version`` of ``stream`` to the compressed archive.
+
+        They stay readable with ``read(..., archived=True)``; nothing is
+        deleted. Returns the stream's new ``archived_upto``. Archiving what is
+        already archived is a no-op.
+        """
+        check_stream(stream)
+        check_version("up_to_version", up_to_version, minimum=1)
+        self._check_writable("archive")
+        archived_upto: int = self._submit(_Archive(stream, up_to_version))
+        return archived_upto
+
+    def _submit(self, op: _Op) -> Any:
+        self._check_open()
+        return self._committer.submit(op)
+
+    def _run_batch(self, ops: Sequence[_Op]) -> list[object]:
+        while True:
+            with self._rw.shared():
+                if self._env_closed:
+                    return [StoreClosedError(self._path) for _ in ops]
+                try:
+                    txn = self._env.begin(write=True)
+                except lmdb.MapResizedError:
+                    txn = None
+                except lmdb.Error as err:
+                    raise _translate(err, self._path, "begin a write") from err
+                if txn is not None:
+                    try:
+                        state = _Txn(self, txn, self._clock())
+                        outcomes: list[object] = []
+                        for op in ops:
+                            try:
+                                outcomes.append(self._apply(state, op))
+                            except EventStoreError as err:
+                                # Ops validate before they write: a rejected op left nothing.
+                                outcomes.append(err)
+                        state.flush()
+                        txn.commit()
+                        return outcomes
+                    except lmdb.MapFullError:
+                        _abort(txn)
+                    except lmdb.Error as err:
+                        _abort(txn)
+                        raise _translate(err, self._path, "commit") from err
+                    except BaseException:
+                        _abort(txn)
+                        raise
+            # Map full here, or grown by another process: resize with no txn open.
+            self._grow(adopt_only=txn is None)
+
+    def _apply(self, st: _Txn, op: _Op) -> Any:
+        if isinstance(op, _Append):
+            return self._apply_append(st, op)
+        if isinstance(op, _SaveSnapshot):
+            return self._apply_snapshot(st, op)
+        return self._apply_archive(st, op)
+
+    def _apply_append(self, st: _Txn, op: _Append) -> list[int]:
+        # Check every expected version first: a rejected op writes nothing.
+        planned: dict[str, int] = {}
+        for stream, events, expected in op.items:
+            current = planned.get(stream)
+            if current is None:
+                row = st.stream(stream)
+                current = row.version if row is not None else 0
+            if expected is not None and expected != current:
+                raise ConcurrencyError(stream, expected, current)
+            planned[stream] = current + len(events)
+        return [self._write_events(st, stream, events) for stream, events, _ in op.items]
+
+    def _write_events(self, st: _Txn, stream: str, events: list[NewEvent]) -> int:
+        row = st.stream(stream)
+        if not events:
+            return row.version if row is not None else 0
+        if row is None:
+            row = _StreamRow(st.new_sid(stream), 0, 0)
+        sid = row.sid
+        pos = st.meta.next_position
+        put_event = st.events_cursor.put
+        put_index = st.txn.put
+        index_db = self._db["index"]
+        u64, pair, encode, ts = codec.u64, codec.pair, codec.encode, st.ts
+        version = row.version
+        for ev in events:
+            version += 1
+            pkey = u64(pos)
+            value = encode(_EventRow(sid, version, ev.kind, ev.data, ts))
+            if not put_event(pkey, value, append=True):
+                raise _corrupt_meta(self._path, pos)  # pragma: no cover
+            put_index(pair(sid, version), pkey, db=index_db)
+            pos += 1
+        st.meta = _MetaRow(pos, st.meta.next_sid)
+        st.meta_dirty = True
+        st.set_stream(stream, _StreamRow(sid, version, row.archived_upto))
+        return version
+
+    def _apply_snapshot(self, st: _Txn, op: _SaveSnapshot) -> None:
+        row = st.stream(op.stream)
+        current = row.version if row is not None else 0
+        if row is None or op.version > current:
+            raise SnapshotError(
+                f"stream {op.stream!r}: cannot snapshot version {op.version}, "
+                f"the stream is at version {current}"
+            )
+        db = self._db["snapshots"]
+        st.txn.put(
+            codec.pair(row.sid, op.version),
+            codec.encode(_SnapshotRow(op.version, op.data, st.ts)),
+            db=db,
+        )
+        keys = list(self._keys_with_sid(st.txn, db, row.sid))
+        for key in keys[: max(0, len(keys) - self._keep_snapshots)]:
+            st.txn.delete(key, db=db)
+
+    def _apply_archive(self, st: _Txn, op: _Archive) -> int:
+        row = st.stream(op.stream)
+        current = row.version if row is not None else 0
+        if row is None or op.up_to > current:
+            raise ArchiveError(
+                f"stream {op.stream!r}: cannot archive up to version {op.up_to}, "
+                f"the stream is at version {current}"
+            )
+        if op.up_to <= row.archived_upto:
+            return row.archived_upto
+        txn = st.txn
+        # Read (and decode) everything first: a corrupt record aborts this op
+        # before anything was written.
+        moving: list[tuple[bytes, bytes, _ArchivedEventRow]] = []
+        for version in range(row.archived_upto + 1, op.up_to + 1):
+            ikey = codec.pair(row.sid, version)
+            pkey = txn.get(ikey, db=self._db["index"])
+            where = f"stream {op.stream!r} version {version}"
+            if pkey is None:
+                raise _missing(self._path, where)
+            raw = txn.get(pkey, db=self._db["events"])
+            if raw is None:
+                raise _missing(self._path, where)
+            ev = codec.decode(raw, _EventRow, what="event", where=where, path=self._path)
+            moving.append(
+                (
+                    ikey,
+                    pkey,
+                    _ArchivedEventRow(codec.from_u64(pkey), ev.version, ev.kind, ev.data, ev.ts),
+                )
+            )
+        for start in range(0, len(moving), _ARCHIVE_CHUNK):
+            part = moving[start : start + _ARCHIVE_CHUNK]
+            txn.put(
+                codec.pair(row.sid, part[0][2].version),
+                codec.encode_compressed(_ArchiveChunk([m[2] for m in part])),
+                db=self._db["archive"],
+            )
+        for ikey, pkey, _ in moving:
+            txn.delete(ikey, db=self._db["index"])
+            txn.delete(pkey, db=self._db["events"])
+        st.set_stream(op.stream, _StreamRow(row.sid, row.version, op.up_to))
+        return op.up_to
+
+    # ------------------------------------------------------------ reads
+
+    def version(self, stream: str) -> int:
+        """The stream's current version; 0 for a stream never written."""
+        check_stream(stream)
+        with self._read_txn() as txn:
+            row = self._load_stream(txn, stream)
+        return row.version if row is not None else 0
+
+    def stream_info(self, stream: str) -> StreamInfo | None:
+        """Version and archive watermark of ``stream``, or None if it does not exist."""
+        check_stream(stream)
+        with self._read_txn() as txn:
+            row = self._load_stream(txn, stream)
+        return None if row is None else StreamInfo(stream, row.version, row.archived_upto)
+
+    def streams(self) -> list[str]:
+        """Every stream name, in byte order of the UTF-8 name."""
+        with self._read_txn() as txn:
+            cur = txn.cursor(db=self._db["streams"])
+            return [bytes(k).decode("utf-8") for k in cur.iternext(keys=True, values=False)]
+
+    def head_position(self) -> int:
+        """The global position of the last event ever appended (0 if none)."""
+        with self._read_txn() as txn:
+            return self._load_meta(txn).next_position - 1
+
+    def read(
+        self,
+        stream: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        archived: bool = False,
+    ) -> Iterator[RecordedEvent]:
+        """Events of ``stream`` with ``from_version <= version <= to_version``.
+
+        Archived events are skipped unless ``archived=True``. Reads in bounded
+        chunks: a long read never holds a snapshot of the database for long.
+        """
+        check_stream(stream)
+        check_version("from_version", from_version, minimum=1)
+        if to_version is not None:
+            check_version("to_version", to_version, minimum=0)
+        self._check_open()
+        return self._iter_stream(stream, from_version, to_version, archived)
+
+    def _iter_stream(
+        self, stream: str, next_v: int, to_version: int | None, archived: bool
+    ) -> Iterator[RecordedEvent]:
+        while True:
+            with self._read_txn() as txn:
+                row = self._load_stream(txn, stream)
+                if row is None:
+                    return
+                end = row.version if to_version is None else min(to_version, row.version)
+                if next_v <= row.archived_upto and not archived:
+                    next_v = row.archived_upto + 1
+                if next_v > end:
+                    return
+                if next_v <= row.archived_upto:
+                    chunk = self._read_archived(txn, stream, row.sid, next_v, end)
+                else:
+                    chunk = self._read_hot(txn, stream, row.sid, next_v, end)
+            if not chunk:  # pragma: no cover - index and stream row disagree
+                raise _missing(self._path, f"stream {stream!r} version {next_v}")
+            yield from chunk
+            next_v = chunk[-1].version + 1
+
+    def _read_hot(
+        self, txn: Any, stream: str, sid: int, first: int, last: int
+    ) -> list[RecordedEvent]:
+        out: list[RecordedEvent] = []
+        stop = min(last, first + _READ_CHUNK - 1)
+        cur = txn.cursor(db=self._db["index"])
+        events_get = txn.cursor(db=self._db["events"]).get
+        decode = codec.decode
+        if not cur.set_key(codec.pair(sid, first)):
+            return out
+        expected = first
+        for key, pkey in cur:
+            ksid, version = codec.from_pair(key)
+            if ksid != sid or version > stop:
+                break
+            where = f"stream {stream!r} version {version}"
+            if version != expected:
+                raise _missing(self._path, f"stream {stream!r} version {expected}")
+            raw = events_get(pkey)
+            if raw is None:
+                raise _missing(self._path, where)
+            ev = decode(raw, _EventRow, what="event", where=where, path=self._path)
+            if ev.sid != sid or ev.version != version:
+                raise _mismatch(self._path, where, ev.sid, ev.version)
+            out.append(
+                RecordedEvent(stream, version, codec.from_u64(pkey), ev.kind, ev.data, ev.ts)
+            )
+            expected += 1
+        return out
+
+    def _read_archived(
+        self, txn: Any, stream: str, sid: int, first: int, last: int
+    ) -> list[RecordedEvent]:
+        cur = txn.cursor(db=self._db["archive"])
+        # The chunk holding `first` is the last chunk whose first version <= first.
+        found = cur.prev() if cur.set_range(codec.pair(sid, first + 1)) else cur.last()
+        if not found:
+            return []
+        ksid, chunk_first = codec.from_pair(cur.key())
+        where = f"stream {stream!r} archive chunk from version {chunk_first}"
+        if ksid != sid:
+            return []
+        chunk = codec.decode_compressed(
+            cur.value(), _ArchiveChunk, what="archive chunk", where=where, path=self._path
+        )
+        return [
+            RecordedEvent(stream, r.version, r.position, r.kind, r.data, r.ts)
+            for r in chunk.rows
+            if first <= r.version <= last
+        ]
+
+    def read_all(self, from_position: int = 0) -> Iterator[RecordedEvent]:
+        """Every hot (not archived) event with position >= ``from_position``,
+        in global commit order."""
+        check_version("from_position", from_position, minimum=0)
+        self._check_open()
+        return self._iter_all(max(1, from_position))
+
+    def _iter_all(self, pos: int) -> Iterator[RecordedEvent]:
+        while True:
+            out: list[RecordedEvent] = []
+            with self._read_txn() as txn:
+                cur = txn.cursor(db=self._db["events"])
+                if not cur.set_range(codec.u64(pos)):
+                    return
+                names = self._sid_names
+                for key, raw in cur:
+                    position = codec.from_u64(key)
+                    where = f"position {position}"
+                    ev = codec.decode(raw, _EventRow, what="event", where=where, path=self._path)
+                    name = names.get(ev.sid)
+                    if name is None:
+                        name = self._load_sid_name(txn, ev.sid, where)
+                    out.append(RecordedEvent(name, ev.version, position, ev.kind, ev.data, ev.ts))
+                    if len(out) >= _READ_CHUNK:
+                        break
+            if not out:
+                return
+            yield from out
+            pos = out[-1].position + 1
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        """The newest snapshot of ``stream``, or None."""
+        check_stream(stream)
+        with self._read_txn() as txn:
+            row = self._load_stream(txn, stream)
+            if row is None:
+                return None
+            keys = list(self._keys_with_sid(txn, self._db["snapshots"], row.sid))
+            if not keys:
+                return None
+            raw = txn.get(keys[-1], db=self._db["snapshots"])
+            _, version = codec.from_pair(keys[-1])
+            snap = codec.decode(
+                raw,
+                _SnapshotRow,
+                what="snapshot",
+                where=f"stream {stream!r} version {version}",
+                path=self._path,
+            )
+        return Snapshot(stream, snap.version, snap.data, snap.ts)
+
+    # ------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(self._path)
+
+    def _check_writable(self, operation: str) -> None:
+        self._check_open()
+        if self._readonly:
+            raise StoreReadOnlyError(self._path, operation)
+
+    @contextmanager
+    def _read_txn(self) -> Iterator[Any]:
+        self._check_open()
+        while True:
+            with self._rw.shared():
+                if self._env_closed:
+                    raise StoreClosedError(self._path)
+                try:
+                    txn = self._env.begin(buffers=False)
+                except lmdb.MapResizedError:
+                    txn = None
+                except lmdb.Error as err:
+                    raise _translate(err, self._path, "begin a read") from err
+                if txn is not None:
+                    try:
+                        yield txn
+                    finally:
+                        txn.abort()
+                    return
+            self._grow(adopt_only=True)
+
+    def _grow(self, *, adopt_only: bool) -> None:
+        with self._rw.exclusive():
+            if self._env_closed:
+                raise StoreClosedError(self._path)
+            try:
+                if adopt_only:
+                    self._env.set_mapsize(0)  # adopt the size another process set
+                else:
+                    self._env.set_mapsize(self._env.info()["map_size"] * 2)
+            except lmdb.Error as err:
+                raise _translate(err, self._path, "grow the map") from err
+
+    def _init_meta(self) -> None:
+        with self._read_txn() as txn:
+            if txn.get(_META_KEY, db=self._db["meta"]) is not None:
+                return
+        with self._rw.shared():
+            txn = self._env.begin(write=True)
+            try:
+                if txn.get(_META_KEY, db=self._db["meta"]) is None:
+                    txn.put(_META_KEY, codec.encode(_MetaRow(1, 1)), db=self._db["meta"])
+                txn.commit()
+            except lmdb.Error as err:
+                _abort(txn)
+                raise _translate(err, self._path, "initialise") from err
+
+    def _load_meta(self, txn: Any) -> _MetaRow:
+        raw = txn.get(_META_KEY, db=self._db["meta"])
+        if raw is None:
+            return _MetaRow(1, 1)
+        return codec.decode(raw, _MetaRow, what="meta record", where="meta", path=self._path)
+
+    def _load_stream(self, txn: Any, name: str) -> _StreamRow | None:
+        raw = txn.get(name.encode("utf-8"), db=self._db["streams"])
+        if raw is None:
+            return None
+        return codec.decode(
+            raw, _StreamRow, what="stream record", where=f"stream {name!r}", path=self._path
+        )
+
+    def _load_sid_name(self, txn: Any, sid: int, where: str) -> str:
+        raw = txn.get(codec.u64(sid), db=self._db["sids"])
+        if raw is None:
+            raise _missing(self._path, f"stream id {sid} of the event at {where}")
+        name: str = bytes(raw).decode("utf-8")
+        self._sid_names[sid] = name  # sids are immutable once assigned
+        return name
+
+    @staticmethod
+    def _keys_with_sid(txn: Any, db: Any, sid: int) -> Iterator[bytes]:
+        cur = txn.cursor(db=db)
+        if not cur.set_range(codec.pair(sid, 0)):
+            return
+        for key in cur.iternext(keys=True, values=False):
+            if codec.from_pair(key)[0] != sid:
+                return
+            yield bytes(key)
+
+
+def _check_item(
+    stream: object, events: object, expected_version: object
+) -> tuple[str, list[NewEvent], int | None]:
+    name = check_stream(stream)
+    evs = check_events(name, events)
+    if expected_version is not None:
+        check_version("expected_version", expected_version, minimum=0)
+    return name, evs, expected_version  # type: ignore[return-value]
+
+
+def _abort(txn: Any) -> None:
+    with contextlib.suppress(lmdb.Error):  # already aborted by a failed commit
+        txn.abort()
+
+
+def _translate(err: Exception, path: str, operation: str) -> EventStoreError:
+    detail = str(err)
+    code = getattr(err, "errno", None) or _errno_from_message(detail)
+    if code in _FULL_ERRNOS or isinstance(err, lmdb.MapFullError):
+        return StoreFullError(path, f"{operation}: {detail}")
+    return StoreIOError(path, operation, detail)
+
+
+def _errno_from_message(detail: str) -> int | None:
+    for code in _FULL_ERRNOS:
+        if os.strerror(code) in detail:
+            return code
+    return None
+
+
+def _missing(path: str, where: str) -> EventStoreError:
+    return CorruptionError("record", where, path, "the index points to a record that is missing")
+
+
+def _mismatch(path: str, where: str, sid: int, version: int) -> EventStoreError:
+    return CorruptionError(
+        "event", where, path, f"the stored record claims stream id {sid} version {version}"
+    )
+
+
+def _corrupt_meta(path: str, pos: int) -> EventStoreError:
+    return CorruptionError(
+        "meta record", "meta", path, f"next position {pos} is not past the end of the log"
+    )

@@ -1,0 +1,246 @@
+"""An in-memory reference store with the same contract as :class:`EventStore`.
+
+It exists to pin the contract: the conformance suite runs against both, so
+a behaviour of the LMDB store that the reference does not share is a bug in
+one of them. It is also the fast store behind ``aura.testing``. Nothing is
+durable: ``close()`` keeps the data so a "reopen" (``reopen()``) sees it,
+which is how tests model a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from ._errors import (
+    ArchiveError,
+    ConcurrencyError,
+    InvalidEventError,
+    SnapshotError,
+    StoreClosedError,
+)
+from ._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
+from ._validate import check_data, check_events, check_stream, check_version
+
+
+class _Stream:
+    __slots__ = ("archived", "archived_upto", "hot", "snapshots")
+
+    def __init__(self) -> None:
+        self.hot: list[RecordedEvent] = []
+        self.archived: list[RecordedEvent] = []
+        self.archived_upto = 0
+        self.snapshots: list[Snapshot] = []
+
+    @property
+    def version(self) -> int:
+        return self.archived_upto + len(self.hot)
+
+
+class MemoryEventStore:
+    """Reference implementation of the event-store contract, in memory."""
+
+    def __init__(self, *, keep_snapshots: int = 3, clock: Callable[[], float] = time.time) -> None:
+        check_version("keep_snapshots", keep_snapshots, minimum=1)
+        self._lock = threading.RLock()
+        self._streams: dict[str, _Stream] = {}
+        self._log: dict[int, RecordedEvent] = {}
+        self._next_position = 1
+        self._keep = keep_snapshots
+        self._clock = clock
+        self._closed = False
+        self.path = ":memory:"
+
+    @classmethod
+    def open(
+        cls, *, keep_snapshots: int = 3, clock: Callable[[], float] = time.time
+    ) -> MemoryEventStore:
+        return cls(keep_snapshots=keep_snapshots, clock=clock)
+
+    def reopen(self) -> MemoryEventStore:
+        """A new open handle over the same data (models close + open)."""
+        with self._lock:
+            other = MemoryEventStore(keep_snapshots=self._keep, clock=self._clock)
+            other._streams = self._streams
+            other._log = self._log
+            other._next_position = self._next_position
+            other._lock = self._lock
+            return other
+
+    def close(self) -> None:
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> MemoryEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        self._check_open()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(self.path)
+
+    def append(
+        self, stream: str, events: Sequence[NewEvent], *, expected_version: int | None = None
+    ) -> int:
+        check_stream(stream)
+        evs = check_events(stream, events)
+        if expected_version is not None:
+            check_version("expected_version", expected_version, minimum=0)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            current = st.version if st is not None else 0
+            if expected_version is not None and expected_version != current:
+                raise ConcurrencyError(stream, expected_version, current)
+            if not evs:
+                return current
+            if st is None:
+                st = self._streams[stream] = _Stream()
+            ts = self._clock()
+            for ev in evs:
+                rec = RecordedEvent(
+                    stream, st.version + 1, self._next_position, ev.kind, ev.data, ts
+                )
+                st.hot.append(rec)
+                self._log[rec.position] = rec
+                self._next_position += 1
+            return st.version
+
+    def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> list[int]:
+        if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)):
+            raise InvalidEventError(
+                f"append_many takes a sequence of (stream, events, expected_version), "
+                f"got {type(batch).__name__}"
+            )
+        items: list[tuple[str, list[NewEvent], int | None]] = []
+        for i, entry in enumerate(batch):
+            if not isinstance(entry, tuple) or len(entry) != 3:
+                raise InvalidEventError(
+                    f"append_many: batch[{i}] must be a (stream, events, expected_version) tuple"
+                )
+            stream, events, expected = entry
+            check_stream(stream)
+            evs = check_events(stream, events)
+            if expected is not None:
+                check_version("expected_version", expected, minimum=0)
+            items.append((stream, evs, expected))
+        with self._lock:
+            self._check_open()
+            planned: dict[str, int] = {}
+            for stream, evs, expected in items:
+                current = planned.get(stream, self._version(stream))
+                if expected is not None and expected != current:
+                    raise ConcurrencyError(stream, expected, current)
+                planned[stream] = current + len(evs)
+            return [self.append(stream, evs) for stream, evs, _ in items]
+
+    def _version(self, stream: str) -> int:
+        st = self._streams.get(stream)
+        return st.version if st is not None else 0
+
+    def version(self, stream: str) -> int:
+        check_stream(stream)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            return st.version if st is not None else 0
+
+    def stream_info(self, stream: str) -> StreamInfo | None:
+        check_stream(stream)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            return None if st is None else StreamInfo(stream, st.version, st.archived_upto)
+
+    def streams(self) -> list[str]:
+        with self._lock:
+            self._check_open()
+            return sorted(self._streams, key=lambda s: s.encode("utf-8"))
+
+    def head_position(self) -> int:
+        with self._lock:
+            self._check_open()
+            return self._next_position - 1
+
+    def read(
+        self,
+        stream: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        archived: bool = False,
+    ) -> Iterator[RecordedEvent]:
+        check_stream(stream)
+        check_version("from_version", from_version, minimum=1)
+        if to_version is not None:
+            check_version("to_version", to_version, minimum=0)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            if st is None:
+                return iter(())
+            events = (st.archived if archived else []) + st.hot
+            end = st.version if to_version is None else to_version
+            return iter([e for e in events if from_version <= e.version <= end])
+
+    def read_all(self, from_position: int = 0) -> Iterator[RecordedEvent]:
+        check_version("from_position", from_position, minimum=0)
+        with self._lock:
+            self._check_open()
+            return iter([self._log[p] for p in sorted(self._log) if p >= from_position])
+
+    def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
+        check_stream(stream)
+        check_version("version", version, minimum=1)
+        check_data("snapshot data", data)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            current = st.version if st is not None else 0
+            if st is None or version > current:
+                raise SnapshotError(
+                    f"stream {stream!r}: cannot snapshot version {version}, "
+                    f"the stream is at version {current}"
+                )
+            snaps = [s for s in st.snapshots if s.version != version]
+            snaps.append(Snapshot(stream, version, data, self._clock()))
+            snaps.sort(key=lambda s: s.version)
+            st.snapshots = snaps[-self._keep :]
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        check_stream(stream)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            return st.snapshots[-1] if st is not None and st.snapshots else None
+
+    def archive(self, stream: str, up_to_version: int) -> int:
+        check_stream(stream)
+        check_version("up_to_version", up_to_version, minimum=1)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            current = st.version if st is not None else 0
+            if st is None or up_to_version > current:
+                raise ArchiveError(
+                    f"stream {stream!r}: cannot archive up to version {up_to_version}, "
+                    f"the stream is at version {current}"
+                )
+            if up_to_version <= st.archived_upto:
+                return st.archived_upto
+            n = up_to_version - st.archived_upto
+            moved, st.hot = st.hot[:n], st.hot[n:]
+            st.archived.extend(moved)
+            for rec in moved:
+                del self._log[rec.position]
+            st.archived_upto = up_to_version
+            return up_to_version

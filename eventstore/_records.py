@@ -1,0 +1,94 @@
+"""Public record types and the on-disk row formats.
+
+Every value the LMDB store writes is ``FORMAT_VERSION`` (one byte) followed
+by a msgpack array produced from one of the ``_...Row`` structs below
+(``array_like=True``: field names are not repeated in every record). The
+evolution contract is written in the package docstring.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+FORMAT_VERSION = 1
+"""Version byte prefixed to every stored value."""
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event to append: a ``kind`` (what happened) and opaque ``data`` bytes."""
+
+    kind: str
+    data: bytes = b""
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as stored: its stream, 1-based ``version`` in the stream, global
+    ``position`` (1-based, increasing in commit order), kind, data and the commit
+    wall-clock time ``ts`` (seconds since the epoch)."""
+
+    stream: str
+    version: int
+    position: int
+    kind: str
+    data: bytes
+    ts: float
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """Opaque state of ``stream`` as of (and including) event ``version``."""
+
+    stream: str
+    version: int
+    data: bytes
+    ts: float
+
+
+class StreamInfo(msgspec.Struct, frozen=True):
+    """What the store knows about a stream without reading its events."""
+
+    stream: str
+    version: int
+    archived_upto: int
+    """Events ``1..archived_upto`` live in the archive, not in the hot log."""
+
+
+# ---------------------------------------------------------------- on disk
+
+
+class _EventRow(msgspec.Struct, array_like=True, frozen=True):
+    sid: int
+    version: int
+    kind: str
+    data: bytes
+    ts: float
+
+
+class _StreamRow(msgspec.Struct, array_like=True, frozen=True):
+    sid: int
+    version: int
+    archived_upto: int = 0
+
+
+class _SnapshotRow(msgspec.Struct, array_like=True, frozen=True):
+    version: int
+    data: bytes
+    ts: float
+
+
+class _ArchivedEventRow(msgspec.Struct, array_like=True, frozen=True):
+    position: int
+    version: int
+    kind: str
+    data: bytes
+    ts: float
+
+
+class _ArchiveChunk(msgspec.Struct, array_like=True, frozen=True):
+    """One archive call's events for one stream, zlib-compressed on disk."""
+
+    rows: list[_ArchivedEventRow]
+
+
+class _MetaRow(msgspec.Struct, array_like=True, frozen=True):
+    next_position: int
+    next_sid: int

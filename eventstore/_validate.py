@@ -1,0 +1,62 @@
+"""Argument checks shared by every store backend, run before anything is written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._errors import InvalidEventError
+from ._records import NewEvent
+
+MAX_STREAM_BYTES = 400
+"""LMDB keys are at most 511 bytes; stream names are keys of the streams table."""
+
+
+def check_stream(stream: object) -> str:
+    if not isinstance(stream, str):
+        raise InvalidEventError(f"stream name must be a str, got {type(stream).__name__}")
+    if not stream:
+        raise InvalidEventError("stream name must not be empty")
+    if len(stream.encode("utf-8", "surrogatepass")) > MAX_STREAM_BYTES:
+        raise InvalidEventError(
+            f"stream name {stream[:40]!r}... is longer than {MAX_STREAM_BYTES} bytes in UTF-8"
+        )
+    try:
+        stream.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidEventError(f"stream name {stream!r} is not valid UTF-8: {err}") from err
+    return stream
+
+
+def check_events(stream: str, events: object) -> list[NewEvent]:
+    if isinstance(events, NewEvent) or not isinstance(events, Sequence):
+        raise InvalidEventError(
+            f"stream {stream!r}: events must be a sequence of NewEvent, got {type(events).__name__}"
+        )
+    out: list[NewEvent] = []
+    for i, ev in enumerate(events):
+        if not isinstance(ev, NewEvent):
+            raise InvalidEventError(
+                f"stream {stream!r}: events[{i}] must be a NewEvent, got {type(ev).__name__}"
+            )
+        if not isinstance(ev.kind, str) or not ev.kind:
+            raise InvalidEventError(f"stream {stream!r}: events[{i}].kind must be a non-empty str")
+        if not isinstance(ev.data, bytes):
+            raise InvalidEventError(
+                f"stream {stream!r}: events[{i}].data must be bytes, got {type(ev.data).__name__}"
+            )
+        out.append(ev)
+    return out
+
+
+def check_version(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEventError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise InvalidEventError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_data(name: str, value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise InvalidEventError(f"{name} must be bytes, got {type(value).__name__}")
+    return value
