@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,8 +47,6 @@ from ._records import (
     Snapshot,
     StreamInfo,
     _ArchiveChunk,
-    _ArchivedEventRow,
-    _EventRow,
     _MetaRow,
     _SnapshotRow,
     _StreamRow,
@@ -60,7 +60,7 @@ _META_KEY = b"meta"
 _READ_CHUNK = 1024
 _ARCHIVE_CHUNK = 4096
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-_DBS = ("events", "index", "streams", "sids", "snapshots", "archive", "meta")
+_DBS = ("events", "index", "streams", "snapshots", "archive", "meta")
 
 
 class _Txn:
@@ -99,11 +99,10 @@ class _Txn:
         self.streams[name] = row
         self.dirty_streams.add(name)
 
-    def new_sid(self, name: str) -> int:
+    def new_sid(self) -> int:
         sid = self.meta.next_sid
         self.meta = _MetaRow(self.meta.next_position, sid + 1)
         self.meta_dirty = True
-        self.txn.put(codec.u64(sid), name.encode("utf-8"), db=self._store._db["sids"])
         return sid
 
     def flush(self) -> None:
@@ -175,7 +174,6 @@ class EventStore:
         self._env_closed = False  # the LMDB environment is gone
         self._close_lock = threading.Lock()
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _DBS}
-        self._sid_names: dict[int, str] = {}
         self._committer: GroupCommitter[_Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
 
     # ------------------------------------------------------------ lifecycle
@@ -350,6 +348,8 @@ class EventStore:
 
     def _run_batch(self, ops: Sequence[_Op]) -> list[object]:
         while True:
+            failed: Any = None  # a write txn to abort once no reader is inside LMDB
+            failure: BaseException | None = None
             with self._rw.shared():
                 if self._env_closed:
                     return [StoreClosedError(self._path) for _ in ops]
@@ -370,18 +370,34 @@ class EventStore:
                                 # Ops validate before they write: a rejected op left nothing.
                                 outcomes.append(err)
                         state.flush()
-                        txn.commit()
-                        return outcomes
-                    except lmdb.MapFullError:
-                        _abort(txn)
-                    except lmdb.Error as err:
-                        _abort(txn)
-                        raise _translate(err, self._path, "commit") from err
-                    except BaseException:
-                        _abort(txn)
-                        raise
-            # Map full here, or grown by another process: resize with no txn open.
-            self._grow(adopt_only=txn is None)
+                    except BaseException as err:
+                        failed, failure = txn, err
+                    else:
+                        try:
+                            txn.commit()
+                        except lmdb.MapFullError as err:  # the failed commit freed the txn
+                            failure = err
+                        except lmdb.Error as err:
+                            raise _translate(err, self._path, "commit") from err
+                        else:
+                            return outcomes
+            if failed is None and isinstance(failure, lmdb.MapFullError):
+                self._grow(adopt_only=False)
+                continue
+            if failed is not None:
+                # py-lmdb >= 2 can deadlock aborting a failed write txn while other
+                # threads are inside read txns, so abort under the exclusive lock.
+                with self._rw.exclusive():
+                    _abort(failed)
+                if isinstance(failure, lmdb.MapFullError):
+                    self._grow(adopt_only=False)
+                    continue
+                if isinstance(failure, lmdb.Error):
+                    raise _translate(failure, self._path, "write") from failure
+                assert failure is not None
+                raise failure
+            # The map was grown by another process: adopt its size with no txn open.
+            self._grow(adopt_only=True)
 
     def _apply(self, st: _Txn, op: _Op) -> Any:
         if isinstance(op, _Append):
@@ -408,7 +424,7 @@ class EventStore:
         if not events:
             return row.version if row is not None else 0
         if row is None:
-            row = _StreamRow(st.new_sid(stream), 0, 0)
+            row = _StreamRow(st.new_sid(), 0, 0)
         sid = row.sid
         pos = st.meta.next_position
         put_event = st.events_cursor.put
@@ -419,7 +435,7 @@ class EventStore:
         for ev in events:
             version += 1
             pkey = u64(pos)
-            value = encode(_EventRow(sid, version, ev.kind, ev.data, ts))
+            value = encode(RecordedEvent(stream, version, pos, ev.kind, ev.data, ts))
             if not put_event(pkey, value, append=True):
                 raise _corrupt_meta(self._path, pos)  # pragma: no cover
             put_index(pair(sid, version), pkey, db=index_db)
@@ -460,7 +476,7 @@ class EventStore:
         txn = st.txn
         # Read (and decode) everything first: a corrupt record aborts this op
         # before anything was written.
-        moving: list[tuple[bytes, bytes, _ArchivedEventRow]] = []
+        moving: list[tuple[bytes, bytes, RecordedEvent]] = []
         for version in range(row.archived_upto + 1, op.up_to + 1):
             ikey = codec.pair(row.sid, version)
             pkey = txn.get(ikey, db=self._db["index"])
@@ -470,14 +486,9 @@ class EventStore:
             raw = txn.get(pkey, db=self._db["events"])
             if raw is None:
                 raise _missing(self._path, where)
-            ev = codec.decode(raw, _EventRow, what="event", where=where, path=self._path)
-            moving.append(
-                (
-                    ikey,
-                    pkey,
-                    _ArchivedEventRow(codec.from_u64(pkey), ev.version, ev.kind, ev.data, ev.ts),
-                )
-            )
+            ev = codec.decode(raw, RecordedEvent, what="event", where=where, path=self._path)
+            _check_record(ev, op.stream, version, codec.from_u64(pkey), where, self._path)
+            moving.append((ikey, pkey, ev))
         for start in range(0, len(moving), _ARCHIVE_CHUNK):
             part = moving[start : start + _ARCHIVE_CHUNK]
             txn.put(
@@ -563,32 +574,36 @@ class EventStore:
     def _read_hot(
         self, txn: Any, stream: str, sid: int, first: int, last: int
     ) -> list[RecordedEvent]:
-        out: list[RecordedEvent] = []
-        stop = min(last, first + _READ_CHUNK - 1)
+        # The index is dense per stream, so versions first..stop are the next
+        # `want` index entries; the records themselves are checked below.
+        want = min(last, first + _READ_CHUNK - 1) - first + 1
         cur = txn.cursor(db=self._db["index"])
-        events_get = txn.cursor(db=self._db["events"]).get
-        decode = codec.decode
         if not cur.set_key(codec.pair(sid, first)):
-            return out
-        expected = first
-        for key, pkey in cur:
-            ksid, version = codec.from_pair(key)
-            if ksid != sid or version > stop:
-                break
-            where = f"stream {stream!r} version {version}"
-            if version != expected:
-                raise _missing(self._path, f"stream {stream!r} version {expected}")
-            raw = events_get(pkey)
-            if raw is None:
-                raise _missing(self._path, where)
-            ev = decode(raw, _EventRow, what="event", where=where, path=self._path)
-            if ev.sid != sid or ev.version != version:
-                raise _mismatch(self._path, where, ev.sid, ev.version)
-            out.append(
-                RecordedEvent(stream, version, codec.from_u64(pkey), ev.kind, ev.data, ev.ts)
-            )
-            expected += 1
-        return out
+            return []
+        pkeys = list(itertools.islice(cur.iternext(keys=False, values=True), want))
+        positions = codec.unpack_positions(pkeys)
+        events_cur = txn.cursor(db=self._db["events"])
+        n = len(pkeys)
+        if positions[-1] - positions[0] == n - 1 and events_cur.set_key(pkeys[0]):
+            # One contiguous run (a single writer, or one big append): scan it.
+            values = list(itertools.islice(events_cur.iternext(keys=False, values=True), n))
+        else:
+            values = [v for _, v in events_cur.getmulti(pkeys)]
+        if len(values) != n:
+            raise _missing(self._path, f"stream {stream!r} version {first + len(values)}")
+        events = codec.decode_events(
+            values, lambda i: f"stream {stream!r} version {first + i}", self._path
+        )
+        # The index and the records must agree: same stream, gapless versions.
+        if (
+            [e.version for e in events] != list(range(first, first + n))
+            or [e.position for e in events] != positions
+            or any(e.stream != stream for e in events)
+        ):
+            for i, ev in enumerate(events):
+                where = f"stream {stream!r} version {first + i}"
+                _check_record(ev, stream, first + i, positions[i], where, self._path)
+        return events
 
     def _read_archived(
         self, txn: Any, stream: str, sid: int, first: int, last: int
@@ -605,11 +620,7 @@ class EventStore:
         chunk = codec.decode_compressed(
             cur.value(), _ArchiveChunk, what="archive chunk", where=where, path=self._path
         )
-        return [
-            RecordedEvent(stream, r.version, r.position, r.kind, r.data, r.ts)
-            for r in chunk.rows
-            if first <= r.version <= last
-        ]
+        return [r for r in chunk.rows if first <= r.version <= last]
 
     def read_all(self, from_position: int = 0) -> Iterator[RecordedEvent]:
         """Every hot (not archived) event with position >= ``from_position``,
@@ -620,26 +631,30 @@ class EventStore:
 
     def _iter_all(self, pos: int) -> Iterator[RecordedEvent]:
         while True:
-            out: list[RecordedEvent] = []
             with self._read_txn() as txn:
                 cur = txn.cursor(db=self._db["events"])
                 if not cur.set_range(codec.u64(pos)):
                     return
-                names = self._sid_names
+                keys: list[bytes] = []
+                values: list[bytes] = []
                 for key, raw in cur:
-                    position = codec.from_u64(key)
-                    where = f"position {position}"
-                    ev = codec.decode(raw, _EventRow, what="event", where=where, path=self._path)
-                    name = names.get(ev.sid)
-                    if name is None:
-                        name = self._load_sid_name(txn, ev.sid, where)
-                    out.append(RecordedEvent(name, ev.version, position, ev.kind, ev.data, ev.ts))
-                    if len(out) >= _READ_CHUNK:
+                    keys.append(key)
+                    values.append(raw)
+                    if len(keys) >= _READ_CHUNK:
                         break
-            if not out:
-                return
-            yield from out
-            pos = out[-1].position + 1
+            positions = codec.unpack_positions(keys)
+            events = codec.decode_events(values, _at_positions(positions), self._path)
+            if [e.position for e in events] != positions:
+                for ev, p in zip(events, positions, strict=True):
+                    if ev.position != p:
+                        raise CorruptionError(
+                            "event",
+                            f"position {p}",
+                            self._path,
+                            f"the record claims position {ev.position}",
+                        )
+            yield from events
+            pos = positions[-1] + 1
 
     def load_snapshot(self, stream: str) -> Snapshot | None:
         """The newest snapshot of ``stream``, or None."""
@@ -734,14 +749,6 @@ class EventStore:
             raw, _StreamRow, what="stream record", where=f"stream {name!r}", path=self._path
         )
 
-    def _load_sid_name(self, txn: Any, sid: int, where: str) -> str:
-        raw = txn.get(codec.u64(sid), db=self._db["sids"])
-        if raw is None:
-            raise _missing(self._path, f"stream id {sid} of the event at {where}")
-        name: str = bytes(raw).decode("utf-8")
-        self._sid_names[sid] = name  # sids are immutable once assigned
-        return name
-
     @staticmethod
     def _keys_with_sid(txn: Any, db: Any, sid: int) -> Iterator[bytes]:
         cur = txn.cursor(db=db)
@@ -773,13 +780,35 @@ def _translate(err: Exception, path: str, operation: str) -> EventStoreError:
     code = getattr(err, "errno", None) or _errno_from_message(detail)
     if code in _FULL_ERRNOS or isinstance(err, lmdb.MapFullError):
         return StoreFullError(path, f"{operation}: {detail}")
+    full = _diagnose_full(path) if code == errno.EIO else None
+    if full is not None:
+        # LMDB reports a short write as EIO; a full disk or file-size limit causes one.
+        return StoreFullError(path, f"{operation}: {detail} ({full})")
     return StoreIOError(path, operation, detail)
 
 
 def _errno_from_message(detail: str) -> int | None:
-    for code in _FULL_ERRNOS:
+    for code in (*_FULL_ERRNOS, errno.EIO):
         if os.strerror(code) in detail:
             return code
+    return None
+
+
+_LOW_SPACE = 16 << 20
+
+
+def _diagnose_full(path: str) -> str | None:
+    """Why a write to ``path`` may have failed for lack of space, or None."""
+    try:
+        st = os.statvfs(path)
+        if st.f_bavail * st.f_frsize < _LOW_SPACE:
+            return f"{st.f_bavail * st.f_frsize} bytes free on the device"
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        size = os.path.getsize(os.path.join(path, "data.mdb"))
+        if soft != resource.RLIM_INFINITY and size + (1 << 20) >= soft:
+            return f"data.mdb is {size} bytes, the process file-size limit is {soft}"
+    except OSError:
+        return None
     return None
 
 
@@ -787,10 +816,20 @@ def _missing(path: str, where: str) -> EventStoreError:
     return CorruptionError("record", where, path, "the index points to a record that is missing")
 
 
-def _mismatch(path: str, where: str, sid: int, version: int) -> EventStoreError:
-    return CorruptionError(
-        "event", where, path, f"the stored record claims stream id {sid} version {version}"
-    )
+def _at_positions(positions: list[int]) -> Callable[[int], str]:
+    return lambda i: f"position {positions[i]}"
+
+
+def _check_record(  # noqa: PLR0917
+    ev: RecordedEvent, stream: str, version: int, position: int, where: str, path: str
+) -> None:
+    if (ev.stream, ev.version, ev.position) != (stream, version, position):
+        raise CorruptionError(
+            "event",
+            where,
+            path,
+            f"the record claims stream {ev.stream!r} version {ev.version} position {ev.position}",
+        )
 
 
 def _corrupt_meta(path: str, pos: int) -> EventStoreError:

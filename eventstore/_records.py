@@ -21,10 +21,15 @@ class NewEvent(msgspec.Struct, frozen=True):
     data: bytes = b""
 
 
-class RecordedEvent(msgspec.Struct, frozen=True):
+class RecordedEvent(msgspec.Struct, frozen=True, array_like=True):
     """An event as stored: its stream, 1-based ``version`` in the stream, global
     ``position`` (1-based, increasing in commit order), kind, data and the commit
-    wall-clock time ``ts`` (seconds since the epoch)."""
+    wall-clock time ``ts`` (seconds since the epoch).
+
+    It is also the on-disk row of the hot log and the archive (``array_like``:
+    a msgpack array in field order), so replay decodes straight into it and
+    every record names its own stream, version and position.
+    """
 
     stream: str
     version: int
@@ -55,14 +60,6 @@ class StreamInfo(msgspec.Struct, frozen=True):
 # ---------------------------------------------------------------- on disk
 
 
-class _EventRow(msgspec.Struct, array_like=True, frozen=True):
-    sid: int
-    version: int
-    kind: str
-    data: bytes
-    ts: float
-
-
 class _StreamRow(msgspec.Struct, array_like=True, frozen=True):
     sid: int
     version: int
@@ -75,18 +72,10 @@ class _SnapshotRow(msgspec.Struct, array_like=True, frozen=True):
     ts: float
 
 
-class _ArchivedEventRow(msgspec.Struct, array_like=True, frozen=True):
-    position: int
-    version: int
-    kind: str
-    data: bytes
-    ts: float
-
-
 class _ArchiveChunk(msgspec.Struct, array_like=True, frozen=True):
     """One archive call's events for one stream, zlib-compressed on disk."""
 
-    rows: list[_ArchivedEventRow]
+    rows: list[RecordedEvent]
 
 
 class _MetaRow(msgspec.Struct, array_like=True, frozen=True):

@@ -1,0 +1,85 @@
+"""The package layering and the public surface are part of the contract.
+
+``eventstore <- actors <- aura``: a package never imports a package above it,
+and never reaches into another package's private ``_modules``. Each package's
+``__all__`` is pinned here so a change to the public API is a visible diff.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ["eventstore", "actors", "aura"]
+
+PUBLIC = {
+    "eventstore": {
+        "FORMAT_VERSION",
+        "ArchiveError",
+        "ConcurrencyError",
+        "CorruptionError",
+        "Durability",
+        "EventLog",
+        "EventStore",
+        "EventStoreError",
+        "InvalidEventError",
+        "MemoryEventStore",
+        "NewEvent",
+        "RecordedEvent",
+        "Snapshot",
+        "SnapshotError",
+        "StoreClosedError",
+        "StoreFullError",
+        "StoreIOError",
+        "StoreReadOnlyError",
+        "StreamInfo",
+    },
+}
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.extend((f"{node.module}.{alias.name}", node.lineno) for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("package", LAYERS)
+def test_no_upward_or_private_imports(package: str) -> None:
+    allowed_below = LAYERS[: LAYERS.index(package)]
+    forbidden_above = LAYERS[LAYERS.index(package) + 1 :]
+    problems = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for name, line in _imports(path):
+            top, *rest = name.split(".")
+            where = f"{path.relative_to(ROOT)}:{line}"
+            if top in forbidden_above:
+                problems.append(f"{where} imports {name}: {package} may not import {top}")
+            elif top in allowed_below and any(part.startswith("_") for part in rest):
+                problems.append(f"{where} imports private {name}: use {top}'s public API")
+    assert problems == []
+
+
+def test_tests_of_a_layer_do_not_depend_on_a_layer_above() -> None:
+    problems = []
+    for path in sorted((ROOT / "tests" / "eventstore").rglob("*.py")):
+        for name, line in _imports(path):
+            if name.split(".")[0] in ("actors", "aura"):
+                problems.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert problems == []
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_public_surface_is_pinned(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == PUBLIC[package]
+    for name in module.__all__:
+        assert hasattr(module, name), f"{package}.__all__ names missing {name}"
