@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import lmdb
 
@@ -63,15 +63,23 @@ _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _DBS = ("events", "index", "streams", "snapshots", "archive", "meta")
 
 
+class _StreamState(NamedTuple):
+    sid: int
+    version: int
+    archived_upto: int
+
+
 class _Txn:
-    """State of one write batch: counters read once and written back once."""
+    """State of one write batch: counters read once, written back only when
+    they cannot be derived from the log itself (stream creation, archive)."""
 
     __slots__ = (
         "_store",
-        "dirty_streams",
+        "dirty_rows",
         "events_cursor",
-        "meta",
         "meta_dirty",
+        "next_position",
+        "next_sid",
         "streams",
         "ts",
         "txn",
@@ -81,38 +89,41 @@ class _Txn:
         self._store = store
         self.txn = txn
         self.ts = ts
-        self.meta = store._load_meta(txn)
+        self.next_position, self.next_sid = store._load_counters(txn)
         self.meta_dirty = False
-        self.streams: dict[str, _StreamRow | None] = {}
-        self.dirty_streams: set[str] = set()
+        self.streams: dict[str, _StreamState | None] = {}
+        self.dirty_rows: set[str] = set()
         self.events_cursor = txn.cursor(db=store._db["events"])
 
-    def stream(self, name: str) -> _StreamRow | None:
+    def stream(self, name: str) -> _StreamState | None:
         try:
             return self.streams[name]
         except KeyError:
-            row = self._store._load_stream(self.txn, name)
-            self.streams[name] = row
-            return row
+            state = self._store._load_stream(self.txn, name)
+            self.streams[name] = state
+            return state
 
-    def set_stream(self, name: str, row: _StreamRow) -> None:
-        self.streams[name] = row
-        self.dirty_streams.add(name)
+    def set_stream(self, name: str, state: _StreamState, *, row_changed: bool) -> None:
+        self.streams[name] = state
+        if row_changed:
+            self.dirty_rows.add(name)
 
     def new_sid(self) -> int:
-        sid = self.meta.next_sid
-        self.meta = _MetaRow(self.meta.next_position, sid + 1)
+        sid = self.next_sid
+        self.next_sid += 1
         self.meta_dirty = True
         return sid
 
     def flush(self) -> None:
         db = self._store._db
-        for name in self.dirty_streams:
-            row = self.streams[name]
-            assert row is not None
+        for name in self.dirty_rows:
+            state = self.streams[name]
+            assert state is not None
+            row = _StreamRow(state.sid, state.archived_upto)
             self.txn.put(name.encode("utf-8"), codec.encode(row), db=db["streams"])
         if self.meta_dirty:
-            self.txn.put(_META_KEY, codec.encode(self.meta), db=db["meta"])
+            meta = _MetaRow(self.next_position, self.next_sid)
+            self.txn.put(_META_KEY, codec.encode(meta), db=db["meta"])
 
 
 class _Append:
@@ -423,10 +434,11 @@ class EventStore:
         row = st.stream(stream)
         if not events:
             return row.version if row is not None else 0
+        created = row is None
         if row is None:
-            row = _StreamRow(st.new_sid(), 0, 0)
+            row = _StreamState(st.new_sid(), 0, 0)
         sid = row.sid
-        pos = st.meta.next_position
+        pos = st.next_position
         put_event = st.events_cursor.put
         put_index = st.txn.put
         index_db = self._db["index"]
@@ -440,9 +452,8 @@ class EventStore:
                 raise _corrupt_meta(self._path, pos)  # pragma: no cover
             put_index(pair(sid, version), pkey, db=index_db)
             pos += 1
-        st.meta = _MetaRow(pos, st.meta.next_sid)
-        st.meta_dirty = True
-        st.set_stream(stream, _StreamRow(sid, version, row.archived_upto))
+        st.next_position = pos
+        st.set_stream(stream, _StreamState(sid, version, row.archived_upto), row_changed=created)
         return version
 
     def _apply_snapshot(self, st: _Txn, op: _SaveSnapshot) -> None:
@@ -499,7 +510,10 @@ class EventStore:
         for ikey, pkey, _ in moving:
             txn.delete(ikey, db=self._db["index"])
             txn.delete(pkey, db=self._db["events"])
-        st.set_stream(op.stream, _StreamRow(row.sid, row.version, op.up_to))
+        st.set_stream(op.stream, _StreamState(row.sid, row.version, op.up_to), row_changed=True)
+        # The archived events may include the newest one: persist the position
+        # counter so it never goes back and reuses a position.
+        st.meta_dirty = True
         return op.up_to
 
     # ------------------------------------------------------------ reads
@@ -527,7 +541,7 @@ class EventStore:
     def head_position(self) -> int:
         """The global position of the last event ever appended (0 if none)."""
         with self._read_txn() as txn:
-            return self._load_meta(txn).next_position - 1
+            return self._load_counters(txn)[0] - 1
 
     def read(
         self,
@@ -735,19 +749,35 @@ class EventStore:
                 _abort(txn)
                 raise _translate(err, self._path, "initialise") from err
 
-    def _load_meta(self, txn: Any) -> _MetaRow:
+    def _load_counters(self, txn: Any) -> tuple[int, int]:
+        """(next position, next stream id) as of ``txn``."""
         raw = txn.get(_META_KEY, db=self._db["meta"])
-        if raw is None:
-            return _MetaRow(1, 1)
-        return codec.decode(raw, _MetaRow, what="meta record", where="meta", path=self._path)
+        meta = (
+            _MetaRow(1, 1)
+            if raw is None
+            else codec.decode(raw, _MetaRow, what="meta record", where="meta", path=self._path)
+        )
+        cur = txn.cursor(db=self._db["events"])
+        last = codec.from_u64(cur.key()) if cur.last() else 0
+        return max(meta.next_position, last + 1), meta.next_sid
 
-    def _load_stream(self, txn: Any, name: str) -> _StreamRow | None:
+    def _load_stream(self, txn: Any, name: str) -> _StreamState | None:
         raw = txn.get(name.encode("utf-8"), db=self._db["streams"])
         if raw is None:
             return None
-        return codec.decode(
+        row = codec.decode(
             raw, _StreamRow, what="stream record", where=f"stream {name!r}", path=self._path
         )
+        # The version is the last index entry of the stream, or the archive
+        # watermark when every event was archived.
+        cur = txn.cursor(db=self._db["index"])
+        found = cur.prev() if cur.set_range(codec.pair(row.sid + 1, 0)) else cur.last()
+        version = 0
+        if found:
+            sid, last = codec.from_pair(cur.key())
+            if sid == row.sid:
+                version = last
+        return _StreamState(row.sid, max(version, row.archived_upto), row.archived_upto)
 
     @staticmethod
     def _keys_with_sid(txn: Any, db: Any, sid: int) -> Iterator[bytes]:

@@ -61,8 +61,10 @@ class StreamInfo(msgspec.Struct, frozen=True):
 
 
 class _StreamRow(msgspec.Struct, array_like=True, frozen=True):
+    """Written when a stream is created or archived, not on every append: the
+    stream's version is the version of its last index entry."""
+
     sid: int
-    version: int
     archived_upto: int = 0
 
 
@@ -79,5 +81,8 @@ class _ArchiveChunk(msgspec.Struct, array_like=True, frozen=True):
 
 
 class _MetaRow(msgspec.Struct, array_like=True, frozen=True):
+    """Written when a stream is created or archived, not on every append: the
+    next position is also one past the last key of the hot log."""
+
     next_position: int
     next_sid: int

@@ -68,7 +68,9 @@ def test_optimistic_concurrency_admits_exactly_one_writer_per_version(tmp_path: 
                 while True:
                     seen = store.version("counter")
                     try:
-                        store.append("counter", [NewEvent("inc", str(t).encode())], expected_version=seen)
+                        store.append(
+                            "counter", [NewEvent("inc", str(t).encode())], expected_version=seen
+                        )
                     except ConcurrencyError as err:
                         assert err.actual > seen
                         with lock:

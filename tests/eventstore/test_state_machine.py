@@ -142,9 +142,7 @@ class StoreModel(RuleBasedStateMachine):
             snap = self.store.load_snapshot(stream)
             want = self.snapshots.get(stream)
             assert ((snap.version, snap.data) if snap else None) == want
-        hot_order = [
-            (s, v) for s, v in self.order if v > self.archived.get(s, 0)
-        ]
+        hot_order = [(s, v) for s, v in self.order if v > self.archived.get(s, 0)]
         assert [(e.stream, e.version) for e in self.store.read_all()] == hot_order
         assert sorted(self.store.streams()) == sorted(s for s, ev in self.model.items() if ev)
 

@@ -1,0 +1,210 @@
+"""Event store throughput against raw LMDB, measured in the same run.
+
+    python benchmarks/eventstore_bench.py [--rounds 3] [--replay 1000000]
+
+Rows (medians of the rounds; every figure is events per second):
+- raw LMDB, one durable txn per event: the physical limit of one appender.
+- raw LMDB, 1,000 events per durable txn.
+- EventStore, 1 appender, one event per append.
+- EventStore, 100 threads each appending one event at a time (group commit).
+- EventStore, append_many of 100 streams per call (what a batching caller gets).
+- replay: raw LMDB cursor scan vs EventStore.read(stream) and read_all of N events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import lmdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._report import median_of, report
+from eventstore import EventStore, NewEvent
+
+PAYLOAD = b"x" * 64
+
+
+def fresh_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="aura-bench-"))
+
+
+def raw_lmdb_rate(events_per_txn: int, total: int) -> float:
+    d = fresh_dir()
+    env = lmdb.open(str(d), map_size=1 << 32)
+    try:
+        t0 = time.perf_counter()
+        pos = 0
+        for _ in range(total // events_per_txn):
+            with env.begin(write=True) as txn:
+                cur = txn.cursor()
+                for _ in range(events_per_txn):
+                    pos += 1
+                    cur.put(pos.to_bytes(8, "big"), PAYLOAD, append=True)
+        return (total // events_per_txn) * events_per_txn / (time.perf_counter() - t0)
+    finally:
+        env.close()
+        shutil.rmtree(d)
+
+
+def single_appender_rate(total: int) -> float:
+    d = fresh_dir()
+    try:
+        with EventStore.open(d) as store:
+            ev = [NewEvent("e", PAYLOAD)]
+            t0 = time.perf_counter()
+            for _ in range(total):
+                store.append("s", ev)
+            return total / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(d)
+
+
+def threaded_rate(threads: int, per_thread: int) -> float:
+    d = fresh_dir()
+    try:
+        with EventStore.open(d) as store:
+            barrier = threading.Barrier(threads + 1)
+
+            def work(t: int) -> None:
+                ev = [NewEvent("e", PAYLOAD)]
+                barrier.wait()
+                for _ in range(per_thread):
+                    store.append(f"s{t}", ev)
+
+            pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+            for th in pool:
+                th.start()
+            barrier.wait()
+            t0 = time.perf_counter()
+            for th in pool:
+                th.join()
+            return threads * per_thread / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(d)
+
+
+def append_many_rate(streams: int, calls: int) -> float:
+    d = fresh_dir()
+    try:
+        with EventStore.open(d) as store:
+            batch = [(f"s{i}", [NewEvent("e", PAYLOAD)], None) for i in range(streams)]
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                store.append_many(batch)
+            return streams * calls / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(d)
+
+
+def replay_rates(n: int) -> dict[str, float]:
+    d = fresh_dir()
+    try:
+        with EventStore.open(d, durability="async") as store:
+            chunk = [NewEvent("step.completed", PAYLOAD) for _ in range(1000)]
+            for _ in range(n // 1000):
+                store.append("mission/long", chunk)
+            store.flush()
+            env = store._env  # raw scan of the very same file, for the baseline
+            events_db = env.open_db(b"events", create=False)
+
+            def raw() -> float:
+                t0 = time.perf_counter()
+                with env.begin() as txn:
+                    count = sum(1 for _ in txn.cursor(db=events_db).iternext(keys=False))
+                return count / (time.perf_counter() - t0)
+
+            def stream() -> float:
+                t0 = time.perf_counter()
+                count = sum(1 for _ in store.read("mission/long"))
+                return count / (time.perf_counter() - t0)
+
+            def everything() -> float:
+                t0 = time.perf_counter()
+                count = sum(1 for _ in store.read_all())
+                return count / (time.perf_counter() - t0)
+
+            return {
+                "raw": median_of(3, raw),
+                "stream": median_of(3, stream),
+                "all": median_of(3, everything),
+            }
+    finally:
+        shutil.rmtree(d)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--replay", type=int, default=1_000_000)
+    ap.add_argument("--ops", type=int, default=2000, help="appends per single-appender round")
+    args = ap.parse_args()
+    r = args.rounds
+
+    # Interleave baseline and store round by round so machine noise hits both.
+    samples: dict[str, list[float]] = {k: [] for k in ("raw1", "raw1000", "single", "thr", "many")}
+    for _ in range(r):
+        samples["raw1"].append(raw_lmdb_rate(1, args.ops))
+        samples["single"].append(single_appender_rate(args.ops))
+        samples["raw1000"].append(raw_lmdb_rate(1000, 200_000))
+        samples["thr"].append(threaded_rate(100, 100))
+        samples["many"].append(append_many_rate(100, 200))
+    raw1, raw1000, single, threaded, many = (
+        statistics.median(samples[k]) for k in ("raw1", "raw1000", "single", "thr", "many")
+    )
+    ratios = [a / b for a, b in zip(samples["raw1"], samples["single"], strict=True)]
+    replay = replay_rates(args.replay)
+
+    rows = [
+        {"workload": "raw LMDB, 1 event per durable txn", "events/s": raw1, "vs raw 1/txn": 1.0},
+        {
+            "workload": "raw LMDB, 1000 events per durable txn",
+            "events/s": raw1000,
+            "vs raw 1/txn": raw1000 / raw1,
+        },
+        {"workload": "EventStore, 1 appender", "events/s": single, "vs raw 1/txn": single / raw1},
+        {
+            "workload": "EventStore, 100 threads x 1 event/append",
+            "events/s": threaded,
+            "vs raw 1/txn": threaded / raw1,
+        },
+        {
+            "workload": "EventStore, append_many 100 streams/call",
+            "events/s": many,
+            "vs raw 1/txn": many / raw1,
+        },
+        {
+            "workload": f"replay raw LMDB cursor scan, {args.replay:,} events",
+            "events/s": replay["raw"],
+            "vs raw 1/txn": replay["raw"] / raw1,
+        },
+        {
+            "workload": f"replay EventStore.read(stream), {args.replay:,} events",
+            "events/s": replay["stream"],
+            "vs raw 1/txn": replay["stream"] / raw1,
+        },
+        {
+            "workload": f"replay EventStore.read_all, {args.replay:,} events",
+            "events/s": replay["all"],
+            "vs raw 1/txn": replay["all"] / raw1,
+        },
+    ]
+    notes = [
+        f"single appender latency: {1e6 / single:.0f} us vs raw durable commit "
+        f"{1e6 / raw1:.0f} us = {raw1 / single:.2f}x; per-round ratios "
+        f"{', '.join(f'{x:.2f}' for x in ratios)} (target <= 1.3x)",
+        f"100 threads: {threaded:,.0f} events/s (target >= 50,000)",
+        f"replay read(stream): {replay['stream']:,.0f} events/s (target >= 1,000,000)",
+    ]
+    report("eventstore", rows, notes)
+
+
+if __name__ == "__main__":
+    main()
