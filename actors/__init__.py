@@ -1,3 +1,66 @@
-"""actors: supervision trees and durable actors on pykka."""
+"""actors: supervision trees and durable actors on pykka.
 
-__all__: list[str] = []
+pykka gives threads and mailboxes; this package adds what it lacks, with the
+semantics of Erlang/OTP supervisors and Akka persistence:
+
+- :class:`ActorSystem`: one registry, root supervisor and scheduler per
+  instance (never process-global); actors are addressed by stable id.
+- :class:`Supervisor` with :class:`ChildSpec` children, strategies
+  ``one_for_one | one_for_all | rest_for_one``, restart types
+  ``permanent | transient | temporary``, OTP restart intensity, escalation
+  and :class:`Backoff`.
+- :class:`Actor`: the base class; every failure path is caught.
+- :class:`DurableActor`: persist-before-handle, snapshots, replay on
+  restart, poison-message quarantine, passivation.
+- :class:`FaultInjector` / :class:`SimulatedCrash`: crash injection.
+"""
+
+from ._actor import Actor
+from ._cell import ChildSpec, RestartType
+from ._durable import DEAD_LETTERS, DeadLetter, DurableActor, read_dead_letters
+from ._errors import (
+    ActorCrashedError,
+    ActorError,
+    ActorNotFoundError,
+    ActorStartError,
+    ActorStoppedError,
+    AskTimeoutError,
+    DuplicateActorError,
+    MessageRejectedError,
+    RestartLimitError,
+)
+from ._faults import POINTS, CrashAt, FaultInjector, SimulatedCrash
+from ._lifecycle import LifecycleState
+from ._supervisor import Backoff, Strategy, Supervisor
+from ._system import ROOT, ActorSystem, Escalation, quiet_logger
+
+__all__ = [
+    "DEAD_LETTERS",
+    "POINTS",
+    "ROOT",
+    "Actor",
+    "ActorCrashedError",
+    "ActorError",
+    "ActorNotFoundError",
+    "ActorStartError",
+    "ActorStoppedError",
+    "ActorSystem",
+    "AskTimeoutError",
+    "Backoff",
+    "ChildSpec",
+    "CrashAt",
+    "DeadLetter",
+    "DuplicateActorError",
+    "DurableActor",
+    "Escalation",
+    "FaultInjector",
+    "LifecycleState",
+    "MessageRejectedError",
+    "RestartLimitError",
+    "RestartType",
+    "SimulatedCrash",
+    "Strategy",
+    "Supervisor",
+    "read_dead_letters",
+    "quiet_logger",
+]

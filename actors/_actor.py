@@ -1,0 +1,165 @@
+"""The base class of every supervised actor, and the envelopes it receives.
+
+Failure capture (pykka has no supervision, so we catch every path here):
+
+- an exception (or ``BaseException``) in :meth:`Actor.receive` crashes the
+  actor: no further message is handled by this incarnation, its mailbox is
+  moved to the cell's buffer for the next incarnation, an asker gets
+  :class:`ActorCrashedError`, and the parent supervisor is told;
+- an exception in :meth:`Actor.started` (pykka's ``on_start``, which never
+  reaches ``on_failure``) fails the start; the supervisor sees it as a failed
+  (re)start;
+- nothing ever propagates into pykka, so pykka's process-wide
+  ``ActorRegistry.stop_all()`` on ``BaseException`` can never fire.
+
+Asks carry their own reply future inside the envelope (pykka sees a tell), so
+a reply can be delivered by whichever incarnation finally handles it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from ._errors import ActorCrashedError, MessageRejectedError
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._system import ActorSystem
+
+
+class _Tell:
+    __slots__ = ("message",)
+
+    def __init__(self, message: object) -> None:
+        self.message = message
+
+
+class _Ask:
+    __slots__ = ("message", "reply")
+
+    def __init__(self, message: object, reply: pykka.ThreadingFuture[Any]) -> None:
+        self.message = message
+        self.reply = reply
+
+
+class _Ping:
+    """Asked right after start: answered once ``started()`` has returned."""
+
+
+Envelope = _Tell | _Ask
+
+
+def _fail(future: pykka.ThreadingFuture[Any], err: BaseException) -> None:
+    future.set_exception((type(err), err, err.__traceback__))
+
+
+class Actor(pykka.ThreadingActor):
+    """Subclass and override :meth:`receive` (and optionally :meth:`started`,
+    :meth:`stopped`). Address actors by id through their :class:`ActorSystem`,
+    never by pykka ref: a restarted actor is a new object with a new ref.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cell: Cell | None = None
+        self._generation = 0
+        self._start_error: BaseException | None = None
+        self._crashed = False
+        self._journaled = False  # set by DurableActor once the current message is durable
+
+    # ------------------------------------------------------------ user hooks
+
+    def started(self) -> None:
+        """Called on the actor's thread before any message. Raising fails the start."""
+
+    def receive(self, message: Any) -> Any:
+        """Handle one message on the actor's thread; the return value answers an ask.
+
+        Raise :class:`MessageRejectedError` to refuse a message without
+        crashing; any other exception crashes this incarnation.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must override receive()")
+
+    def stopped(self) -> None:
+        """Called on the actor's thread after an orderly stop (not after a crash)."""
+
+    # ------------------------------------------------------------ context
+
+    @property
+    def actor_id(self) -> str:
+        assert self._cell is not None, "the actor is not bound to a system yet"
+        return self._cell.id
+
+    @property
+    def system(self) -> ActorSystem:
+        assert self._cell is not None, "the actor is not bound to a system yet"
+        return self._cell.system
+
+    def _bind(self, cell: Cell, generation: int) -> None:
+        self._cell = cell
+        self._generation = generation
+
+    def _launch(self) -> pykka.ActorRef[Any]:
+        # pykka's start() would also register the ref in its process-global
+        # ActorRegistry; this system keeps its own registry instead.
+        self._start_actor_loop()
+        return self.actor_ref
+
+    # ------------------------------------------------------------ pykka hooks
+
+    def on_start(self) -> None:
+        try:
+            self.started()
+        except BaseException as err:
+            self._start_error = err
+            self.actor_stopped.set()
+
+    def on_stop(self) -> None:
+        try:
+            self.stopped()
+        finally:
+            if self._cell is not None:
+                self._cell.on_stopped(self._generation)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Ping):
+            return True
+        if self._crashed:  # pragma: no cover - the loop stops right after a crash
+            return None
+        if isinstance(message, _Ask):
+            self._journaled = False
+            try:
+                reply = self.receive(message.message)
+            except MessageRejectedError as err:
+                _fail(message.reply, err)
+                return None
+            except BaseException as err:
+                journaled = self._journaled
+                self._crash(err)
+                _fail(message.reply, ActorCrashedError(self.actor_id, err, journaled=journaled))
+                return None
+            message.reply.set(reply)
+            return None
+        if isinstance(message, _Tell):
+            self._journaled = False
+            try:
+                self.receive(message.message)
+            except MessageRejectedError:
+                pass  # a refused tell has nobody to tell; the handler logged it
+            except BaseException as err:
+                self._crash(err)
+            return None
+        return None  # pragma: no cover - nothing else is ever sent
+
+    def _crash(self, err: BaseException) -> None:
+        self._crashed = True
+        self.actor_stopped.set()
+        if self._cell is not None:
+            self._cell.on_crash(self._generation, err, self)
+        else:  # pragma: no cover - unbound actors are never started by us
+            print(f"unsupervised actor crashed: {err!r}", file=sys.stderr)

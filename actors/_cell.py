@@ -1,0 +1,263 @@
+"""A cell is what an actor id names: the current incarnation (pykka ref),
+its lifecycle state, and a buffer for messages that arrive while there is no
+incarnation to take them (starting, restarting, passivated, passivating).
+
+Callers address cells, never pykka refs, so a restarted or re-activated
+actor is reached the same way and nothing sent in between is lost. Every
+state change happens under the cell lock and is logged as one structlog
+event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import pykka
+
+from ._actor import Actor, Envelope, _Ask, _fail, _Ping, _Tell
+from ._errors import ActorStartError, ActorStoppedError
+from ._lifecycle import LifecycleState
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+RestartType = Literal["permanent", "transient", "temporary"]
+S = LifecycleState
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How a supervisor starts and restarts one child.
+
+    ``factory`` builds a new, unstarted :class:`Actor` for each incarnation.
+    ``restart``: ``permanent`` (always restarted), ``transient`` (restarted
+    only after a crash), ``temporary`` (never restarted). ``shutdown``: seconds
+    an orderly stop may take. ``passivate_after``: seconds of inactivity after
+    which the actor is stopped to free its thread and re-activated by its next
+    message (only for actors whose state survives a restart, i.e. durable ones).
+    """
+
+    id: str
+    factory: Callable[[], Actor]
+    restart: RestartType = "permanent"
+    shutdown: float = 5.0
+    start_timeout: float = 30.0
+    passivate_after: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError("ChildSpec.id must be a non-empty str")
+        if not callable(self.factory):
+            raise TypeError(f"ChildSpec {self.id!r}: factory must be callable")
+        if self.restart not in ("permanent", "transient", "temporary"):
+            raise ValueError(
+                f"ChildSpec {self.id!r}: restart must be permanent, transient or temporary, "
+                f"got {self.restart!r}"
+            )
+        if self.passivate_after is not None and self.passivate_after <= 0:
+            raise ValueError(f"ChildSpec {self.id!r}: passivate_after must be > 0")
+
+
+class Cell:
+    def __init__(self, system: ActorSystem, spec: ChildSpec, parent: Cell | None) -> None:
+        self.system = system
+        self.spec = spec
+        self.id = spec.id
+        self.parent = parent
+        self.lock = threading.Lock()
+        self.state = S.NEW
+        self.ref: pykka.ActorRef[Any] | None = None
+        self.actor: Actor | None = None
+        self.generation = 0
+        self.pending: deque[Envelope] = deque()
+        self.last_active = system.clock()
+        self.awaiting_restart = False
+        self.removed = False
+        self._passivating = False
+
+    # ------------------------------------------------------------ state
+
+    def _set(self, state: LifecycleState, reason: str = "") -> None:
+        """Change state; caller holds the lock."""
+        old = self.state
+        self.state = state
+        self.system._lifecycle(self, old, state, reason)
+
+    # ------------------------------------------------------------ start / stop
+
+    def start(self) -> None:
+        """Start a new incarnation and wait until its ``started()`` returned.
+
+        Raises :class:`ActorStartError`. Buffered messages are handed to the
+        new incarnation in arrival order before anything sent later.
+        """
+        with self.lock:
+            if self.removed:
+                raise ActorStoppedError(self.id, "removed from its supervisor")
+            self.generation += 1
+            generation = self.generation
+            self._set(S.STARTING)
+        try:
+            actor = self.spec.factory()
+            if not isinstance(actor, Actor):
+                raise TypeError(f"factory returned {type(actor).__name__}, not an actors.Actor")
+            actor._bind(self, generation)
+            ref = actor._launch()
+        except BaseException as err:
+            raise self._start_failed(generation, err) from err
+        try:
+            ref.ask(_Ping(), timeout=self.spec.start_timeout)
+        except pykka.ActorDeadError:
+            cause = actor._start_error or RuntimeError("died at start")
+            raise self._start_failed(generation, cause) from cause
+        except pykka.Timeout as err:
+            ref.stop(block=False)
+            cause = TimeoutError(f"started() took over {self.spec.start_timeout}s")
+            raise self._start_failed(generation, cause) from err
+        with self.lock:
+            self.ref = ref
+            self.actor = actor
+            self.awaiting_restart = False
+            self.last_active = self.system.clock()
+            while self.pending:
+                ref.tell(self.pending.popleft())
+            self._set(S.RUNNING)
+        self.system._track(self)
+
+    def _start_failed(self, generation: int, err: BaseException) -> ActorStartError:
+        with self.lock:
+            if generation == self.generation:
+                self.ref = None
+                self.actor = None
+                self.awaiting_restart = True
+                self._set(S.FAILED, f"start failed: {type(err).__name__}: {err}")
+        return ActorStartError(self.id, err)
+
+    def stop(self, *, final: bool, reason: str = "stopped") -> None:
+        """Orderly stop: handle what is already in the mailbox, then ``stopped()``.
+
+        ``final``: the cell is being removed (pending asks fail); otherwise it
+        keeps buffering for a restart.
+        """
+        with self.lock:
+            ref = self.ref
+            if final:
+                self.removed = True
+            if ref is None or self.state is not S.RUNNING:
+                if final:
+                    self._drop_pending(reason)
+                    if self.state is not S.STOPPED:
+                        self._set(S.STOPPED, reason)
+                return
+            self._set(S.STOPPING, reason)
+        try:
+            ref.stop(block=True, timeout=self.spec.shutdown)
+        except pykka.Timeout:
+            with self.lock:
+                self._set(S.FAILED, f"did not stop within {self.spec.shutdown}s; thread abandoned")
+                self.ref = None
+        with self.lock:
+            self.ref = None
+            self.actor = None
+            if self.state not in (S.STOPPED, S.FAILED):
+                self._set(S.STOPPED, reason)
+            if final:
+                self._drop_pending(reason)
+
+    def _drop_pending(self, reason: str) -> None:
+        while self.pending:
+            env = self.pending.popleft()
+            if isinstance(env, _Ask):
+                _fail(env.reply, ActorStoppedError(self.id, reason))
+
+    # ------------------------------------------------------------ callbacks from the actor thread
+
+    def on_crash(self, generation: int, err: BaseException, actor: Actor) -> None:
+        with self.lock:
+            if generation != self.generation:
+                return
+            # Messages queued behind the crash go to the next incarnation.
+            rescued: list[Envelope] = []
+            inbox = actor.actor_inbox
+            while not inbox.empty():
+                envelope = inbox.get()
+                msg = envelope.message
+                if isinstance(msg, (_Tell, _Ask)):
+                    rescued.append(msg)
+                elif envelope.reply_to is not None:
+                    envelope.reply_to.set(None)
+            self.pending.extendleft(reversed(rescued))
+            self.ref = None
+            self.actor = None
+            self.awaiting_restart = True
+            self._set(S.FAILED, f"crashed: {type(err).__name__}: {err}")
+        self.system._untrack(self)
+        self.system._child_failed(self, generation, err)
+
+    def on_stopped(self, generation: int) -> None:
+        """The incarnation finished an orderly stop (its own thread, in on_stop)."""
+        with self.lock:
+            if generation != self.generation or not self._passivating:
+                return
+            self._passivating = False
+            self.ref = None
+            self.actor = None
+            self._set(S.PASSIVATED, "idle")
+            wake = bool(self.pending)
+        self.system._untrack(self)
+        if wake:
+            self.system._activate_async(self)
+
+    # ------------------------------------------------------------ delivery
+
+    def deliver(self, envelope: Envelope, *, activity: bool = True) -> None:
+        activate = False
+        with self.lock:
+            if activity:
+                self.last_active = self.system.clock()
+            if self.state is S.RUNNING and self.ref is not None:
+                self.ref.tell(envelope)
+                return
+            if self.removed or (self.state is S.STOPPED and not self.awaiting_restart):
+                raise ActorStoppedError(self.id)
+            self.pending.append(envelope)
+            if self.state is S.PASSIVATED:
+                activate = True
+                self._set(S.NEW, "re-activating for a message")
+        if activate:
+            self.activate()
+
+    def activate(self) -> None:
+        """Start a passivated actor again (replaying its log if durable)."""
+        try:
+            self.start()
+        except ActorStartError as err:
+            with self.lock:
+                self._drop_pending(f"re-activation failed: {err}")
+            self.system._child_failed(self, self.generation, err)
+
+    def passivate(self) -> bool:
+        """Stop an idle incarnation without treating it as a termination."""
+        with self.lock:
+            if self.state is not S.RUNNING or self.ref is None or self.pending:
+                return False
+            if self.actor is not None and not self.actor.actor_inbox.empty():
+                return False
+            self._passivating = True
+            self._set(S.STOPPING, "passivating")
+            ref = self.ref
+        ref.stop(block=False)
+        return True
+
+    def tell(self, message: object, *, activity: bool = True) -> None:
+        self.deliver(_Tell(message), activity=activity)
+
+    def ask_future(self, message: object) -> pykka.ThreadingFuture[Any]:
+        future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+        self.deliver(_Ask(message, future))
+        return future

@@ -1,0 +1,215 @@
+"""Durable actors: persist before handle, replay on (re)start.
+
+Each message is appended to the actor's stream (durably) and only then
+handled; an ask is answered after that. ``started()`` recovers: newest
+snapshot, then the journaled messages after it, replayed through the same
+``handle`` with ``self.replaying`` set so effects (``self.effect``) and
+replies are suppressed. Messages that arrive during recovery wait in the
+mailbox and are handled afterwards, in order.
+
+Poison messages: a message whose handler raises again while being replayed
+is quarantined: a ``quarantined`` marker is appended to the stream and a
+dead letter to ``$dead-letters`` in one atomic commit, and recovery starts
+over from the snapshot without it (so no half-applied state survives). A
+crash injected by tests (``SimulatedCrash``) is never taken for poison.
+
+Stream events: ``message`` (msgpack of the message), ``quarantined``
+(msgpack ``{"version": n, "error": str}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+
+from eventstore import ConcurrencyError, EventStoreError, NewEvent, RecordedEvent
+
+from ._actor import Actor
+from ._errors import ActorError, MessageRejectedError
+from ._faults import SimulatedCrash
+
+DEAD_LETTERS = "$dead-letters"
+MESSAGE = "message"
+QUARANTINED = "quarantined"
+
+T = TypeVar("T")
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A message that was quarantined instead of being applied."""
+
+    actor_id: str
+    stream: str
+    version: int
+    error: str
+    data: bytes
+
+
+class _Quarantine(msgspec.Struct, frozen=True):
+    version: int
+    error: str
+
+
+class DurableActor(Actor):
+    """An actor whose state is rebuilt from its journal.
+
+    Override :meth:`handle` (deterministic: same state and message, same
+    result) and :meth:`initial_state`. Set ``journal_type`` to the msgspec
+    type of your messages (e.g. a union of tagged Structs) so replay decodes
+    them to the same types; ``state_type`` likewise for snapshots;
+    ``snapshot_every`` to snapshot every N messages.
+    """
+
+    journal_type: ClassVar[Any] = Any
+    state_type: ClassVar[Any] = Any
+    snapshot_every: ClassVar[int | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state: Any = None
+        self.version = 0
+        self.replaying = False
+        self.recovered_messages = 0
+        cls = type(self)
+        self._decoder = msgspec.msgpack.Decoder(cls.journal_type)
+        self._state_decoder = msgspec.msgpack.Decoder(cls.state_type)
+
+    # ------------------------------------------------------------ user hooks
+
+    def initial_state(self) -> Any:
+        return None
+
+    def handle(self, message: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must override handle()")
+
+    def on_recovery_complete(self) -> None:
+        """Called once recovery replayed the journal, before any new message."""
+
+    def stream_name(self) -> str:
+        return self.actor_id
+
+    def encode_state(self) -> bytes:
+        return msgspec.msgpack.encode(self.state)
+
+    def decode_state(self, data: bytes) -> Any:
+        return self._state_decoder.decode(data)
+
+    def effect(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """Run a side effect now, unless replaying (then it already happened)."""
+        if self.replaying:
+            return None
+        return fn(*args, **kwargs)
+
+    def snapshot(self) -> None:
+        """Save a snapshot of the current state now."""
+        if self.version:
+            self._store().save_snapshot(self.stream_name(), self.version, self.encode_state())
+
+    # ------------------------------------------------------------ journal
+
+    def _store(self) -> Any:
+        store = self.system.store
+        if store is None:
+            raise ActorError(f"durable actor {self.actor_id!r} needs ActorSystem(store=...)")
+        return store
+
+    def started(self) -> None:
+        self._recover()
+        self.on_recovery_complete()
+
+    def receive(self, message: Any) -> Any:
+        store = self._store()
+        stream = self.stream_name()
+        try:
+            data = msgspec.msgpack.encode(message)
+        except (TypeError, msgspec.EncodeError) as err:
+            raise MessageRejectedError(
+                f"actor {self.actor_id!r}: message {type(message).__name__} cannot be journaled "
+                f"({err}); nothing was recorded"
+            ) from err
+        faults = self.system.faults
+        faults.check("before_append", self.actor_id)
+        try:
+            version: int = store.append(
+                stream, [NewEvent(MESSAGE, data)], expected_version=self.version
+            )
+        except ConcurrencyError:
+            raise  # someone else wrote our stream: crash, recovery catches up
+        except EventStoreError as err:
+            raise MessageRejectedError(
+                f"actor {self.actor_id!r}: message not journaled, nothing was recorded: {err}"
+            ) from err
+        self._journaled = True
+        self.version = version
+        faults.check("after_append", self.actor_id)
+        reply = self.handle(message)
+        every = type(self).snapshot_every
+        if every and version % every == 0:
+            store.save_snapshot(stream, version, self.encode_state())
+            faults.check("after_snapshot", self.actor_id)
+        return reply
+
+    def _recover(self) -> None:
+        store = self._store()
+        stream = self.stream_name()
+        while True:
+            snap = store.load_snapshot(stream)
+            self.state = self.decode_state(snap.data) if snap else self.initial_state()
+            self.version = snap.version if snap else 0
+            events = list(store.read(stream, self.version + 1, archived=True))
+            skip = {
+                msgspec.msgpack.decode(e.data, type=_Quarantine).version
+                for e in events
+                if e.kind == QUARANTINED
+            }
+            poison = self._replay(events, skip)
+            if poison is None:
+                return
+            event, error = poison
+            last = events[-1].version if events else self.version
+            letter = DeadLetter(self.actor_id, stream, event.version, error, event.data)
+            marker = _Quarantine(event.version, error)
+            store.append_many(
+                [
+                    (stream, [NewEvent(QUARANTINED, msgspec.msgpack.encode(marker))], last),
+                    (DEAD_LETTERS, [NewEvent("dead_letter", msgspec.msgpack.encode(letter))], None),
+                ]
+            )
+            self.system.log.warning(
+                "actor.quarantined",
+                actor_id=self.actor_id,
+                stream=stream,
+                version=event.version,
+                error=error,
+            )
+
+    def _replay(
+        self, events: list[RecordedEvent], skip: set[int]
+    ) -> tuple[RecordedEvent, str] | None:
+        faults = self.system.faults
+        self.replaying = True
+        self.recovered_messages = 0
+        try:
+            for event in events:
+                if event.kind == MESSAGE and event.version not in skip:
+                    faults.check("during_recovery", self.actor_id)
+                    try:
+                        message = self._decoder.decode(event.data)
+                        self.handle(message)
+                    except SimulatedCrash:
+                        raise
+                    except Exception as err:
+                        return event, f"{type(err).__name__}: {err}"
+                    self.recovered_messages += 1
+                self.version = event.version
+        finally:
+            self.replaying = False
+        return None
+
+
+def read_dead_letters(store: Any) -> list[DeadLetter]:
+    """Every dead letter recorded in ``store``, oldest first."""
+    decoder = msgspec.msgpack.Decoder(DeadLetter)
+    return [decoder.decode(e.data) for e in store.read(DEAD_LETTERS)]

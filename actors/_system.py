@@ -1,0 +1,310 @@
+"""The actor system: one registry, one root supervisor, one scheduler.
+
+Nothing here is process-global: two systems in one process never see each
+other's actors, which is what lets tests (and tenants) run in isolation.
+The system owns the clock, the RNG (restart jitter), the fault injector and
+the event store durable actors journal to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from eventstore import EventLog
+
+from ._cell import Cell, ChildSpec
+from ._errors import (
+    ActorCrashedError,
+    ActorError,
+    ActorNotFoundError,
+    ActorStoppedError,
+    AskTimeoutError,
+    DuplicateActorError,
+)
+from ._faults import FaultInjector
+from ._lifecycle import LifecycleState
+from ._supervisor import Backoff, Strategy, Supervisor, _ChildFailed, _StartChild, _StopChild
+from ._supervisor import _WhichChildren as _Which
+
+ROOT = "root"
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """The root supervisor gave up: the whole tree is down."""
+
+    error: BaseException
+    at: float
+
+
+def quiet_logger(name: str = "actors") -> Any:
+    """A structlog logger that renders JSON into stdlib logging (silent unless
+    the embedding application configures logging)."""
+    return structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+class ActorSystem:
+    """Owns a supervision tree. Use as a context manager or call :meth:`shutdown`.
+
+    ``store``: the event log durable actors journal to. ``clock``: monotonic
+    seconds (restart windows, idleness). ``rng``: restart jitter. ``faults``:
+    crash injection for tests. ``on_escalation``: called (on some actor
+    thread) if the root supervisor gives up.
+    """
+
+    def __init__(
+        self,
+        name: str = "actors",
+        *,
+        store: EventLog | None = None,
+        logger: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        faults: FaultInjector | None = None,
+        strategy: Strategy = "one_for_one",
+        max_restarts: int = 3,
+        period: float = 5.0,
+        backoff: Backoff | None = None,
+        passivation_check: float = 1.0,
+        ask_timeout: float = 30.0,
+        on_escalation: Callable[[Escalation], None] | None = None,
+    ) -> None:
+        from ._scheduler import Scheduler
+
+        self.name = name
+        self.store = store
+        self.log = logger if logger is not None else quiet_logger()
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self.faults = faults if faults is not None else FaultInjector()
+        self.ask_timeout = ask_timeout
+        self.escalation: Escalation | None = None
+        self._on_escalation = on_escalation
+        self._lock = threading.Lock()
+        self._cells: dict[str, Cell] = {}
+        self._active_passivatable: set[Cell] = set()
+        self._shutdown = False
+        self._scheduler = Scheduler(name, clock=time.monotonic)
+        self._scheduler.on_error(lambda err: self.log.error("scheduler.error", error=repr(err)))
+        self._passivation_check = passivation_check
+        root_spec = ChildSpec(
+            ROOT,
+            lambda: Supervisor(
+                strategy=strategy, max_restarts=max_restarts, period=period, backoff=backoff
+            ),
+        )
+        self._root = self._register(root_spec, parent=None)
+        self.log.info("system.start", system=name)
+        self._root.start()
+        self._scheduler.call_later(passivation_check, self._sweep)
+
+    # ------------------------------------------------------------ public API
+
+    def spawn(self, spec: ChildSpec, *, parent: str = ROOT) -> None:
+        """Start ``spec`` as a dynamic child of supervisor ``parent``."""
+        self._check_open()
+        err = self.ask(parent, _StartChild(spec))
+        if err is not None:
+            raise err
+
+    def stop(self, actor_id: str) -> None:
+        """Stop and remove an actor (orderly). Unknown ids raise."""
+        cell = self._cell(actor_id)
+        if cell.parent is None:
+            raise ActorError("stop the root supervisor with shutdown()")
+        self.ask(cell.parent.id, _StopChild(actor_id))
+
+    def tell(self, actor_id: str, message: object) -> None:
+        """Send without waiting. Buffered while the actor (re)starts."""
+        self._check_open()
+        self._cell(actor_id).tell(message)
+
+    def ask(self, actor_id: str, message: object, *, timeout: float | None = None) -> Any:
+        """Send and wait for the reply (default timeout: ``ask_timeout``).
+
+        Raises :class:`ActorCrashedError` if the actor crashed on it,
+        :class:`AskTimeoutError` if no reply came in time, or whatever
+        the handler rejected the message with.
+        """
+        self._check_open()
+        wait = self.ask_timeout if timeout is None else timeout
+        future = self._cell(actor_id).ask_future(message)
+        try:
+            return future.get(timeout=wait)
+        except pykka.Timeout as err:
+            raise AskTimeoutError(actor_id, wait) from err
+        except pykka.ActorDeadError as err:  # pragma: no cover - envelopes are rescued
+            raise ActorCrashedError(actor_id, err, journaled=False) from err
+
+    def schedule(self, delay: float, actor_id: str, message: object) -> None:
+        """Tell ``message`` to ``actor_id`` after ``delay`` seconds. A timer is
+        not activity: it does not keep an actor from being passivated."""
+        self._check_open()
+        cell = self._cell(actor_id)
+
+        def fire() -> None:
+            try:
+                cell.tell(message, activity=False)
+            except ActorError as err:
+                self.log.warning("timer.undeliverable", actor_id=actor_id, error=str(err))
+
+        self._scheduler.call_later(delay, fire)
+
+    def state(self, actor_id: str) -> LifecycleState:
+        return self._cell(actor_id).state
+
+    def exists(self, actor_id: str) -> bool:
+        with self._lock:
+            return actor_id in self._cells
+
+    def children(self, supervisor_id: str = ROOT) -> list[tuple[str, LifecycleState]]:
+        result: list[tuple[str, LifecycleState]] = self.ask(supervisor_id, _Which())
+        return result
+
+    def actor_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._cells)
+
+    def threads_in_use(self) -> int:
+        """Actors currently holding a thread (running or stopping)."""
+        with self._lock:
+            cells = list(self._cells.values())
+        return sum(1 for c in cells if c.ref is not None)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the whole tree in reverse start order. Idempotent."""
+        with self._lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+        self._root.stop(final=True, reason="system shutdown")
+        self._scheduler.stop()
+        with self._lock:
+            leftover = list(self._cells.values())
+            self._cells.clear()
+        for cell in leftover:
+            cell.stop(final=True, reason="system shutdown")
+        self.log.info("system.stop", system=self.name)
+
+    def __enter__(self) -> ActorSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise ActorStoppedError(self.name, "the actor system is shut down")
+
+    def _cell(self, actor_id: str) -> Cell:
+        if not isinstance(actor_id, str):
+            raise TypeError(f"actor id must be a str, got {type(actor_id).__name__}")
+        with self._lock:
+            cell = self._cells.get(actor_id)
+        if cell is None:
+            raise ActorNotFoundError(actor_id)
+        return cell
+
+    def _register(self, spec: ChildSpec, *, parent: Cell | None) -> Cell:
+        with self._lock:
+            existing = self._cells.get(spec.id)
+            if existing is not None:
+                if existing.parent is parent and existing.spec == spec and not existing.removed:
+                    return existing  # a restarted supervisor re-adopts its initial child
+                raise DuplicateActorError(spec.id)
+            cell = Cell(self, spec, parent)
+            self._cells[spec.id] = cell
+            return cell
+
+    def _unregister(self, cell: Cell) -> None:
+        with self._lock:
+            if self._cells.get(cell.id) is cell:
+                del self._cells[cell.id]
+            self._active_passivatable.discard(cell)
+
+    def _children_of(self, parent: Cell) -> list[Cell]:
+        with self._lock:
+            return [c for c in self._cells.values() if c.parent is parent]
+
+    def _track(self, cell: Cell) -> None:
+        if cell.spec.passivate_after is not None:
+            with self._lock:
+                self._active_passivatable.add(cell)
+
+    def _untrack(self, cell: Cell) -> None:
+        with self._lock:
+            self._active_passivatable.discard(cell)
+
+    def _child_failed(self, cell: Cell, generation: int, err: BaseException) -> None:
+        parent = cell.parent
+        if parent is None:
+            self.escalation = Escalation(err, self.clock())
+            self.log.error("system.escalated", system=self.name, error=repr(err))
+            if self._on_escalation is not None:
+                self._on_escalation(self.escalation)
+            return
+        # If the parent is gone too, its own parent handles the restart.
+        with contextlib.suppress(ActorError):
+            parent.tell(_ChildFailed(cell.id, generation, err), activity=False)
+
+    def _activate_async(self, cell: Cell) -> None:
+        threading.Thread(target=cell.activate, name=f"activate-{cell.id}", daemon=True).start()
+
+    def _sweep(self) -> None:
+        """Passivate actors idle for longer than their ``passivate_after``."""
+        now = self.clock()
+        with self._lock:
+            candidates = list(self._active_passivatable)
+        for cell in candidates:
+            limit = cell.spec.passivate_after
+            if limit is not None and now - cell.last_active >= limit:
+                cell.passivate()
+        self._scheduler.call_later(self._passivation_check, self._sweep)
+
+    def passivate_idle_now(self) -> int:
+        """Run one passivation sweep now; returns how many actors it stopped."""
+        now = self.clock()
+        with self._lock:
+            candidates = list(self._active_passivatable)
+        count = 0
+        for cell in candidates:
+            limit = cell.spec.passivate_after
+            if limit is not None and now - cell.last_active >= limit and cell.passivate():
+                count += 1
+        return count
+
+    def _lifecycle(self, cell: Cell, old: LifecycleState, new: LifecycleState, reason: str) -> None:
+        self.log.info(
+            "actor.lifecycle",
+            actor_id=cell.id,
+            parent=cell.parent.id if cell.parent else None,
+            old=old.value,
+            state=new.value,
+            generation=cell.generation,
+            reason=reason,
+        )
+
+
+def start_children(system: ActorSystem, specs: Sequence[ChildSpec], parent: str = ROOT) -> None:
+    """Start several dynamic children in order."""
+    for spec in specs:
+        system.spawn(spec, parent=parent)
