@@ -79,6 +79,7 @@ class Cell:
         self.awaiting_restart = False
         self.removed = False
         self._passivating = False
+        self._stop_requested = False
 
     # ------------------------------------------------------------ state
 
@@ -154,6 +155,7 @@ class Cell:
                     if self.state is not S.STOPPED:
                         self._set(S.STOPPED, reason)
                 return
+            self._stop_requested = True
             self._set(S.STOPPING, reason)
         try:
             ref.stop(block=True, timeout=self.spec.shutdown)
@@ -202,8 +204,24 @@ class Cell:
     def on_stopped(self, generation: int) -> None:
         """The incarnation finished an orderly stop (its own thread, in on_stop)."""
         with self.lock:
-            if generation != self.generation or not self._passivating:
+            if generation != self.generation:
                 return
+            if self._stop_requested:
+                self._stop_requested = False
+                return
+            if not self._passivating:
+                # The actor stopped itself: a normal exit, for its supervisor to judge.
+                self.ref = None
+                self.actor = None
+                self._set(S.STOPPED, "exited normally")
+                exited = True
+            else:
+                exited = False
+        if exited:
+            self.system._untrack(self)
+            self.system._child_exited(self, generation)
+            return
+        with self.lock:
             self._passivating = False
             self.ref = None
             self.actor = None
@@ -240,6 +258,11 @@ class Cell:
             with self.lock:
                 self._drop_pending(f"re-activation failed: {err}")
             self.system._child_failed(self, self.generation, err)
+
+    def register_passive(self) -> None:
+        """Enter the tree without a thread: the first message activates it."""
+        with self.lock:
+            self._set(S.PASSIVATED, "registered passive")
 
     def passivate(self) -> bool:
         """Stop an idle incarnation without treating it as a termination."""

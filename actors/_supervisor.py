@@ -78,6 +78,14 @@ class _ChildFailed:
         self.error = error
 
 
+class _ChildExited:
+    __slots__ = ("generation", "id")
+
+    def __init__(self, child_id: str, generation: int) -> None:
+        self.id = child_id
+        self.generation = generation
+
+
 class _RestartDue:
     __slots__ = ("ids", "token")
 
@@ -87,10 +95,11 @@ class _RestartDue:
 
 
 class _StartChild:
-    __slots__ = ("spec",)
+    __slots__ = ("activate", "spec")
 
-    def __init__(self, spec: ChildSpec) -> None:
+    def __init__(self, spec: ChildSpec, *, activate: bool = True) -> None:
         self.spec = spec
+        self.activate = activate
 
 
 class _StopChild:
@@ -156,12 +165,14 @@ class Supervisor(Actor):
     def receive(self, message: Any) -> Any:
         if isinstance(message, _ChildFailed):
             self._on_child_failed(message)
+        elif isinstance(message, _ChildExited):
+            self._on_child_exited(message)
         elif isinstance(message, _RestartDue):
             if message.token == self._token:
                 self._restart(message.ids)
         elif isinstance(message, _StartChild):
             try:
-                self._add_and_start(message.spec)
+                self._add_and_start(message.spec, activate=message.activate)
             except (ActorStartError, DuplicateActorError) as err:
                 return err
             return None
@@ -175,10 +186,13 @@ class Supervisor(Actor):
 
     # ------------------------------------------------------------ children
 
-    def _add_and_start(self, spec: ChildSpec) -> None:
+    def _add_and_start(self, spec: ChildSpec, *, activate: bool = True) -> None:
         cell = self.system._register(spec, parent=self._cell)
         self._cells[spec.id] = cell
         self._order.append(spec.id)
+        if not activate:
+            cell.register_passive()
+            return
         try:
             cell.start()
         except ActorStartError:
@@ -225,6 +239,20 @@ class Supervisor(Actor):
             with other.lock:
                 other.awaiting_restart = True
         self._schedule_restart(targets, msg.id)
+
+    def _on_child_exited(self, msg: _ChildExited) -> None:
+        cell = self._cells.get(msg.id)
+        if cell is None or cell.generation != msg.generation:
+            return
+        if cell.spec.restart == "permanent":
+            with cell.lock:
+                cell.awaiting_restart = True
+            self._schedule_restart([msg.id], msg.id)
+        else:
+            with cell.lock:
+                cell.removed = True
+                cell._drop_pending("exited normally")
+            self._forget(msg.id)
 
     def _schedule_restart(self, targets: list[str], failed_id: str) -> None:
         now = self.system.clock()

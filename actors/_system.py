@@ -33,7 +33,15 @@ from ._errors import (
 )
 from ._faults import FaultInjector
 from ._lifecycle import LifecycleState
-from ._supervisor import Backoff, Strategy, Supervisor, _ChildFailed, _StartChild, _StopChild
+from ._supervisor import (
+    Backoff,
+    Strategy,
+    Supervisor,
+    _ChildExited,
+    _ChildFailed,
+    _StartChild,
+    _StopChild,
+)
 from ._supervisor import _WhichChildren as _Which
 
 ROOT = "root"
@@ -117,10 +125,14 @@ class ActorSystem:
 
     # ------------------------------------------------------------ public API
 
-    def spawn(self, spec: ChildSpec, *, parent: str = ROOT) -> None:
-        """Start ``spec`` as a dynamic child of supervisor ``parent``."""
+    def spawn(self, spec: ChildSpec, *, parent: str = ROOT, activate: bool = True) -> None:
+        """Start ``spec`` as a dynamic child of supervisor ``parent``.
+
+        ``activate=False`` registers it passivated: no thread until its first
+        message (how thousands of waiting durable actors are recovered).
+        """
         self._check_open()
-        err = self.ask(parent, _StartChild(spec))
+        err = self.ask(parent, _StartChild(spec, activate=activate))
         if err is not None:
             raise err
 
@@ -237,9 +249,17 @@ class ActorSystem:
 
     def _unregister(self, cell: Cell) -> None:
         with self._lock:
-            if self._cells.get(cell.id) is cell:
+            removed = self._cells.get(cell.id) is cell
+            if removed:
                 del self._cells[cell.id]
             self._active_passivatable.discard(cell)
+        if removed:
+            self.log.info(
+                "actor.removed",
+                actor_id=cell.id,
+                parent=cell.parent.id if cell.parent else None,
+                state=cell.state.value,
+            )
 
     def _children_of(self, parent: Cell) -> list[Cell]:
         with self._lock:
@@ -265,6 +285,11 @@ class ActorSystem:
         # If the parent is gone too, its own parent handles the restart.
         with contextlib.suppress(ActorError):
             parent.tell(_ChildFailed(cell.id, generation, err), activity=False)
+
+    def _child_exited(self, cell: Cell, generation: int) -> None:
+        if cell.parent is not None:
+            with contextlib.suppress(ActorError):
+                cell.parent.tell(_ChildExited(cell.id, generation), activity=False)
 
     def _activate_async(self, cell: Cell) -> None:
         threading.Thread(target=cell.activate, name=f"activate-{cell.id}", daemon=True).start()
