@@ -100,6 +100,8 @@ class Cell:
         with self.lock:
             if self.removed:
                 raise ActorStoppedError(self.id, "removed from its supervisor")
+            if self.state in (S.STARTING, S.RUNNING, S.STOPPING):
+                return  # another thread started (or still runs) this incarnation
             self.generation += 1
             generation = self.generation
             self._set(S.STARTING)
@@ -225,8 +227,10 @@ class Cell:
             self._passivating = False
             self.ref = None
             self.actor = None
-            self._set(S.PASSIVATED, "idle")
             wake = bool(self.pending)
+            # With messages waiting, go straight to NEW so a concurrent deliver()
+            # buffers instead of starting a second incarnation.
+            self._set(S.NEW if wake else S.PASSIVATED, "re-activating" if wake else "idle")
         self.system._untrack(self)
         if wake:
             self.system._activate_async(self)

@@ -193,19 +193,28 @@ def test_durable_actor_without_store_fails_to_start() -> None:
         system.spawn(ledger("nostore", {}, restart="temporary"))
 
 
+class NotifyingLedger(Ledger):
+    def handle(self, message: Any) -> Any:
+        reply = super().handle(message)
+        if isinstance(message, Get) and self.rec is not None and not self.replaying:
+            self.rec.add("got")
+        return reply
+
+
 def test_passivation_frees_the_thread_and_reactivation_replays(store: EventStore) -> None:
     now = [0.0]
+    rec = Recorder()
     log = Recorder()
     effects: dict[str, int] = {}
     with ActorSystem("t", store=store, clock=lambda: now[0], logger=capture_logger(log)) as system:
-        system.spawn(ledger("p", effects, passivate_after=30))
+        system.spawn(ChildSpec("p", lambda: NotifyingLedger(effects, rec), passivate_after=30))
         system.ask("p", Add(7))
         baseline = system.threads_in_use()
         now[0] += 10
         assert system.passivate_idle_now() == 0  # not idle long enough
-        system.schedule(0, "p", Get())  # a timer is not activity
-        log.wait_for(lambda ev: any(e.get("event") == "actor.lifecycle" for e in ev))
-        now[0] += 25
+        system.schedule(0, "p", Get())  # a timer is not activity...
+        rec.wait_for(lambda ev: "got" in ev)
+        now[0] += 25  # ...so 35 s after the last real message the actor is idle
         assert system.passivate_idle_now() == 1
         log.wait_for(lambda ev: any(e.get("state") == "passivated" for e in ev))
         assert system.threads_in_use() == baseline - 1
@@ -220,10 +229,10 @@ def test_messages_arriving_while_passivating_are_not_lost(store: EventStore) -> 
     with ActorSystem("t", store=store, clock=lambda: now[0]) as system:
         system.spawn(ledger("q", effects, passivate_after=1))
         system.ask("q", Add(0))
-        for round_no in range(20):
+        for _ in range(20):
             now[0] += 5
             system.passivate_idle_now()
-            for v in range(5):
+            for _tell in range(5):
                 system.tell("q", Add(1))
         assert system.ask("q", Get()) == [0] + [1] * 100
         assert store.version("q") == 102
