@@ -102,6 +102,14 @@ class _StartChild:
         self.activate = activate
 
 
+class _StartChildren:
+    __slots__ = ("activate", "specs")
+
+    def __init__(self, specs: Sequence[ChildSpec], *, activate: bool) -> None:
+        self.specs = specs
+        self.activate = activate
+
+
 class _StopChild:
     __slots__ = ("id",)
 
@@ -175,6 +183,13 @@ class Supervisor(Actor):
                 self._add_and_start(message.spec, activate=message.activate)
             except (ActorStartError, DuplicateActorError) as err:
                 return err
+            return None
+        elif isinstance(message, _StartChildren):
+            for spec in message.specs:
+                try:
+                    self._add_and_start(spec, activate=message.activate)
+                except (ActorStartError, DuplicateActorError) as err:
+                    return err
             return None
         elif isinstance(message, _StopChild):
             if message.id in self._cells:

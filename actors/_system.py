@@ -40,6 +40,7 @@ from ._supervisor import (
     _ChildExited,
     _ChildFailed,
     _StartChild,
+    _StartChildren,
     _StopChild,
 )
 from ._supervisor import _WhichChildren as _Which
@@ -133,6 +134,18 @@ class ActorSystem:
         """
         self._check_open()
         err = self.ask(parent, _StartChild(spec, activate=activate))
+        if err is not None:
+            raise err
+
+    def spawn_many(
+        self, specs: Sequence[ChildSpec], *, parent: str = ROOT, activate: bool = True
+    ) -> None:
+        """Start several children of ``parent`` in order, in one round-trip.
+
+        Stops at the first failure and raises it; the children before it stay.
+        """
+        self._check_open()
+        err = self.ask(parent, _StartChildren(list(specs), activate=activate), timeout=3600)
         if err is not None:
             raise err
 
@@ -329,7 +342,3 @@ class ActorSystem:
         )
 
 
-def start_children(system: ActorSystem, specs: Sequence[ChildSpec], parent: str = ROOT) -> None:
-    """Start several dynamic children in order."""
-    for spec in specs:
-        system.spawn(spec, parent=parent)

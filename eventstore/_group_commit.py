@@ -57,6 +57,7 @@ class GroupCommitter(Generic[Op]):
         self._mu = threading.Lock()
         self._queue: deque[_Request[Op]] = deque()
         self._idle = threading.Condition(self._mu)
+        self._idle_waiters = 0
 
     def submit(self, op: Op) -> object:
         """Queue ``op``, wait until its batch committed, return its result."""
@@ -85,7 +86,7 @@ class GroupCommitter(Generic[Op]):
                 r.outcome = outcome
                 self._queue.popleft()
             head = self._queue[0] if self._queue else None
-            if head is None:
+            if head is None and self._idle_waiters:
                 self._idle.notify_all()
         for r in batch:
             if r is not req:
@@ -99,7 +100,11 @@ class GroupCommitter(Generic[Op]):
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no operation is queued or in flight."""
         with self._mu:
-            return self._idle.wait_for(lambda: not self._queue, timeout)
+            self._idle_waiters += 1
+            try:
+                return self._idle.wait_for(lambda: not self._queue, timeout)
+            finally:
+                self._idle_waiters -= 1
 
     @staticmethod
     def _unwrap(req: _Request[Op]) -> object:

@@ -15,15 +15,13 @@ across processes and each sees the other's commits.
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 import os
-import resource
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import lmdb
 
@@ -36,11 +34,18 @@ from ._errors import (
     InvalidEventError,
     SnapshotError,
     StoreClosedError,
-    StoreFullError,
     StoreIOError,
     StoreReadOnlyError,
 )
 from ._group_commit import GroupCommitter
+from ._lmdb_errors import (
+    abort,
+    at_positions,
+    check_record,
+    corrupt_meta,
+    missing,
+    translate,
+)
 from ._records import (
     NewEvent,
     RecordedEvent,
@@ -52,107 +57,23 @@ from ._records import (
     _StreamRow,
 )
 from ._rwlock import ResizeLock
-from ._validate import check_data, check_events, check_stream, check_version
+from ._validate import check_data, check_stream, check_version
+from ._write_batch import (
+    META_KEY,
+    AppendOp,
+    ArchiveOp,
+    Op,
+    SnapshotOp,
+    StreamState,
+    WriteBatch,
+    check_item,
+)
 
 Durability = Literal["sync", "async"]
 
-_META_KEY = b"meta"
 _READ_CHUNK = 1024
 _ARCHIVE_CHUNK = 4096
-_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _DBS = ("events", "index", "streams", "snapshots", "archive", "meta")
-
-
-class _StreamState(NamedTuple):
-    sid: int
-    version: int
-    archived_upto: int
-
-
-class _Txn:
-    """State of one write batch: counters read once, written back only when
-    they cannot be derived from the log itself (stream creation, archive)."""
-
-    __slots__ = (
-        "_store",
-        "dirty_rows",
-        "events_cursor",
-        "meta_dirty",
-        "next_position",
-        "next_sid",
-        "streams",
-        "ts",
-        "txn",
-    )
-
-    def __init__(self, store: EventStore, txn: Any, ts: float) -> None:
-        self._store = store
-        self.txn = txn
-        self.ts = ts
-        self.next_position, self.next_sid = store._load_counters(txn)
-        self.meta_dirty = False
-        self.streams: dict[str, _StreamState | None] = {}
-        self.dirty_rows: set[str] = set()
-        self.events_cursor = txn.cursor(db=store._db["events"])
-
-    def stream(self, name: str) -> _StreamState | None:
-        try:
-            return self.streams[name]
-        except KeyError:
-            state = self._store._load_stream(self.txn, name)
-            self.streams[name] = state
-            return state
-
-    def set_stream(self, name: str, state: _StreamState, *, row_changed: bool) -> None:
-        self.streams[name] = state
-        if row_changed:
-            self.dirty_rows.add(name)
-
-    def new_sid(self) -> int:
-        sid = self.next_sid
-        self.next_sid += 1
-        self.meta_dirty = True
-        return sid
-
-    def flush(self) -> None:
-        db = self._store._db
-        for name in self.dirty_rows:
-            state = self.streams[name]
-            assert state is not None
-            row = _StreamRow(state.sid, state.archived_upto)
-            self.txn.put(name.encode("utf-8"), codec.encode(row), db=db["streams"])
-        if self.meta_dirty:
-            meta = _MetaRow(self.next_position, self.next_sid)
-            self.txn.put(_META_KEY, codec.encode(meta), db=db["meta"])
-
-
-class _Append:
-    """One or more stream appends committed atomically (all or none)."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: list[tuple[str, list[NewEvent], int | None]]) -> None:
-        self.items = items
-
-
-class _SaveSnapshot:
-    __slots__ = ("data", "stream", "version")
-
-    def __init__(self, stream: str, version: int, data: bytes) -> None:
-        self.stream = stream
-        self.version = version
-        self.data = data
-
-
-class _Archive:
-    __slots__ = ("stream", "up_to")
-
-    def __init__(self, stream: str, up_to: int) -> None:
-        self.stream = stream
-        self.up_to = up_to
-
-
-_Op = _Append | _SaveSnapshot | _Archive
 
 
 class EventStore:
@@ -185,7 +106,7 @@ class EventStore:
         self._env_closed = False  # the LMDB environment is gone
         self._close_lock = threading.Lock()
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _DBS}
-        self._committer: GroupCommitter[_Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
+        self._committer: GroupCommitter[Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -231,7 +152,7 @@ class EventStore:
                 subdir=True,
             )
         except lmdb.Error as err:
-            raise _translate(err, spath, "open") from err
+            raise translate(err, spath, "open") from err
         store = cls(
             env,
             spath,
@@ -280,7 +201,7 @@ class EventStore:
             try:
                 self._env.sync(True)
             except lmdb.Error as err:
-                raise _translate(err, self._path, "flush") from err
+                raise translate(err, self._path, "flush") from err
 
     # ------------------------------------------------------------ writes
 
@@ -298,9 +219,9 @@ class EventStore:
         and nothing is written. An empty ``events`` writes nothing and returns
         the current version (after the same check). Returns once durable.
         """
-        item = _check_item(stream, events, expected_version)
+        item = check_item(stream, events, expected_version)
         self._check_writable("append")
-        versions: list[int] = self._submit(_Append([item]))
+        versions: list[int] = self._submit(AppendOp([item]))
         return versions[0]
 
     def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> list[int]:
@@ -322,11 +243,11 @@ class EventStore:
                 raise InvalidEventError(
                     f"append_many: batch[{i}] must be a (stream, events, expected_version) tuple"
                 )
-            items.append(_check_item(*entry))
+            items.append(check_item(*entry))
         self._check_writable("append")
         if not items:
             return []
-        result: list[int] = self._submit(_Append(items))
+        result: list[int] = self._submit(AppendOp(items))
         return result
 
     def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
@@ -338,7 +259,7 @@ class EventStore:
         check_version("version", version, minimum=1)
         check_data("snapshot data", data)
         self._check_writable("save a snapshot")
-        self._submit(_SaveSnapshot(stream, version, data))
+        self._submit(SnapshotOp(stream, version, data))
 
     def archive(self, stream: str, up_to_version: int) -> int:
         """Move events ``..up_to_version`` of ``stream`` to the compressed archive.
@@ -350,18 +271,19 @@ class EventStore:
         check_stream(stream)
         check_version("up_to_version", up_to_version, minimum=1)
         self._check_writable("archive")
-        archived_upto: int = self._submit(_Archive(stream, up_to_version))
+        archived_upto: int = self._submit(ArchiveOp(stream, up_to_version))
         return archived_upto
 
-    def _submit(self, op: _Op) -> Any:
+    def _submit(self, op: Op) -> Any:
         self._check_open()
         return self._committer.submit(op)
 
-    def _run_batch(self, ops: Sequence[_Op]) -> list[object]:
+    def _run_batch(self, ops: Sequence[Op]) -> list[object]:
         while True:
             failed: Any = None  # a write txn to abort once no reader is inside LMDB
             failure: BaseException | None = None
-            with self._rw.shared():
+            self._rw.acquire_shared()
+            try:
                 if self._env_closed:
                     return [StoreClosedError(self._path) for _ in ops]
                 try:
@@ -369,10 +291,10 @@ class EventStore:
                 except lmdb.MapResizedError:
                     txn = None
                 except lmdb.Error as err:
-                    raise _translate(err, self._path, "begin a write") from err
+                    raise translate(err, self._path, "begin a write") from err
                 if txn is not None:
                     try:
-                        state = _Txn(self, txn, self._clock())
+                        state = WriteBatch(self, txn, self._clock())
                         outcomes: list[object] = []
                         for op in ops:
                             try:
@@ -389,9 +311,11 @@ class EventStore:
                         except lmdb.MapFullError as err:  # the failed commit freed the txn
                             failure = err
                         except lmdb.Error as err:
-                            raise _translate(err, self._path, "commit") from err
+                            raise translate(err, self._path, "commit") from err
                         else:
                             return outcomes
+            finally:
+                self._rw.release_shared()
             if failed is None and isinstance(failure, lmdb.MapFullError):
                 self._grow(adopt_only=False)
                 continue
@@ -399,25 +323,25 @@ class EventStore:
                 # py-lmdb >= 2 can deadlock aborting a failed write txn while other
                 # threads are inside read txns, so abort under the exclusive lock.
                 with self._rw.exclusive():
-                    _abort(failed)
+                    abort(failed)
                 if isinstance(failure, lmdb.MapFullError):
                     self._grow(adopt_only=False)
                     continue
                 if isinstance(failure, lmdb.Error):
-                    raise _translate(failure, self._path, "write") from failure
+                    raise translate(failure, self._path, "write") from failure
                 assert failure is not None
                 raise failure
             # The map was grown by another process: adopt its size with no txn open.
             self._grow(adopt_only=True)
 
-    def _apply(self, st: _Txn, op: _Op) -> Any:
-        if isinstance(op, _Append):
+    def _apply(self, st: WriteBatch, op: Op) -> Any:
+        if isinstance(op, AppendOp):
             return self._apply_append(st, op)
-        if isinstance(op, _SaveSnapshot):
+        if isinstance(op, SnapshotOp):
             return self._apply_snapshot(st, op)
         return self._apply_archive(st, op)
 
-    def _apply_append(self, st: _Txn, op: _Append) -> list[int]:
+    def _apply_append(self, st: WriteBatch, op: AppendOp) -> list[int]:
         # Check every expected version first: a rejected op writes nothing.
         planned: dict[str, int] = {}
         for stream, events, expected in op.items:
@@ -430,13 +354,13 @@ class EventStore:
             planned[stream] = current + len(events)
         return [self._write_events(st, stream, events) for stream, events, _ in op.items]
 
-    def _write_events(self, st: _Txn, stream: str, events: list[NewEvent]) -> int:
+    def _write_events(self, st: WriteBatch, stream: str, events: list[NewEvent]) -> int:
         row = st.stream(stream)
         if not events:
             return row.version if row is not None else 0
         created = row is None
         if row is None:
-            row = _StreamState(st.new_sid(), 0, 0)
+            row = StreamState(st.new_sid(), 0, 0)
         sid = row.sid
         pos = st.next_position
         put_event = st.events_cursor.put
@@ -449,14 +373,14 @@ class EventStore:
             pkey = u64(pos)
             value = encode(RecordedEvent(stream, version, pos, ev.kind, ev.data, ts))
             if not put_event(pkey, value, append=True):
-                raise _corrupt_meta(self._path, pos)  # pragma: no cover
+                raise corrupt_meta(self._path, pos)  # pragma: no cover
             put_index(pair(sid, version), pkey, db=index_db)
             pos += 1
         st.next_position = pos
-        st.set_stream(stream, _StreamState(sid, version, row.archived_upto), row_changed=created)
+        st.set_stream(stream, StreamState(sid, version, row.archived_upto), row_changed=created)
         return version
 
-    def _apply_snapshot(self, st: _Txn, op: _SaveSnapshot) -> None:
+    def _apply_snapshot(self, st: WriteBatch, op: SnapshotOp) -> None:
         row = st.stream(op.stream)
         current = row.version if row is not None else 0
         if row is None or op.version > current:
@@ -474,7 +398,7 @@ class EventStore:
         for key in keys[: max(0, len(keys) - self._keep_snapshots)]:
             st.txn.delete(key, db=db)
 
-    def _apply_archive(self, st: _Txn, op: _Archive) -> int:
+    def _apply_archive(self, st: WriteBatch, op: ArchiveOp) -> int:
         row = st.stream(op.stream)
         current = row.version if row is not None else 0
         if row is None or op.up_to > current:
@@ -493,12 +417,12 @@ class EventStore:
             pkey = txn.get(ikey, db=self._db["index"])
             where = f"stream {op.stream!r} version {version}"
             if pkey is None:
-                raise _missing(self._path, where)
+                raise missing(self._path, where)
             raw = txn.get(pkey, db=self._db["events"])
             if raw is None:
-                raise _missing(self._path, where)
+                raise missing(self._path, where)
             ev = codec.decode(raw, RecordedEvent, what="event", where=where, path=self._path)
-            _check_record(ev, op.stream, version, codec.from_u64(pkey), where, self._path)
+            check_record(ev, op.stream, version, codec.from_u64(pkey), where, self._path)
             moving.append((ikey, pkey, ev))
         for start in range(0, len(moving), _ARCHIVE_CHUNK):
             part = moving[start : start + _ARCHIVE_CHUNK]
@@ -510,7 +434,7 @@ class EventStore:
         for ikey, pkey, _ in moving:
             txn.delete(ikey, db=self._db["index"])
             txn.delete(pkey, db=self._db["events"])
-        st.set_stream(op.stream, _StreamState(row.sid, row.version, op.up_to), row_changed=True)
+        st.set_stream(op.stream, StreamState(row.sid, row.version, op.up_to), row_changed=True)
         # The archived events may include the newest one: persist the position
         # counter so it never goes back and reuses a position.
         st.meta_dirty = True
@@ -581,7 +505,7 @@ class EventStore:
                 else:
                     chunk = self._read_hot(txn, stream, row.sid, next_v, end)
             if not chunk:  # pragma: no cover - index and stream row disagree
-                raise _missing(self._path, f"stream {stream!r} version {next_v}")
+                raise missing(self._path, f"stream {stream!r} version {next_v}")
             yield from chunk
             next_v = chunk[-1].version + 1
 
@@ -604,7 +528,7 @@ class EventStore:
         else:
             values = [v for _, v in events_cur.getmulti(pkeys)]
         if len(values) != n:
-            raise _missing(self._path, f"stream {stream!r} version {first + len(values)}")
+            raise missing(self._path, f"stream {stream!r} version {first + len(values)}")
         events = codec.decode_events(
             values, lambda i: f"stream {stream!r} version {first + i}", self._path
         )
@@ -616,7 +540,7 @@ class EventStore:
         ):
             for i, ev in enumerate(events):
                 where = f"stream {stream!r} version {first + i}"
-                _check_record(ev, stream, first + i, positions[i], where, self._path)
+                check_record(ev, stream, first + i, positions[i], where, self._path)
         return events
 
     def _read_archived(
@@ -657,7 +581,7 @@ class EventStore:
                     if len(keys) >= _READ_CHUNK:
                         break
             positions = codec.unpack_positions(keys)
-            events = codec.decode_events(values, _at_positions(positions), self._path)
+            events = codec.decode_events(values, at_positions(positions), self._path)
             if [e.position for e in events] != positions:
                 for ev, p in zip(events, positions, strict=True):
                     if ev.position != p:
@@ -714,7 +638,7 @@ class EventStore:
                 except lmdb.MapResizedError:
                     txn = None
                 except lmdb.Error as err:
-                    raise _translate(err, self._path, "begin a read") from err
+                    raise translate(err, self._path, "begin a read") from err
                 if txn is not None:
                     try:
                         yield txn
@@ -733,25 +657,25 @@ class EventStore:
                 else:
                     self._env.set_mapsize(self._env.info()["map_size"] * 2)
             except lmdb.Error as err:
-                raise _translate(err, self._path, "grow the map") from err
+                raise translate(err, self._path, "grow the map") from err
 
     def _init_meta(self) -> None:
         with self._read_txn() as txn:
-            if txn.get(_META_KEY, db=self._db["meta"]) is not None:
+            if txn.get(META_KEY, db=self._db["meta"]) is not None:
                 return
         with self._rw.shared():
             txn = self._env.begin(write=True)
             try:
-                if txn.get(_META_KEY, db=self._db["meta"]) is None:
-                    txn.put(_META_KEY, codec.encode(_MetaRow(1, 1)), db=self._db["meta"])
+                if txn.get(META_KEY, db=self._db["meta"]) is None:
+                    txn.put(META_KEY, codec.encode(_MetaRow(1, 1)), db=self._db["meta"])
                 txn.commit()
             except lmdb.Error as err:
-                _abort(txn)
-                raise _translate(err, self._path, "initialise") from err
+                abort(txn)
+                raise translate(err, self._path, "initialise") from err
 
     def _load_counters(self, txn: Any) -> tuple[int, int]:
         """(next position, next stream id) as of ``txn``."""
-        raw = txn.get(_META_KEY, db=self._db["meta"])
+        raw = txn.get(META_KEY, db=self._db["meta"])
         meta = (
             _MetaRow(1, 1)
             if raw is None
@@ -761,7 +685,7 @@ class EventStore:
         last = codec.from_u64(cur.key()) if cur.last() else 0
         return max(meta.next_position, last + 1), meta.next_sid
 
-    def _load_stream(self, txn: Any, name: str) -> _StreamState | None:
+    def _load_stream(self, txn: Any, name: str) -> StreamState | None:
         raw = txn.get(name.encode("utf-8"), db=self._db["streams"])
         if raw is None:
             return None
@@ -777,7 +701,7 @@ class EventStore:
             sid, last = codec.from_pair(cur.key())
             if sid == row.sid:
                 version = last
-        return _StreamState(row.sid, max(version, row.archived_upto), row.archived_upto)
+        return StreamState(row.sid, max(version, row.archived_upto), row.archived_upto)
 
     @staticmethod
     def _keys_with_sid(txn: Any, db: Any, sid: int) -> Iterator[bytes]:
@@ -788,81 +712,3 @@ class EventStore:
             if codec.from_pair(key)[0] != sid:
                 return
             yield bytes(key)
-
-
-def _check_item(
-    stream: object, events: object, expected_version: object
-) -> tuple[str, list[NewEvent], int | None]:
-    name = check_stream(stream)
-    evs = check_events(name, events)
-    if expected_version is not None:
-        check_version("expected_version", expected_version, minimum=0)
-    return name, evs, expected_version  # type: ignore[return-value]
-
-
-def _abort(txn: Any) -> None:
-    with contextlib.suppress(lmdb.Error):  # already aborted by a failed commit
-        txn.abort()
-
-
-def _translate(err: Exception, path: str, operation: str) -> EventStoreError:
-    detail = str(err)
-    code = getattr(err, "errno", None) or _errno_from_message(detail)
-    if code in _FULL_ERRNOS or isinstance(err, lmdb.MapFullError):
-        return StoreFullError(path, f"{operation}: {detail}")
-    full = _diagnose_full(path) if code == errno.EIO else None
-    if full is not None:
-        # LMDB reports a short write as EIO; a full disk or file-size limit causes one.
-        return StoreFullError(path, f"{operation}: {detail} ({full})")
-    return StoreIOError(path, operation, detail)
-
-
-def _errno_from_message(detail: str) -> int | None:
-    for code in (*_FULL_ERRNOS, errno.EIO):
-        if os.strerror(code) in detail:
-            return code
-    return None
-
-
-_LOW_SPACE = 16 << 20
-
-
-def _diagnose_full(path: str) -> str | None:
-    """Why a write to ``path`` may have failed for lack of space, or None."""
-    try:
-        st = os.statvfs(path)
-        if st.f_bavail * st.f_frsize < _LOW_SPACE:
-            return f"{st.f_bavail * st.f_frsize} bytes free on the device"
-        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-        size = os.path.getsize(os.path.join(path, "data.mdb"))
-        if soft != resource.RLIM_INFINITY and size + (1 << 20) >= soft:
-            return f"data.mdb is {size} bytes, the process file-size limit is {soft}"
-    except OSError:
-        return None
-    return None
-
-
-def _missing(path: str, where: str) -> EventStoreError:
-    return CorruptionError("record", where, path, "the index points to a record that is missing")
-
-
-def _at_positions(positions: list[int]) -> Callable[[int], str]:
-    return lambda i: f"position {positions[i]}"
-
-
-def _check_record(  # noqa: PLR0917
-    ev: RecordedEvent, stream: str, version: int, position: int, where: str, path: str
-) -> None:
-    if (ev.stream, ev.version, ev.position) != (stream, version, position):
-        raise CorruptionError(
-            "event",
-            where,
-            path,
-            f"the record claims stream {ev.stream!r} version {ev.version} position {ev.position}",
-        )
-
-
-def _corrupt_meta(path: str, pos: int) -> EventStoreError:
-    return CorruptionError(
-        "meta record", "meta", path, f"next position {pos} is not past the end of the log"
-    )
