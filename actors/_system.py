@@ -340,5 +340,3 @@ class ActorSystem:
             generation=cell.generation,
             reason=reason,
         )
-
-
