@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,25 @@ RESULTS_DIR = Path(__file__).parent / "results"
 def median_of(rounds: int, fn: Callable[[], float]) -> float:
     """Run ``fn`` (which returns a rate) ``rounds`` times; return the median."""
     return statistics.median(fn() for _ in range(rounds))
+
+
+def time_threads(threads: int, work: Callable[[int], None]) -> float:
+    """Start ``threads`` threads running ``work(index)`` together; return the
+    seconds from their common start until the last one finished."""
+    barrier = threading.Barrier(threads + 1)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        work(index)
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for th in pool:
+        th.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for th in pool:
+        th.join()
+    return time.perf_counter() - t0
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -18,7 +18,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import lmdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import median_of, report
+from benchmarks._report import median_of, report, time_threads
 from eventstore import EventStore, NewEvent
 
 PAYLOAD = b"x" * 64
@@ -71,22 +70,13 @@ def threaded_rate(threads: int, per_thread: int) -> float:
     d = fresh_dir()
     try:
         with EventStore.open(d) as store:
-            barrier = threading.Barrier(threads + 1)
+            ev = [NewEvent("e", PAYLOAD)]
 
             def work(t: int) -> None:
-                ev = [NewEvent("e", PAYLOAD)]
-                barrier.wait()
                 for _ in range(per_thread):
                     store.append(f"s{t}", ev)
 
-            pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-            for th in pool:
-                th.start()
-            barrier.wait()
-            t0 = time.perf_counter()
-            for th in pool:
-                th.join()
-            return threads * per_thread / (time.perf_counter() - t0)
+            return threads * per_thread / time_threads(threads, work)
     finally:
         shutil.rmtree(d)
 
@@ -101,21 +91,12 @@ def mechanism_ceiling(threads: int, per_thread: int) -> float:
         return [0] * len(ops)  # type: ignore[arg-type]
 
     committer: GroupCommitter[int] = GroupCommitter(run_batch)
-    barrier = threading.Barrier(threads + 1)
 
-    def work() -> None:
-        barrier.wait()
+    def work(_: int) -> None:
         for i in range(per_thread):
             committer.submit(i)
 
-    pool = [threading.Thread(target=work) for _ in range(threads)]
-    for th in pool:
-        th.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    for th in pool:
-        th.join()
-    return threads * per_thread / (time.perf_counter() - t0)
+    return threads * per_thread / time_threads(threads, work)
 
 
 def append_many_rate(streams: int, calls: int) -> float:

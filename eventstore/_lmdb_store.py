@@ -57,7 +57,7 @@ from ._records import (
     _StreamRow,
 )
 from ._rwlock import ResizeLock
-from ._validate import check_data, check_stream, check_version
+from ._validate import check_batch, check_data, check_item, check_stream, check_version
 from ._write_batch import (
     META_KEY,
     AppendOp,
@@ -66,7 +66,6 @@ from ._write_batch import (
     SnapshotOp,
     StreamState,
     WriteBatch,
-    check_item,
 )
 
 Durability = Literal["sync", "async"]
@@ -232,18 +231,7 @@ class EventStore:
         does not match, :class:`ConcurrencyError` is raised and nothing of the
         batch is written. Returns each triple's resulting stream version.
         """
-        if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)):
-            raise InvalidEventError(
-                f"append_many takes a sequence of (stream, events, expected_version), "
-                f"got {type(batch).__name__}"
-            )
-        items = []
-        for i, entry in enumerate(batch):
-            if not isinstance(entry, tuple) or len(entry) != 3:
-                raise InvalidEventError(
-                    f"append_many: batch[{i}] must be a (stream, events, expected_version) tuple"
-                )
-            items.append(check_item(*entry))
+        items = check_batch(batch)
         self._check_writable("append")
         if not items:
             return []

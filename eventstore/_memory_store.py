@@ -16,12 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from ._errors import (
     ArchiveError,
     ConcurrencyError,
-    InvalidEventError,
     SnapshotError,
     StoreClosedError,
 )
 from ._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
-from ._validate import check_data, check_events, check_stream, check_version
+from ._validate import check_batch, check_data, check_item, check_stream, check_version
 
 
 class _Stream:
@@ -91,10 +90,7 @@ class MemoryEventStore:
     def append(
         self, stream: str, events: Sequence[NewEvent], *, expected_version: int | None = None
     ) -> int:
-        check_stream(stream)
-        evs = check_events(stream, events)
-        if expected_version is not None:
-            check_version("expected_version", expected_version, minimum=0)
+        stream, evs, expected_version = check_item(stream, events, expected_version)
         with self._lock:
             self._check_open()
             st = self._streams.get(stream)
@@ -116,23 +112,7 @@ class MemoryEventStore:
             return st.version
 
     def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> list[int]:
-        if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)):
-            raise InvalidEventError(
-                f"append_many takes a sequence of (stream, events, expected_version), "
-                f"got {type(batch).__name__}"
-            )
-        items: list[tuple[str, list[NewEvent], int | None]] = []
-        for i, entry in enumerate(batch):
-            if not isinstance(entry, tuple) or len(entry) != 3:
-                raise InvalidEventError(
-                    f"append_many: batch[{i}] must be a (stream, events, expected_version) tuple"
-                )
-            stream, events, expected = entry
-            check_stream(stream)
-            evs = check_events(stream, events)
-            if expected is not None:
-                check_version("expected_version", expected, minimum=0)
-            items.append((stream, evs, expected))
+        items = check_batch(batch)
         with self._lock:
             self._check_open()
             planned: dict[str, int] = {}

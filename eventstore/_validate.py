@@ -60,3 +60,32 @@ def check_data(name: str, value: object) -> bytes:
     if not isinstance(value, bytes):
         raise InvalidEventError(f"{name} must be bytes, got {type(value).__name__}")
     return value
+
+
+AppendItem = tuple[str, list[NewEvent], int | None]
+
+
+def check_item(stream: object, events: object, expected_version: object) -> AppendItem:
+    """Check one ``(stream, events, expected_version)`` append."""
+    name = check_stream(stream)
+    evs = check_events(name, events)
+    if expected_version is not None:
+        expected_version = check_version("expected_version", expected_version, minimum=0)
+    return name, evs, expected_version
+
+
+def check_batch(batch: object) -> list[AppendItem]:
+    """Check the argument of ``append_many``."""
+    if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)):
+        raise InvalidEventError(
+            "append_many takes a sequence of (stream, events, expected_version), "
+            f"got {type(batch).__name__}"
+        )
+    items = []
+    for i, entry in enumerate(batch):
+        if not isinstance(entry, tuple) or len(entry) != 3:
+            raise InvalidEventError(
+                f"append_many: batch[{i}] must be a (stream, events, expected_version) tuple"
+            )
+        items.append(check_item(*entry))
+    return items

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _codec as codec
 from ._records import NewEvent, _MetaRow, _StreamRow
-from ._validate import check_events, check_stream, check_version
 
 if TYPE_CHECKING:
     from ._lmdb_store import EventStore
@@ -106,13 +105,3 @@ class ArchiveOp:
 
 
 Op = AppendOp | SnapshotOp | ArchiveOp
-
-
-def check_item(
-    stream: object, events: object, expected_version: object
-) -> tuple[str, list[NewEvent], int | None]:
-    name = check_stream(stream)
-    evs = check_events(name, events)
-    if expected_version is not None:
-        check_version("expected_version", expected_version, minimum=0)
-    return name, evs, expected_version  # type: ignore[return-value]
