@@ -52,6 +52,14 @@ class _Ping:
 Envelope = _Tell | _Ask
 
 
+class _WakeUp:
+    """Put straight into a stopped actor's inbox (a stopped pykka ref refuses
+    tells) so its thread returns from ``inbox.get()`` and exits."""
+
+    message = None
+    reply_to = None
+
+
 def _fail(future: pykka.ThreadingFuture[Any], err: BaseException) -> None:
     future.set_exception((type(err), err, err.__traceback__))
 
@@ -129,32 +137,48 @@ class Actor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Ping):
             return True
-        if self._crashed:  # pragma: no cover - the loop stops right after a crash
-            return None
-        if isinstance(message, _Ask):
-            self._journaled = False
+        if not isinstance(message, (_Tell, _Ask)) or self._cell is None:
+            return None  # a wake-up after an inline crash, or nothing of ours
+        cell = self._cell
+        with cell.exec_lock:
             try:
-                reply = self.receive(message.message)
+                if not self._crashed:
+                    self._dispatch(message)
+            finally:
+                cell.mailbox_done()
+        return None
+
+    def _dispatch(self, envelope: Envelope) -> None:
+        """Handle one envelope on whichever thread holds the execution lock."""
+        self._journaled = False
+        if isinstance(envelope, _Ask):
+            try:
+                reply = self.receive(envelope.message)
             except MessageRejectedError as err:
-                _fail(message.reply, err)
-                return None
+                _fail(envelope.reply, err)
+                return
             except BaseException as err:
                 journaled = self._journaled
                 self._crash(err)
-                _fail(message.reply, ActorCrashedError(self.actor_id, err, journaled=journaled))
-                return None
-            message.reply.set(reply)
-            return None
-        if isinstance(message, _Tell):
-            self._journaled = False
-            try:
-                self.receive(message.message)
-            except MessageRejectedError:
-                pass  # a refused tell has nobody to tell; the handler logged it
-            except BaseException as err:
-                self._crash(err)
-            return None
-        return None  # pragma: no cover - nothing else is ever sent
+                _fail(envelope.reply, ActorCrashedError(self.actor_id, err, journaled=journaled))
+                return
+            envelope.reply.set(reply)
+            return
+        try:
+            self.receive(envelope.message)
+        except MessageRejectedError:
+            pass  # a refused tell has nobody to tell; the handler logged it
+        except BaseException as err:
+            self._crash(err)
+
+    def _handle_inline(self, envelope: _Ask) -> None:
+        """Run an ask on the caller's thread (the cell checked the actor is idle
+        and holds the execution lock for us)."""
+        self._dispatch(envelope)
+        if self._crashed:
+            # The actor thread is blocked on its empty inbox: wake it so it sees
+            # it has stopped and exits.
+            self.actor_inbox.put(_WakeUp())  # type: ignore[arg-type]
 
     def _crash(self, err: BaseException) -> None:
         self._crashed = True

@@ -80,6 +80,10 @@ class Cell:
         self.removed = False
         self._passivating = False
         self._stop_requested = False
+        # Held while a handler runs, on the actor's thread or inline on an
+        # asker's thread; `inflight` counts envelopes in the pykka inbox.
+        self.exec_lock = threading.Lock()
+        self.inflight = 0
 
     # ------------------------------------------------------------ state
 
@@ -129,6 +133,7 @@ class Cell:
             self.last_active = self.system.clock()
             while self.pending:
                 ref.tell(self.pending.popleft())
+                self.inflight += 1
             self._set(S.RUNNING)
         self.system._track(self)
 
@@ -196,6 +201,7 @@ class Cell:
                 elif envelope.reply_to is not None:
                     envelope.reply_to.set(None)
             self.pending.extendleft(reversed(rescued))
+            self.inflight = 0
             self.ref = None
             self.actor = None
             self.awaiting_restart = True
@@ -244,6 +250,7 @@ class Cell:
                 self.last_active = self.system.clock()
             if self.state is S.RUNNING and self.ref is not None:
                 self.ref.tell(envelope)
+                self.inflight += 1
                 return
             if self.removed or (self.state is S.STOPPED and not self.awaiting_restart):
                 raise ActorStoppedError(self.id)
@@ -273,7 +280,7 @@ class Cell:
         with self.lock:
             if self.state is not S.RUNNING or self.ref is None or self.pending:
                 return False
-            if self.actor is not None and not self.actor.actor_inbox.empty():
+            if self.inflight or self.exec_lock.locked():
                 return False
             self._passivating = True
             self._set(S.STOPPING, "passivating")
@@ -284,7 +291,40 @@ class Cell:
     def tell(self, message: object, *, activity: bool = True) -> None:
         self.deliver(_Tell(message), activity=activity)
 
-    def ask_future(self, message: object) -> pykka.ThreadingFuture[Any]:
+    def ask_future(self, message: object, *, inline: bool = False) -> pykka.ThreadingFuture[Any]:
+        """Send an ask; the reply arrives on the returned future.
+
+        ``inline``: if the actor is running and idle (nothing in its mailbox,
+        no handler running), handle the ask on this thread, under the
+        actor's execution lock: no thread hand-off in either direction. The
+        actor still handles one message at a time, and a sender's messages
+        still arrive in the order it sent them (anything it sent earlier is
+        in flight, so this one goes through the mailbox behind it).
+        """
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        self.deliver(_Ask(message, future))
+        envelope = _Ask(message, future)
+        if inline:
+            actor = None
+            with self.lock:
+                self.last_active = self.system.clock()
+                if (
+                    self.state is S.RUNNING
+                    and self.actor is not None
+                    and not self.inflight
+                    and self.exec_lock.acquire(blocking=False)
+                ):
+                    actor = self.actor
+            if actor is not None:
+                try:
+                    actor._handle_inline(envelope)
+                finally:
+                    self.exec_lock.release()
+                return future
+        self.deliver(envelope)
         return future
+
+    def mailbox_done(self) -> None:
+        """The actor thread finished one envelope from its inbox."""
+        with self.lock:
+            if self.inflight:
+                self.inflight -= 1

@@ -75,7 +75,9 @@ class ActorSystem:
     ``store``: the event log durable actors journal to. ``clock``: monotonic
     seconds (restart windows, idleness). ``rng``: restart jitter. ``faults``:
     crash injection for tests. ``on_escalation``: called (on some actor
-    thread) if the root supervisor gives up.
+    thread) if the root supervisor gives up. ``inline_asks``: an ask to an
+    idle actor runs its handler on the asking thread (see ``Cell.ask_future``);
+    it then runs to completion, so its timeout cannot interrupt it.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class ActorSystem:
         passivation_check: float = 1.0,
         ask_timeout: float = 30.0,
         on_escalation: Callable[[Escalation], None] | None = None,
+        inline_asks: bool = True,
     ) -> None:
         from ._scheduler import Scheduler
 
@@ -104,6 +107,7 @@ class ActorSystem:
         self.rng = rng if rng is not None else random.Random()
         self.faults = faults if faults is not None else FaultInjector()
         self.ask_timeout = ask_timeout
+        self._inline_asks = inline_asks
         self.escalation: Escalation | None = None
         self._on_escalation = on_escalation
         self._lock = threading.Lock()
@@ -170,7 +174,7 @@ class ActorSystem:
         """
         self._check_open()
         wait = self.ask_timeout if timeout is None else timeout
-        future = self._cell(actor_id).ask_future(message)
+        future = self._cell(actor_id).ask_future(message, inline=self._inline_asks)
         try:
             return future.get(timeout=wait)
         except pykka.Timeout as err:
