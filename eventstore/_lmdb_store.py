@@ -72,7 +72,7 @@ Durability = Literal["sync", "async"]
 
 _READ_CHUNK = 1024
 _ARCHIVE_CHUNK = 4096
-_DBS = ("events", "index", "streams", "snapshots", "archive", "meta")
+_DBS = ("log", "streams", "snapshots", "archive", "meta")
 
 
 class EventStore:
@@ -353,16 +353,16 @@ class EventStore:
         pos = st.next_position
         put_event = st.events_cursor.put
         put_index = st.txn.put
-        index_db = self._db["index"]
-        u64, pair, encode, ts = codec.u64, codec.pair, codec.encode, st.ts
+        log_db = self._db["log"]
+        event_key, index_key, encode, ts = codec.event_key, codec.index_key, codec.encode, st.ts
         version = row.version
         for ev in events:
             version += 1
-            pkey = u64(pos)
+            pkey = event_key(pos)
             value = encode(RecordedEvent(stream, version, pos, ev.kind, ev.data, ts))
             if not put_event(pkey, value, append=True):
                 raise corrupt_meta(self._path, pos)  # pragma: no cover
-            put_index(pair(sid, version), pkey, db=index_db)
+            put_index(index_key(sid, version), pkey, db=log_db)
             pos += 1
         st.next_position = pos
         st.set_stream(stream, StreamState(sid, version, row.archived_upto), row_changed=created)
@@ -401,16 +401,16 @@ class EventStore:
         # before anything was written.
         moving: list[tuple[bytes, bytes, RecordedEvent]] = []
         for version in range(row.archived_upto + 1, op.up_to + 1):
-            ikey = codec.pair(row.sid, version)
-            pkey = txn.get(ikey, db=self._db["index"])
+            ikey = codec.index_key(row.sid, version)
+            pkey = txn.get(ikey, db=self._db["log"])
             where = f"stream {op.stream!r} version {version}"
             if pkey is None:
                 raise missing(self._path, where)
-            raw = txn.get(pkey, db=self._db["events"])
+            raw = txn.get(pkey, db=self._db["log"])
             if raw is None:
                 raise missing(self._path, where)
             ev = codec.decode(raw, RecordedEvent, what="event", where=where, path=self._path)
-            check_record(ev, op.stream, version, codec.from_u64(pkey), where, self._path)
+            check_record(ev, op.stream, version, codec.from_event_key(pkey), where, self._path)
             moving.append((ikey, pkey, ev))
         for start in range(0, len(moving), _ARCHIVE_CHUNK):
             part = moving[start : start + _ARCHIVE_CHUNK]
@@ -420,8 +420,8 @@ class EventStore:
                 db=self._db["archive"],
             )
         for ikey, pkey, _ in moving:
-            txn.delete(ikey, db=self._db["index"])
-            txn.delete(pkey, db=self._db["events"])
+            txn.delete(ikey, db=self._db["log"])
+            txn.delete(pkey, db=self._db["log"])
         st.set_stream(op.stream, StreamState(row.sid, row.version, op.up_to), row_changed=True)
         # The archived events may include the newest one: persist the position
         # counter so it never goes back and reuses a position.
@@ -503,12 +503,14 @@ class EventStore:
         # The index is dense per stream, so versions first..stop are the next
         # `want` index entries; the records themselves are checked below.
         want = min(last, first + _READ_CHUNK - 1) - first + 1
-        cur = txn.cursor(db=self._db["index"])
-        if not cur.set_key(codec.pair(sid, first)):
+        cur = txn.cursor(db=self._db["log"])
+        if not cur.set_key(codec.index_key(sid, first)):
             return []
         pkeys = list(itertools.islice(cur.iternext(keys=False, values=True), want))
+        if any(k[:1] != codec.EVENT for k in pkeys):
+            raise missing(self._path, f"stream {stream!r} from version {first}")
         positions = codec.unpack_positions(pkeys)
-        events_cur = txn.cursor(db=self._db["events"])
+        events_cur = txn.cursor(db=self._db["log"])
         n = len(pkeys)
         if positions[-1] - positions[0] == n - 1 and events_cur.set_key(pkeys[0]):
             # One contiguous run (a single writer, or one big append): scan it.
@@ -558,8 +560,8 @@ class EventStore:
     def _iter_all(self, pos: int) -> Iterator[RecordedEvent]:
         while True:
             with self._read_txn() as txn:
-                cur = txn.cursor(db=self._db["events"])
-                if not cur.set_range(codec.u64(pos)):
+                cur = txn.cursor(db=self._db["log"])
+                if not cur.set_range(codec.event_key(pos)):
                     return
                 keys: list[bytes] = []
                 values: list[bytes] = []
@@ -669,8 +671,10 @@ class EventStore:
             if raw is None
             else codec.decode(raw, _MetaRow, what="meta record", where="meta", path=self._path)
         )
-        cur = txn.cursor(db=self._db["events"])
-        last = codec.from_u64(cur.key()) if cur.last() else 0
+        cur = txn.cursor(db=self._db["log"])
+        last = 0
+        if cur.last() and cur.key()[:1] == codec.EVENT:
+            last = codec.from_event_key(cur.key())
         return max(meta.next_position, last + 1), meta.next_sid
 
     def _load_stream(self, txn: Any, name: str) -> StreamState | None:
@@ -682,11 +686,11 @@ class EventStore:
         )
         # The version is the last index entry of the stream, or the archive
         # watermark when every event was archived.
-        cur = txn.cursor(db=self._db["index"])
-        found = cur.prev() if cur.set_range(codec.pair(row.sid + 1, 0)) else cur.last()
+        cur = txn.cursor(db=self._db["log"])
+        found = cur.prev() if cur.set_range(codec.index_key(row.sid + 1, 0)) else cur.last()
         version = 0
-        if found:
-            sid, last = codec.from_pair(cur.key())
+        if found and cur.key()[:1] == codec.INDEX:
+            sid, last = codec.from_index_key(cur.key())
             if sid == row.sid:
                 version = last
         return StreamState(row.sid, max(version, row.archived_upto), row.archived_upto)

@@ -45,7 +45,7 @@ class WriteBatch:
         self.meta_dirty = False
         self.streams: dict[str, StreamState | None] = {}
         self.dirty_rows: set[str] = set()
-        self.events_cursor = txn.cursor(db=store._db["events"])
+        self.events_cursor = txn.cursor(db=store._db["log"])
 
     def stream(self, name: str) -> StreamState | None:
         try:

@@ -54,7 +54,7 @@ def test_undecodable_event_names_stream_and_version_and_changes_nothing(
     with EventStore.open(path) as store:
         store.append("orders", [NewEvent("a"), NewEvent("b"), NewEvent("c")])
         position = next(e.position for e in store.read("orders") if e.version == 2)
-    overwrite_raw(path, b"events", position.to_bytes(8, "big"), bad)
+    overwrite_raw(path, b"log", b"p" + position.to_bytes(8, "big"), bad)
     before = digest(path)
     with EventStore.open(path) as store:
         with pytest.raises(CorruptionError) as info:
