@@ -28,7 +28,8 @@ class FaultInjector:
     """Raises :class:`SimulatedCrash` when ``plan(point, actor_id, hit)`` says so.
 
     ``hit`` counts how often ``point`` was reached (all actors together),
-    from 1. Thread-safe. ``crashes`` lists what was injected.
+    from 1, while a plan is set. Thread-safe. ``crashes`` lists what was
+    injected.
     """
 
     def __init__(self, plan: Callable[[str, str, int], bool] | None = None) -> None:
@@ -42,6 +43,8 @@ class FaultInjector:
             self._plan = plan
 
     def check(self, point: str, actor_id: str) -> None:
+        if self._plan is None:
+            return  # the production path: no lock, no counting
         with self._lock:
             hit = self._hits[point] = self._hits.get(point, 0) + 1
             crash = self._plan is not None and self._plan(point, actor_id, hit)
