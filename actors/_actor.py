@@ -171,14 +171,19 @@ class Actor(pykka.ThreadingActor):
         except BaseException as err:
             self._crash(err)
 
-    def _handle_inline(self, envelope: _Ask) -> None:
-        """Run an ask on the caller's thread (the cell checked the actor is idle
-        and holds the execution lock for us)."""
-        self._dispatch(envelope)
-        if self._crashed:
-            # The actor thread is blocked on its empty inbox: wake it so it sees
-            # it has stopped and exits.
+    def _call_inline(self, message: Any) -> Any:
+        """Handle an ask on the caller's thread and return the reply directly
+        (the cell checked the actor is idle and holds its execution lock)."""
+        self._journaled = False
+        try:
+            return self.receive(message)
+        except MessageRejectedError:
+            raise
+        except BaseException as err:
+            journaled = self._journaled
+            self._crash(err)
             self.actor_inbox.put(_WakeUp())  # type: ignore[arg-type]
+            raise ActorCrashedError(self.actor_id, err, journaled=journaled) from err
 
     def _crash(self, err: BaseException) -> None:
         self._crashed = True

@@ -291,36 +291,45 @@ class Cell:
     def tell(self, message: object, *, activity: bool = True) -> None:
         self.deliver(_Tell(message), activity=activity)
 
-    def ask_future(self, message: object, *, inline: bool = False) -> pykka.ThreadingFuture[Any]:
-        """Send an ask; the reply arrives on the returned future.
+    def try_inline(self, message: object) -> tuple[bool, Any]:
+        """Handle an ask on this thread if the actor is running and idle.
 
-        ``inline``: if the actor is running and idle (nothing in its mailbox,
-        no handler running), handle the ask on this thread, under the
-        actor's execution lock: no thread hand-off in either direction. The
-        actor still handles one message at a time, and a sender's messages
-        still arrive in the order it sent them (anything it sent earlier is
-        in flight, so this one goes through the mailbox behind it).
+        Idle means nothing in its mailbox and no handler running; the ask then
+        runs under the actor's execution lock, with no thread hand-off either
+        way. The actor still handles one message at a time, and a sender's
+        messages keep their order (anything it sent earlier is still in
+        flight, so this one goes through the mailbox behind it). Returns
+        ``(False, None)`` when the ask must go through the mailbox.
         """
+        with self.lock:
+            self.last_active = self.system.clock()
+            actor = self.actor
+            if (
+                self.state is not S.RUNNING
+                or actor is None
+                or self.inflight
+                or not self.exec_lock.acquire(blocking=False)
+            ):
+                return False, None
+        try:
+            return True, actor._call_inline(message)
+        finally:
+            self.exec_lock.release()
+
+    def ask_future(self, message: object, *, inline: bool = False) -> pykka.ThreadingFuture[Any]:
+        """Send an ask; the reply (or error) arrives on the returned future.
+        ``inline``: try :meth:`try_inline` first."""
         future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-        envelope = _Ask(message, future)
         if inline:
-            actor = None
-            with self.lock:
-                self.last_active = self.system.clock()
-                if (
-                    self.state is S.RUNNING
-                    and self.actor is not None
-                    and not self.inflight
-                    and self.exec_lock.acquire(blocking=False)
-                ):
-                    actor = self.actor
-            if actor is not None:
-                try:
-                    actor._handle_inline(envelope)
-                finally:
-                    self.exec_lock.release()
+            try:
+                handled, reply = self.try_inline(message)
+            except BaseException as err:
+                _fail(future, err)
                 return future
-        self.deliver(envelope)
+            if handled:
+                future.set(reply)
+                return future
+        self.deliver(_Ask(message, future))
         return future
 
     def mailbox_done(self) -> None:

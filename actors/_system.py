@@ -174,7 +174,12 @@ class ActorSystem:
         """
         self._check_open()
         wait = self.ask_timeout if timeout is None else timeout
-        future = self._cell(actor_id).ask_future(message, inline=self._inline_asks)
+        cell = self._cell(actor_id)
+        if self._inline_asks:
+            handled, reply = cell.try_inline(message)
+            if handled:
+                return reply
+        future = cell.ask_future(message)
         try:
             return future.get(timeout=wait)
         except pykka.Timeout as err:

@@ -31,10 +31,9 @@ class _Request(Generic[Op]):
     def __init__(self, op: Op) -> None:
         self.op = op
         self.outcome: object = _PENDING
-        # A plain lock used as a one-shot signal: cheaper to wake than a
-        # Condition, and the woken thread need not re-take the queue mutex.
-        self.wake = threading.Lock()
-        self.wake.acquire()
+        # For followers only: a plain lock used as a one-shot signal, cheaper
+        # to wake than a Condition; the woken thread need not re-take the mutex.
+        self.wake: threading.Lock | None = None
 
 
 class GroupCommitter(Generic[Op]):
@@ -65,8 +64,11 @@ class GroupCommitter(Generic[Op]):
         with self._mu:
             self._queue.append(req)
             leader = self._queue[0] is req
+            if not leader:
+                req.wake = wake = threading.Lock()
+                wake.acquire()
         if not leader:
-            req.wake.acquire()  # released when our batch is done or we are the new head
+            wake.acquire()  # released when our batch is done or we are the new head
             if req.outcome is not _PENDING:
                 return self._unwrap(req)
         with self._mu:
@@ -89,9 +91,9 @@ class GroupCommitter(Generic[Op]):
             if head is None and self._idle_waiters:
                 self._idle.notify_all()
         for r in batch:
-            if r is not req:
+            if r is not req and r.wake is not None:
                 r.wake.release()
-        if head is not None:
+        if head is not None and head.wake is not None:
             head.wake.release()
         if leader_error is not None and not isinstance(leader_error, Exception):
             raise leader_error  # KeyboardInterrupt etc. propagate unchanged on the leader

@@ -66,6 +66,7 @@ from ._write_batch import (
     SnapshotOp,
     StreamState,
     WriteBatch,
+    WriteCache,
 )
 
 Durability = Literal["sync", "async"]
@@ -105,6 +106,7 @@ class EventStore:
         self._env_closed = False  # the LMDB environment is gone
         self._close_lock = threading.Lock()
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _DBS}
+        self._cache = WriteCache()  # only touched by the group-commit leader
         self._committer: GroupCommitter[Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
 
     # ------------------------------------------------------------ lifecycle
@@ -281,8 +283,10 @@ class EventStore:
                 except lmdb.Error as err:
                     raise translate(err, self._path, "begin a write") from err
                 if txn is not None:
+                    txn_id = txn.id()
+                    cache = self._cache if self._cache.valid_for(txn_id) else None
                     try:
-                        state = WriteBatch(self, txn, self._clock())
+                        state = WriteBatch(self, txn, self._clock(), cache)
                         outcomes: list[object] = []
                         for op in ops:
                             try:
@@ -297,10 +301,13 @@ class EventStore:
                         try:
                             txn.commit()
                         except lmdb.MapFullError as err:  # the failed commit freed the txn
+                            self._cache.drop()
                             failure = err
                         except lmdb.Error as err:
+                            self._cache.drop()
                             raise translate(err, self._path, "commit") from err
                         else:
+                            self._cache.committed(txn_id, state)
                             return outcomes
             finally:
                 self._rw.release_shared()
@@ -308,6 +315,7 @@ class EventStore:
                 self._grow(adopt_only=False)
                 continue
             if failed is not None:
+                self._cache.drop()
                 # py-lmdb >= 2 can deadlock aborting a failed write txn while other
                 # threads are inside read txns, so abort under the exclusive lock.
                 with self._rw.exclusive():

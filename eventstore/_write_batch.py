@@ -26,6 +26,7 @@ class WriteBatch:
     they cannot be derived from the log itself (stream creation, archive)."""
 
     __slots__ = (
+        "_cache",
         "_store",
         "dirty_rows",
         "events_cursor",
@@ -37,11 +38,21 @@ class WriteBatch:
         "txn",
     )
 
-    def __init__(self, store: EventStore, txn: Any, ts: float) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        txn: Any,
+        ts: float,
+        cache: WriteCache | None = None,
+    ) -> None:
         self._store = store
         self.txn = txn
         self.ts = ts
-        self.next_position, self.next_sid = store._load_counters(txn)
+        self._cache = cache
+        if cache is not None:
+            self.next_position, self.next_sid = cache.counters
+        else:
+            self.next_position, self.next_sid = store._load_counters(txn)
         self.meta_dirty = False
         self.streams: dict[str, StreamState | None] = {}
         self.dirty_rows: set[str] = set()
@@ -51,7 +62,8 @@ class WriteBatch:
         try:
             return self.streams[name]
         except KeyError:
-            state = self._store._load_stream(self.txn, name)
+            cached = self._cache.streams.get(name) if self._cache is not None else None
+            state = cached if cached is not None else self._store._load_stream(self.txn, name)
             self.streams[name] = state
             return state
 
@@ -105,3 +117,38 @@ class ArchiveOp:
 
 
 Op = AppendOp | SnapshotOp | ArchiveOp
+
+
+class WriteCache:
+    """What this process knows the log looks like after its own last commit.
+
+    Valid only for the write transaction whose id is exactly one past that
+    commit's: then no other process wrote in between (LMDB numbers write
+    transactions consecutively), and counters and stream states need not be
+    read back from the B-trees. Any other id, or a failed batch, drops it.
+    """
+
+    MAX_STREAMS = 100_000
+
+    def __init__(self) -> None:
+        self.txn_id: int | None = None
+        self.counters = (1, 1)
+        self.streams: dict[str, StreamState] = {}
+
+    def valid_for(self, txn_id: int) -> bool:
+        return self.txn_id is not None and txn_id == self.txn_id + 1
+
+    def committed(self, txn_id: int, batch: WriteBatch) -> None:
+        if self.txn_id is None or txn_id != self.txn_id + 1:
+            self.streams.clear()
+        if len(self.streams) > self.MAX_STREAMS:
+            self.streams.clear()
+        self.txn_id = txn_id
+        self.counters = (batch.next_position, batch.next_sid)
+        for name, state in batch.streams.items():
+            if state is not None:
+                self.streams[name] = state
+
+    def drop(self) -> None:
+        self.txn_id = None
+        self.streams.clear()
