@@ -326,3 +326,52 @@ def test_every_lifecycle_change_is_a_structlog_event(rec: Recorder, counts: dict
     ]
     crash = next(e for e in log.events if e.get("state") == "failed")
     assert crash["parent"] == "root" and "crashed on purpose" in crash["reason"]
+
+
+def test_an_ask_to_a_stuck_actor_times_out_instead_of_hanging(
+    system: ActorSystem, rec: Recorder, counts: dict[str, int]
+) -> None:
+    from actors import AskTimeoutError
+
+    system.spawn(probe("stuck", rec, counts))
+    gate = threading.Event()
+    system.tell("stuck", ("wait", gate))  # busy until the gate opens
+    with pytest.raises(AskTimeoutError, match=r"did not reply within 0\.2s"):
+        system.ask("stuck", "x", timeout=0.2)
+    gate.set()
+
+
+def test_a_child_that_will_not_stop_is_abandoned_after_its_shutdown_timeout(
+    rec: Recorder, counts: dict[str, int]
+) -> None:
+    log = Recorder()
+    gate = threading.Event()
+    system = ActorSystem("t", logger=capture_logger(log))
+    try:
+        system.spawn(probe("slow", rec, counts, shutdown=0.2))
+        system.spawn(probe("after", rec, counts))
+        system.tell("slow", ("wait", gate))
+        system.shutdown()  # returns although "slow" never finishes its message
+        reasons = [
+            e["reason"]
+            for e in log.events
+            if e.get("event") == "actor.lifecycle"
+            and e["actor_id"] == "slow"
+            and e["state"] == "failed"
+        ]
+        assert reasons and "did not stop within 0.2s" in reasons[0]
+        assert ("stop", "after") in rec.events  # the others were still stopped
+    finally:
+        gate.set()
+
+
+def test_nested_trees_shut_down_depth_first_in_reverse_order(
+    rec: Recorder, counts: dict[str, int]
+) -> None:
+    inner = [probe(n, rec, counts) for n in ("i1", "i2")]
+    with ActorSystem("t") as system:
+        system.spawn(probe("first", rec, counts))
+        system.spawn(ChildSpec("inner", lambda: Supervisor(inner)))
+        system.spawn(probe("last", rec, counts))
+        rec.clear()
+    assert rec.events == [("stop", "last"), ("stop", "i2"), ("stop", "i1"), ("stop", "first")]
