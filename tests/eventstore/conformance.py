@@ -7,6 +7,7 @@ backend has and the other lacks is a bug in one of them.
 
 from __future__ import annotations
 
+import abc
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,12 +37,14 @@ class FakeClock:
         return float(next(self._t))
 
 
-class EventStoreConformance:
+class EventStoreConformance(abc.ABC):
+    @abc.abstractmethod
     def open_store(self, tmp_path: Path, clock: Callable[[], float]) -> Any:
-        raise NotImplementedError  # each backend's subclass provides it
+        """A new, empty store of the backend under test."""
 
+    @abc.abstractmethod
     def reopen(self, store: Any) -> Any:
-        raise NotImplementedError  # each backend's subclass provides it
+        """Close ``store`` and open the same data again (a restart)."""
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Any]:
