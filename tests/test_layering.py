@@ -17,6 +17,25 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["eventstore", "actors", "aura"]
 
 PUBLIC = {
+    "aura": {
+        "NO_RETRY",
+        "TERMINAL",
+        "TRANSITIONS",
+        "AuraError",
+        "DefinitionError",
+        "InvalidTransitionError",
+        "MissionDef",
+        "MissionStatus",
+        "NonDeterminismError",
+        "NonRetryableError",
+        "RetryPolicy",
+        "StepDef",
+        "check_transition",
+        "mission",
+        "mission_definition",
+        "step",
+        "step_definition",
+    },
     "actors": {
         "DEAD_LETTERS",
         "POINTS",

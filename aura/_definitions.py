@@ -1,0 +1,157 @@
+"""Mission and step definitions are values attached to the user's functions.
+
+Nothing is registered globally: ``@aura.mission`` and ``@aura.step`` only
+attach a frozen definition to the function (and return the function itself,
+still callable on its own); a runtime learns definitions from what it is
+given. Names default to ``module:qualname`` so a log written by one process
+can be matched to the code in another.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from ._errors import DefinitionError
+from ._retry import RetryPolicy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_STEP_ATTR = "__aura_step__"
+_MISSION_ATTR = "__aura_mission__"
+
+
+@dataclass(frozen=True)
+class StepDef:
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    retry: RetryPolicy | None
+    timeout: float | None
+    heartbeat_timeout: float | None
+
+
+@dataclass(frozen=True)
+class MissionDef:
+    name: str
+    fn: Callable[..., Any]
+
+
+def default_name(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+@overload
+def step(fn: F, /) -> F: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
+) -> Callable[[F], F]: ...
+
+
+def step(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
+) -> Any:
+    """Mark a sync or async function as a step: run off the mission, retried
+    by ``retry``, each attempt bounded by ``timeout`` seconds and failed if no
+    ``aura.heartbeat`` arrives for ``heartbeat_timeout`` seconds."""
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise DefinitionError(
+            f"step retry= must be an aura.RetryPolicy, got {type(retry).__name__}"
+        )
+    _check_seconds("timeout", timeout)
+    _check_seconds("heartbeat_timeout", heartbeat_timeout)
+    _check_name(name)
+
+    def attach(f: F) -> F:
+        if not callable(f) or inspect.isclass(f):
+            raise DefinitionError(f"@aura.step needs a function, got {f!r}")
+        if inspect.isasyncgenfunction(f) or inspect.isgeneratorfunction(f):
+            raise DefinitionError(f"@aura.step {default_name(f)}: generators cannot be steps")
+        definition = StepDef(
+            name=name or default_name(f),
+            fn=f,
+            is_async=inspect.iscoroutinefunction(f),
+            retry=retry,
+            timeout=timeout,
+            heartbeat_timeout=heartbeat_timeout,
+        )
+        setattr(f, _STEP_ATTR, definition)
+        return f
+
+    return attach(fn) if fn is not None else attach
+
+
+@overload
+def mission(fn: F, /) -> F: ...
+
+
+@overload
+def mission(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def mission(fn: Any = None, /, *, name: str | None = None) -> Any:
+    """Mark ``async def (ctx, *args)`` as a mission definition."""
+    _check_name(name)
+
+    def attach(f: F) -> F:
+        if not inspect.iscoroutinefunction(f):
+            raise DefinitionError(
+                f"@aura.mission {getattr(f, '__qualname__', f)!r} must be an `async def` "
+                "taking the mission context first"
+            )
+        params = list(inspect.signature(f).parameters.values())
+        if not params or params[0].kind not in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            raise DefinitionError(
+                f"@aura.mission {default_name(f)} must take the mission context as its "
+                "first positional parameter"
+            )
+        setattr(f, _MISSION_ATTR, MissionDef(name=name or default_name(f), fn=f))
+        return f
+
+    return attach(fn) if fn is not None else attach
+
+
+def step_definition(fn: object) -> StepDef:
+    """The step definition attached to ``fn``, or :class:`DefinitionError`."""
+    definition = getattr(fn, _STEP_ATTR, None)
+    if not isinstance(definition, StepDef):
+        raise DefinitionError(f"{fn!r} is not a step: decorate it with @aura.step")
+    return definition
+
+
+def mission_definition(fn: object) -> MissionDef:
+    """The mission definition attached to ``fn``, or :class:`DefinitionError`."""
+    definition = getattr(fn, _MISSION_ATTR, None)
+    if not isinstance(definition, MissionDef):
+        raise DefinitionError(f"{fn!r} is not a mission: decorate it with @aura.mission")
+    return definition
+
+
+def _check_name(name: str | None) -> None:
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise DefinitionError(f"name= must be a non-empty str, got {name!r}")
+
+
+def _check_seconds(what: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise DefinitionError(f"step {what}= must be a number of seconds > 0, got {value!r}")
