@@ -87,6 +87,14 @@ class DurableActor(Actor):
     def on_recovery_complete(self) -> None:
         """Called once recovery replayed the journal, before any new message."""
 
+    def is_query(self, message: Any) -> bool:
+        """True for messages that only read state: answered by :meth:`query`
+        in mailbox order, never journaled, never replayed."""
+        return False
+
+    def query(self, message: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must override query()")
+
     def stream_name(self) -> str:
         return self.actor_id
 
@@ -120,6 +128,8 @@ class DurableActor(Actor):
         self.on_recovery_complete()
 
     def receive(self, message: Any) -> Any:
+        if self.is_query(message):
+            return self.query(message)
         store = self._store()
         stream = self.stream_name()
         try:

@@ -1,12 +1,13 @@
 """aura: an embeddable runtime that makes AI-agent work durable.
 
-Status: the mission runtime (``aura.Runtime``, ``MissionContext``) is not
-built yet (issue 4). What is here is its contract-level groundwork, exactly
-as DESIGN.md names it: the error types, ``RetryPolicy``, the mission
-lifecycle and its transition table, and the ``@aura.mission`` /
-``@aura.step`` definitions; plus the ``aura`` console script.
+Status (issue 4 in progress): ``Runtime`` runs and recovers missions made
+of steps (``ctx.step``, ``ctx.gather``, ``ctx.now/random/uuid``), detects
+non-determinism on replay, and supports cancel. Not yet: retries and
+timeouts (a step declaring them is refused with ``DefinitionError``),
+heartbeats, saga compensation, timers, signals, dead-letter redrive.
 """
 
+from ._context import ArgumentEncodingError, MissionContext, MissionInfo, StepFailedError
 from ._definitions import MissionDef, StepDef, mission, mission_definition, step, step_definition
 from ._errors import (
     AuraError,
@@ -16,10 +17,37 @@ from ._errors import (
     NonRetryableError,
 )
 from ._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
+from ._mission_actor import MissionView
 from ._retry import NO_RETRY, RetryPolicy
+from ._runtime import (
+    MissionCancelledError,
+    MissionConflictError,
+    MissionDeadError,
+    MissionFailedError,
+    MissionHandle,
+    MissionNotFoundError,
+    MissionTimeoutError,
+    Runtime,
+)
+from ._steps import StepInfo, current_step
 
 __all__ = [
     "NO_RETRY",
+    "ArgumentEncodingError",
+    "MissionCancelledError",
+    "MissionConflictError",
+    "MissionContext",
+    "MissionDeadError",
+    "MissionFailedError",
+    "MissionHandle",
+    "MissionInfo",
+    "MissionNotFoundError",
+    "MissionTimeoutError",
+    "MissionView",
+    "Runtime",
+    "StepFailedError",
+    "StepInfo",
+    "current_step",
     "TERMINAL",
     "TRANSITIONS",
     "AuraError",

@@ -259,3 +259,26 @@ def test_ten_thousand_passivated_actors_hold_no_threads(store: EventStore) -> No
         for i in range(0, n, 1000):
             assert system.ask(f"m/{i}", Get()) == [i]
         assert len(system.actor_ids()) == n + 1
+
+
+class Peek:
+    """A query: not journaled."""
+
+
+class QueryLedger(Ledger):
+    def is_query(self, message: Any) -> bool:
+        return isinstance(message, Peek)
+
+    def query(self, message: Any) -> Any:
+        return (self.version, list(self.state))
+
+
+def test_queries_are_answered_in_order_and_never_journaled(store: EventStore) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:
+        system.spawn(ChildSpec("q", lambda: QueryLedger(effects)))
+        system.ask("q", Add(3))
+        assert system.ask("q", Peek()) == (1, [3])
+        system.tell("q", Add(4))
+        assert system.ask("q", Peek()) == (2, [3, 4])
+        assert store.version("q") == 2

@@ -1,0 +1,154 @@
+"""What mission code sees: ``MissionContext`` and the awaitables it returns.
+
+Mission code is a deterministic ``async def`` driven by the mission actor
+with ``coroutine.send``, never by an event loop: it advances only when a
+journaled message is handled. Every command it issues (schedule a step, ...)
+gets the next sequence number and a fingerprint (kind, name, hash of the
+arguments); on replay the same commands must come out in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ._definitions import StepDef, step_definition
+from ._errors import AuraError
+
+if TYPE_CHECKING:
+    from ._mission_actor import MissionActor
+
+
+class StepFailedError(AuraError):
+    """A step failed for good (its retries, if any, are used up)."""
+
+    def __init__(self, name: str, seq: int, error_type: str, error: str, attempt: int) -> None:
+        self.step = name
+        self.seq = seq
+        self.error_type = error_type
+        self.error = error
+        self.attempt = attempt
+        super().__init__(
+            f"step {name} (#{seq}) failed after attempt {attempt}: {error_type}: {error}"
+        )
+
+
+class ArgumentEncodingError(AuraError, TypeError):
+    """Arguments or a result that cannot be journaled (msgpack)."""
+
+
+def encode_args(what: str, args: tuple[Any, ...] | list[Any]) -> tuple[bytes, list[Any]]:
+    """Encode ``args`` for the journal and return them as replay will see them."""
+    try:
+        raw = msgspec.msgpack.encode(list(args))
+    except (TypeError, msgspec.EncodeError) as err:
+        raise ArgumentEncodingError(f"{what}: arguments cannot be journaled: {err}") from err
+    return raw, msgspec.msgpack.decode(raw)
+
+
+def fingerprint(kind: str, name: str, raw_args: bytes) -> str:
+    return f"{kind} {name}#{hashlib.sha256(raw_args).hexdigest()[:12]}"
+
+
+class Awaitable:
+    """Base of what mission code awaits; yields itself to the driver."""
+
+    def ready(self) -> bool:
+        raise NotImplementedError  # every awaitable kind defines readiness
+
+    def outcome(self) -> Any:
+        raise NotImplementedError  # every awaitable kind defines its outcome
+
+    def __await__(self) -> Generator[Awaitable, None, Any]:
+        if not self.ready():
+            yield self
+        return self.outcome()
+
+
+class StepFuture(Awaitable):
+    def __init__(self, actor: MissionActor, seq: int, name: str) -> None:
+        self._actor = actor
+        self.seq = seq
+        self.name = name
+
+    def ready(self) -> bool:
+        return self.seq in self._actor.results
+
+    def outcome(self) -> Any:
+        done = self._actor.results[self.seq]
+        if done.ok:
+            return done.value
+        raise StepFailedError(self.name, self.seq, done.error_type, done.error, done.attempt)
+
+
+class Gather(Awaitable):
+    def __init__(self, parts: tuple[Awaitable, ...]) -> None:
+        self.parts = parts
+
+    def ready(self) -> bool:
+        return all(p.ready() for p in self.parts)
+
+    def outcome(self) -> list[Any]:
+        return [p.outcome() for p in self.parts]
+
+
+@dataclass(frozen=True)
+class MissionInfo:
+    mission_id: str
+    run: int
+    name: str
+    history_length: int
+    replaying: bool
+
+
+class MissionContext:
+    """The mission's only door to the world: every effect goes through it."""
+
+    def __init__(self, actor: MissionActor, mission_id: str, run: int, name: str) -> None:
+        self._actor = actor
+        self._mission_id = mission_id
+        self._run = run
+        self._name = name
+        seed = hashlib.sha256(f"{mission_id}/{run}".encode()).digest()
+        self._rng = random.Random(int.from_bytes(seed[:8], "big"))
+
+    @property
+    def info(self) -> MissionInfo:
+        return MissionInfo(
+            self._mission_id,
+            self._run,
+            self._name,
+            self._actor.version,
+            self._actor.replaying,
+        )
+
+    def step(self, fn: Callable[..., Any], *args: Any) -> StepFuture:
+        """Schedule step ``fn(*args)``; await the result. Steps run off the
+        mission, at least once, and their results are recorded exactly once."""
+        definition: StepDef = step_definition(fn)
+        return self._actor.issue_step(definition, args)
+
+    def gather(self, *awaitables: Awaitable) -> Gather:
+        """Await several steps issued together; results in argument order."""
+        for a in awaitables:
+            if not isinstance(a, Awaitable):
+                raise TypeError(f"ctx.gather takes what ctx.step returns, got {type(a).__name__}")
+        return Gather(awaitables)
+
+    def now(self) -> float:
+        """Wall-clock seconds as journaled with the message being handled."""
+        return self._actor.now
+
+    def random(self) -> float:
+        """A deterministic random float (same sequence on replay)."""
+        return self._rng.random()
+
+    def uuid(self) -> uuid.UUID:
+        """A deterministic random UUID (same sequence on replay)."""
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4)

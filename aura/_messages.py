@@ -1,0 +1,52 @@
+"""The messages a mission journals (its mailbox), as tagged msgspec Structs.
+
+Each carries ``at``, the wall-clock time its sender created it: it is
+journaled with the message, so ``ctx.now()`` read while handling it is the
+same on replay. Evolution follows the eventstore rules: new fields at the
+end with defaults, never a type change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Start(msgspec.Struct, tag="start", frozen=True):
+    mission: str
+    args: list[Any]
+    at: float
+
+
+class StepDone(msgspec.Struct, tag="step_done", frozen=True):
+    """The outcome of the step command ``seq`` whose fingerprint was ``fingerprint``."""
+
+    seq: int
+    fingerprint: str
+    ok: bool
+    value: Any
+    error_type: str
+    error: str
+    attempt: int
+    at: float
+
+
+class Cancel(msgspec.Struct, tag="cancel", frozen=True):
+    reason: str
+    at: float
+
+
+MissionMessage = Start | StepDone | Cancel
+
+
+class Transition(msgspec.Struct, frozen=True):
+    """Journaled (as a ``transition`` event) when a mission's status changes
+    to one that recovery must know without replaying: started, terminal."""
+
+    status: str
+    reason: str = ""
+
+
+class Peek(msgspec.Struct, frozen=True):
+    """A query for the mission's current view; never journaled."""

@@ -1,0 +1,285 @@
+"""``aura.Runtime``: the root of a supervision tree of missions over one data
+directory. Opening it recovers every in-flight mission; closing it stops
+the tree in order and closes the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from actors import (
+    ActorCrashedError,
+    ActorError,
+    ActorSystem,
+    ChildSpec,
+    DuplicateActorError,
+    Supervisor,
+)
+from eventstore import Durability, EventStore
+
+from ._context import encode_args
+from ._definitions import MissionDef, mission_definition
+from ._errors import AuraError
+from ._lifecycle import TERMINAL, MissionStatus
+from ._messages import Cancel, Peek, Start, StepDone, Transition
+from ._mission_actor import TRANSITION, MissionActor, MissionView
+from ._steps import StepRunner
+
+PREFIX = "mission/"
+SUPERVISOR = "missions"
+
+
+class MissionNotFoundError(AuraError, LookupError):
+    def __init__(self, mission_id: str) -> None:
+        self.mission_id = mission_id
+        super().__init__(f"no mission {mission_id!r} in this data directory")
+
+
+class MissionConflictError(AuraError):
+    """``start`` with an id that already runs a different mission."""
+
+
+class MissionFailedError(AuraError):
+    def __init__(self, view: MissionView) -> None:
+        self.view = view
+        super().__init__(f"mission {view.mission_id!r} failed: {view.error}")
+
+
+class MissionCancelledError(AuraError):
+    def __init__(self, view: MissionView) -> None:
+        self.view = view
+        super().__init__(f"mission {view.mission_id!r} was cancelled")
+
+
+class MissionDeadError(AuraError):
+    def __init__(self, view: MissionView) -> None:
+        self.view = view
+        super().__init__(f"mission {view.mission_id!r} is dead-lettered: {view.error}")
+
+
+class MissionTimeoutError(AuraError, TimeoutError):
+    pass
+
+
+class MissionHandle:
+    """A started mission, by id. Cheap; any number may exist."""
+
+    def __init__(self, runtime: Runtime, mission_id: str) -> None:
+        self._runtime = runtime
+        self.mission_id = mission_id
+
+    def status(self) -> MissionStatus:
+        return self._runtime.get(self.mission_id).status
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the mission to finish; return its result or raise why not."""
+        view = self._runtime.wait(self.mission_id, timeout)
+        if view.status is MissionStatus.COMPLETED:
+            return view.result
+        if view.status is MissionStatus.CANCELLED:
+            raise MissionCancelledError(view)
+        if view.status is MissionStatus.DEAD:
+            raise MissionDeadError(view)
+        raise MissionFailedError(view)
+
+    def cancel(self) -> None:
+        self._runtime.cancel(self.mission_id)
+
+    def __repr__(self) -> str:
+        return f"MissionHandle({self.mission_id!r})"
+
+
+class Runtime:
+    """Durable missions over ``path``. Use as a context manager.
+
+    ``missions``: the definitions this process can run (and recover).
+    ``max_workers``: threads for sync steps. ``passivate_after``: seconds
+    before an idle mission gives its thread back.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        missions: Sequence[Any] = (),
+        max_workers: int = 8,
+        durability: Durability = "sync",
+        passivate_after: float = 60.0,
+        logger: Any = None,
+    ) -> None:
+        self._definitions: dict[str, MissionDef] = {}
+        for fn in missions:
+            self._learn(fn)
+        self._passivate_after = passivate_after
+        self._settled_events: dict[str, threading.Event] = {}
+        self._events_lock = threading.Lock()
+        self._closed = False
+        self.path = Path(path)
+        self.store = EventStore.open(self.path / "events", durability=durability)
+        try:
+            self.system = ActorSystem("aura", store=self.store, logger=logger)
+            self.system.spawn(
+                ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
+            )
+            self._steps = StepRunner(self._deliver, max_workers)
+            self._recover()
+        except BaseException:
+            self.store.close()
+            raise
+
+    # ------------------------------------------------------------ public API
+
+    def start(self, mission: Any, *args: Any, mission_id: str | None = None) -> MissionHandle:
+        """Start ``mission(ctx, *args)``; idempotent per ``mission_id``."""
+        self._check_open()
+        definition = self._learn(mission)
+        if mission_id is None:
+            mission_id = uuid.uuid4().hex
+        if not isinstance(mission_id, str) or not mission_id or "/" in mission_id:
+            raise AuraError(f"mission_id must be a non-empty str without '/', got {mission_id!r}")
+        _, decoded = encode_args(f"mission {mission_id!r}", args)
+        actor_id = PREFIX + mission_id
+        self._ensure_actor(mission_id, activate=True)
+        view: MissionView = self._ask(actor_id, Start(definition.name, decoded, time.time()))
+        if view.name != definition.name:
+            raise MissionConflictError(
+                f"mission id {mission_id!r} already runs {view.name!r}, not {definition.name!r}"
+            )
+        return MissionHandle(self, mission_id)
+
+    def get(self, mission_id: str) -> MissionView:
+        self._check_open()
+        actor_id = PREFIX + mission_id
+        if not self.system.exists(actor_id):
+            raise MissionNotFoundError(mission_id)
+        view: MissionView = self._ask(actor_id, Peek())
+        return view
+
+    def handle(self, mission_id: str) -> MissionHandle:
+        self.get(mission_id)
+        return MissionHandle(self, mission_id)
+
+    def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
+        self.get(mission_id)
+        self._ask(PREFIX + mission_id, Cancel(reason, time.time()))
+
+    def missions(self, status: MissionStatus | None = None) -> list[MissionView]:
+        views = [
+            self.get(actor_id[len(PREFIX) :])
+            for actor_id in self.system.actor_ids()
+            if actor_id.startswith(PREFIX)
+        ]
+        return [v for v in views if status is None or v.status is status]
+
+    def wait(self, mission_id: str, timeout: float | None = None) -> MissionView:
+        """Block until the mission is terminal or dead; return its view."""
+        view = self.get(mission_id)
+        if view.status in TERMINAL or view.status is MissionStatus.DEAD:
+            return view
+        if not self._settled_event(mission_id).wait(timeout):
+            raise MissionTimeoutError(f"mission {mission_id!r} not finished after {timeout}s")
+        return self.get(mission_id)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._steps.close()
+        self.system.shutdown()
+        self.store.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AuraError(f"runtime over {self.path} is closed")
+
+    def _learn(self, fn: Any) -> MissionDef:
+        definition = mission_definition(fn)
+        known = self._definitions.get(definition.name)
+        if known is not None and known.fn is not definition.fn:
+            raise AuraError(f"two different missions are named {definition.name!r}")
+        self._definitions[definition.name] = definition
+        return definition
+
+    def _ensure_actor(self, mission_id: str, *, activate: bool) -> None:
+        actor_id = PREFIX + mission_id
+        if self.system.exists(actor_id):
+            return
+        spec = ChildSpec(
+            actor_id,
+            lambda: MissionActor(self, mission_id),
+            passivate_after=self._passivate_after,
+        )
+        with contextlib.suppress(DuplicateActorError):
+            self.system.spawn(spec, parent=SUPERVISOR, activate=activate)
+
+    def _ask(self, actor_id: str, message: object) -> Any:
+        for _ in range(3):
+            try:
+                return self.system.ask(actor_id, message)
+            except ActorCrashedError as err:
+                if err.journaled:
+                    return self.system.ask(actor_id, Peek())
+        raise AuraError(f"{actor_id} keeps crashing; see its log")
+
+    def _deliver(self, mission_id: str, done: StepDone) -> None:
+        """A step finished (executor thread): journal its outcome in the mission."""
+        if self._closed:
+            return
+        with contextlib.suppress(ActorError):
+            self._ask(PREFIX + mission_id, done)
+
+    def _settled_event(self, mission_id: str) -> threading.Event:
+        with self._events_lock:
+            return self._settled_events.setdefault(mission_id, threading.Event())
+
+    def _settled(self, mission_id: str) -> None:
+        self._settled_event(mission_id).set()
+
+    def _recover(self) -> None:
+        """Register every mission in the log; resume the unfinished ones."""
+        specs = []
+        unfinished = []
+        for stream in self.store.streams():
+            if not stream.startswith(PREFIX):
+                continue
+            mission_id = stream[len(PREFIX) :]
+            specs.append(
+                ChildSpec(
+                    stream,
+                    lambda mid=mission_id: MissionActor(self, mid),  # type: ignore[misc]
+                    passivate_after=self._passivate_after,
+                )
+            )
+            if not self._finished_in_log(stream):
+                unfinished.append(stream)
+        if specs:
+            self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
+        for actor_id in unfinished:
+            self.system.ask(actor_id, Peek())  # activation replays and resubmits steps
+
+    def _finished_in_log(self, stream: str) -> bool:
+        version = self.store.version(stream)
+        if not version:
+            return False
+        last = list(self.store.read(stream, version, version))
+        if not last or last[0].kind != TRANSITION:
+            return False
+        status = msgspec.msgpack.decode(last[0].data, type=Transition).status
+        return status in {s.value for s in TERMINAL} or status == MissionStatus.DEAD.value

@@ -1,0 +1,155 @@
+"""The mission runtime: steps, replay, recovery, failures, cancel, bad input."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import aura
+from aura import MissionStatus as S
+
+from . import missions as m
+
+
+@pytest.fixture(autouse=True)
+def clean_hooks() -> Iterator[None]:
+    m.GATES.clear()
+    m.CALLS.clear()
+    yield
+    for gate in m.GATES.values():
+        gate.set()
+
+
+def test_a_mission_runs_its_steps_and_returns(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
+        handle = rt.start(m.arithmetic, 5, mission_id="a-1")
+        assert handle.result(timeout=30) == {"total": 10, "doubled": [20, 2, 4], "key_of": "a-1"}
+        view = rt.get("a-1")
+        assert view.status is S.COMPLETED and view.steps_completed == 8
+    keys = [key for _, key in m.CALLS]
+    assert sorted(keys) == sorted(f"a-1/1/{i}" for i in range(8))  # each step ran once
+
+
+def test_start_is_idempotent_per_mission_id(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.arithmetic, m.fails]) as rt:
+        first = rt.start(m.arithmetic, 3, mission_id="same").result(timeout=30)
+        again = rt.start(m.arithmetic, 3, mission_id="same")
+        assert again.result(timeout=30) == first
+        assert len(m.CALLS) == 6
+        with pytest.raises(aura.MissionConflictError):
+            rt.start(m.fails, True, mission_id="same")
+
+
+def test_a_restart_replays_finished_steps_and_reruns_only_the_unfinished_one(
+    tmp_path: Path,
+) -> None:
+    m.GATES["g"] = threading.Event()
+    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
+    rt.start(m.waits_at_gate, "g", mission_id="w-1")
+    # Wait until the gated step runs: its first step's result is journaled.
+    m.wait_call(("gated", "w-1/1/1"))
+    rt.close()  # the gated step never reported back: its result is not journaled
+    m.GATES["g"].set()
+    m.CALLS.clear()
+    with aura.Runtime(tmp_path, missions=[m.waits_at_gate]) as rt:
+        assert rt.handle("w-1").result(timeout=30) == [3, "passed g", 13]
+    # Only the unfinished step ran again, with the same idempotency key.
+    assert m.CALLS[0] == ("gated", "w-1/1/1")
+    assert Counter(name for name, _ in m.CALLS) == {"gated": 1, "add": 1}
+
+
+def test_changed_code_on_replay_is_detected_and_the_mission_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    m.GATES["nd"] = threading.Event()
+    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
+    rt.start(m.waits_at_gate, "nd", mission_id="nd-1")
+    m.wait_call(("gated", "nd-1/1/1"))
+    rt.close()
+    m.GATES["nd"].set()
+
+    @aura.mission(name=aura.mission_definition(m.waits_at_gate).name)
+    async def changed(ctx: aura.MissionContext, gate: str) -> int:
+        x: int = await ctx.step(m.add, 100, 200)  # different arguments than the log
+        return x
+
+    with aura.Runtime(tmp_path, missions=[changed]) as rt:
+        with pytest.raises(aura.MissionDeadError) as info:
+            rt.handle("nd-1").result(timeout=30)
+        text = str(info.value)
+        assert "not deterministic" in text and "command 0" in text
+        assert rt.get("nd-1").status is S.DEAD
+    # The verdict is journaled: it survives another restart without replay.
+    with aura.Runtime(tmp_path, missions=[changed]) as rt:
+        assert rt.get("nd-1").status is S.DEAD
+
+
+def test_a_failed_step_is_a_business_failure_unless_the_code_catches_it(
+    tmp_path: Path,
+) -> None:
+    with aura.Runtime(tmp_path, missions=[m.fails]) as rt:
+        with pytest.raises(aura.MissionFailedError, match="no luck") as info:
+            rt.start(m.fails, False, mission_id="f-1").result(timeout=30)
+        assert info.value.view.status is S.FAILED
+        ok = rt.start(m.fails, True, mission_id="f-2").result(timeout=30)
+        assert ok == "recovered from ValueError: no luck"
+    with aura.Runtime(tmp_path, missions=[m.fails]) as rt:  # failure replays the same
+        assert rt.get("f-1").status is S.FAILED
+        assert m.CALLS.count(("boom", "f-1/1/0")) == 1
+
+
+def test_cancel_stops_a_running_mission(tmp_path: Path) -> None:
+    m.GATES["c"] = threading.Event()
+    with aura.Runtime(tmp_path, missions=[m.waits_at_gate]) as rt:
+        handle = rt.start(m.waits_at_gate, "c", mission_id="c-1")
+        m.wait_call(("gated", "c-1/1/1"))
+        handle.cancel()
+        m.GATES["c"].set()  # the late step result is ignored
+        with pytest.raises(aura.MissionCancelledError):
+            handle.result(timeout=30)
+        assert rt.get("c-1").status is S.CANCELLED
+        rt.cancel("c-1")  # cancelling again is a no-op
+
+
+def test_bad_input_gets_one_typed_error_and_writes_nothing(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
+        with pytest.raises(aura.MissionNotFoundError):
+            rt.get("nope")
+        with pytest.raises(aura.DefinitionError):
+            rt.start(lambda ctx: None)
+        with pytest.raises(aura.ArgumentEncodingError):
+            rt.start(m.arithmetic, object(), mission_id="enc")
+        with pytest.raises(aura.AuraError, match="without '/'"):
+            rt.start(m.arithmetic, 1, mission_id="a/b")
+        assert rt.store.streams() == []
+
+
+def test_unsupported_step_options_and_asyncio_awaits_fail_clearly(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.uses_retry, m.awaits_asyncio]) as rt:
+        with pytest.raises(aura.MissionFailedError, match="not supported by this runtime yet"):
+            rt.start(m.uses_retry, mission_id="r").result(timeout=30)
+        with pytest.raises(aura.MissionFailedError, match="may only await"):
+            rt.start(m.awaits_asyncio, mission_id="aio").result(timeout=30)
+
+
+def test_a_mission_without_its_definition_is_dead_lettered_on_recovery(tmp_path: Path) -> None:
+    m.GATES["u"] = threading.Event()
+    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
+    rt.start(m.waits_at_gate, "u", mission_id="u-1")
+    m.wait_call(("gated", "u-1/1/1"))
+    rt.close()
+    with aura.Runtime(tmp_path, missions=[]) as rt:
+        view = rt.wait("u-1", timeout=30)
+        assert view.status is S.DEAD and "no definition" in view.error
+
+
+def test_many_missions_in_parallel(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.arithmetic], max_workers=4) as rt:
+        handles = [rt.start(m.arithmetic, i, mission_id=f"p-{i}") for i in range(30)]
+        results = [h.result(timeout=60)["total"] for h in handles]
+        assert results == [sum(range(i)) for i in range(30)]
+        assert len(rt.missions(status=S.COMPLETED)) == 30
