@@ -201,6 +201,12 @@ class ActorSystem:
 
         self._scheduler.call_later(delay, fire)
 
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the system's scheduler thread after ``delay`` seconds.
+        ``fn`` must not block: hand real work to another thread."""
+        self._check_open()
+        self._scheduler.call_later(delay, fn)
+
     def state(self, actor_id: str) -> LifecycleState:
         return self._cell(actor_id).state
 

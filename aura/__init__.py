@@ -1,13 +1,21 @@
 """aura: an embeddable runtime that makes AI-agent work durable.
 
 Status (issue 4 in progress): ``Runtime`` runs and recovers missions made
-of steps (``ctx.step``, ``ctx.gather``, ``ctx.now/random/uuid``), detects
-non-determinism on replay, and supports cancel. Not yet: retries and
-timeouts (a step declaring them is refused with ``DefinitionError``),
-heartbeats, saga compensation, timers, signals, dead-letter redrive.
+of steps (``ctx.step``, ``ctx.gather``, ``ctx.now/random/uuid``) with
+durable retries (``RetryPolicy``), durable timers (``ctx.sleep``) and
+signals (``rt.signal`` / ``ctx.wait_signal``), detects non-determinism on
+replay, and supports cancel. Not yet: step timeouts and heartbeats (a step
+declaring them is refused with ``DefinitionError``), saga compensation,
+dead-letter redrive.
 """
 
-from ._context import ArgumentEncodingError, MissionContext, MissionInfo, StepFailedError
+from ._context import (
+    ArgumentEncodingError,
+    MissionContext,
+    MissionInfo,
+    SignalTimeoutError,
+    StepFailedError,
+)
 from ._definitions import MissionDef, StepDef, mission, mission_definition, step, step_definition
 from ._errors import (
     AuraError,
@@ -45,6 +53,7 @@ __all__ = [
     "MissionTimeoutError",
     "MissionView",
     "Runtime",
+    "SignalTimeoutError",
     "StepFailedError",
     "StepInfo",
     "current_step",

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ._definitions import StepDef, step_definition
-from ._errors import AuraError
+from ._errors import AuraError, DefinitionError
+from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ._mission_actor import MissionActor
@@ -69,6 +70,37 @@ class Awaitable:
         if not self.ready():
             yield self
         return self.outcome()
+
+
+class SignalTimeoutError(AuraError, TimeoutError):
+    """``ctx.wait_signal`` timed out before the signal arrived."""
+
+
+class TimerFuture(Awaitable):
+    def __init__(self, actor: MissionActor, seq: int) -> None:
+        self._actor = actor
+        self.seq = seq
+
+    def ready(self) -> bool:
+        return self.seq in self._actor.fired
+
+    def outcome(self) -> None:
+        return None
+
+
+class SignalFuture(Awaitable):
+    def __init__(self, actor: MissionActor, seq: int, name: str) -> None:
+        self._actor = actor
+        self.seq = seq
+        self.name = name
+
+    def ready(self) -> bool:
+        return self.seq in self._actor.delivered or self.seq in self._actor.fired
+
+    def outcome(self) -> Any:
+        if self.seq in self._actor.delivered:
+            return self._actor.delivered[self.seq]
+        raise SignalTimeoutError(f"signal {self.name!r} did not arrive in time")
 
 
 class StepFuture(Awaitable):
@@ -128,11 +160,42 @@ class MissionContext:
             self._actor.replaying,
         )
 
-    def step(self, fn: Callable[..., Any], *args: Any) -> StepFuture:
+    def step(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        compensate: Callable[..., Any] | None = None,
+    ) -> StepFuture:
         """Schedule step ``fn(*args)``; await the result. Steps run off the
-        mission, at least once, and their results are recorded exactly once."""
+        mission, at least once, and their results are recorded exactly once.
+        ``retry`` overrides the step's own policy for this call."""
         definition: StepDef = step_definition(fn)
-        return self._actor.issue_step(definition, args)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise DefinitionError(f"ctx.step retry= must be a RetryPolicy, got {retry!r}")
+        if compensate is not None:
+            raise DefinitionError(
+                "ctx.step compensate= (saga) is not supported by this runtime yet"
+            )
+        return self._actor.issue_step(definition, args, retry)
+
+    def sleep(self, seconds: float) -> TimerFuture:
+        """A durable timer: survives restarts, fires late rather than never."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise TypeError(f"ctx.sleep needs a number of seconds >= 0, got {seconds!r}")
+        return self._actor.issue_timer(float(seconds))
+
+    def wait_signal(self, name: str, *, timeout: float | None = None) -> SignalFuture:
+        """Wait for ``rt.signal(mission_id, name, payload)``; returns the payload.
+        Signals sent before the wait are kept and delivered in order. Raises
+        :class:`SignalTimeoutError` after ``timeout`` seconds (durable timer)."""
+        if not isinstance(name, str) or not name:
+            raise TypeError("ctx.wait_signal needs a non-empty signal name")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+        ):
+            raise TypeError(f"ctx.wait_signal timeout must be seconds >= 0, got {timeout!r}")
+        return self._actor.issue_signal_wait(name, None if timeout is None else float(timeout))
 
     def gather(self, *awaitables: Awaitable) -> Gather:
         """Await several steps issued together; results in argument order."""

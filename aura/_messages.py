@@ -30,6 +30,10 @@ class StepDone(msgspec.Struct, tag="step_done", frozen=True):
     error: str
     attempt: int
     at: float
+    retry_in: float = -1.0
+    """For a failed attempt: seconds until the next attempt, or -1 if the
+    retry policy (decided where the exception was, in the executor) says
+    this failure is final."""
 
 
 class Cancel(msgspec.Struct, tag="cancel", frozen=True):
@@ -37,7 +41,23 @@ class Cancel(msgspec.Struct, tag="cancel", frozen=True):
     at: float
 
 
-MissionMessage = Start | StepDone | Cancel
+class TimerFired(msgspec.Struct, tag="timer_fired", frozen=True):
+    """Durable timer ``seq`` is due: a ``ctx.sleep`` ended, a signal wait
+    timed out, or (with ``attempt``) the next attempt of step ``seq`` is due."""
+
+    seq: int
+    fingerprint: str
+    at: float
+    attempt: int = 0
+
+
+class Signal(msgspec.Struct, tag="signal", frozen=True):
+    name: str
+    payload: Any
+    at: float
+
+
+MissionMessage = Start | StepDone | Cancel | TimerFired | Signal
 
 
 class Transition(msgspec.Struct, frozen=True):

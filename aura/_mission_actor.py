@@ -28,11 +28,30 @@ import msgspec
 from actors import DurableActor
 from eventstore import NewEvent
 
-from ._context import Awaitable, MissionContext, StepFuture, encode_args, fingerprint
+from ._context import (
+    Awaitable,
+    Gather,
+    MissionContext,
+    SignalFuture,
+    StepFuture,
+    TimerFuture,
+    encode_args,
+    fingerprint,
+)
 from ._definitions import StepDef
 from ._errors import DefinitionError, NonDeterminismError
 from ._lifecycle import TERMINAL, MissionStatus, check_transition
-from ._messages import Cancel, MissionMessage, Peek, Start, StepDone, Transition
+from ._messages import (
+    Cancel,
+    MissionMessage,
+    Peek,
+    Signal,
+    Start,
+    StepDone,
+    TimerFired,
+    Transition,
+)
+from ._retry import RetryPolicy
 from ._steps import StepJob
 
 if TYPE_CHECKING:
@@ -58,9 +77,13 @@ class MissionView:
 @dataclass(frozen=True)
 class _Command:
     seq: int
+    kind: str  # "step" | "timer" | "signal"
     fingerprint: str
-    definition: StepDef
-    args: list[Any]
+    definition: StepDef | None = None
+    args: list[Any] | None = None
+    retry: RetryPolicy | None = None
+    deadline: float | None = None  # timers and signal-wait timeouts
+    name: str = ""  # the signal name of a signal wait
 
 
 class MissionActor(DurableActor):
@@ -76,7 +99,13 @@ class MissionActor(DurableActor):
         self.coro: Any = None
         self.ctx: MissionContext | None = None
         self.commands: list[_Command] = []
-        self.results: dict[int, StepDone] = {}
+        self.results: dict[int, StepDone] = {}  # final step outcomes
+        self.attempts: dict[int, int] = {}  # current attempt of each step
+        self.retry_due: dict[int, tuple[int, float]] = {}  # seq -> (next attempt, deadline)
+        self.fired: set[int] = set()  # timers (sleeps, signal timeouts) that fired
+        self.delivered: dict[int, Any] = {}  # signal waits answered, by seq
+        self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
+        self.waits: dict[str, list[int]] = {}  # signal waits not answered, in order
         self.logged: dict[int, str] = {}  # fingerprints the log recorded, by seq
         self.waiting: Awaitable | None = None
         self.result_value: Any = None
@@ -111,6 +140,10 @@ class MissionActor(DurableActor):
                 self._on_start(message)
             elif isinstance(message, StepDone):
                 self._on_step_done(message)
+            elif isinstance(message, TimerFired):
+                self._on_timer(message)
+            elif isinstance(message, Signal):
+                self._on_signal(message)
             elif isinstance(message, Cancel):
                 self._on_cancel(message)
         except NonDeterminismError as err:
@@ -124,9 +157,7 @@ class MissionActor(DurableActor):
             self.runtime._settled(self.mission_id)
             return
         if self.status is not S.PENDING:
-            for command in self.commands:
-                if command.seq not in self.results:
-                    self._submit(command)
+            self._rearm()
 
     # ------------------------------------------------------------ messages
 
@@ -151,17 +182,64 @@ class MissionActor(DurableActor):
             return
         self._advance()
 
-    def _on_step_done(self, msg: StepDone) -> None:
-        self.logged.setdefault(msg.seq, msg.fingerprint)
-        if msg.seq >= len(self.commands) or self.commands[msg.seq].fingerprint != msg.fingerprint:
+    def _check_fingerprint(self, seq: int, got: str) -> _Command:
+        self.logged.setdefault(seq, got)
+        if seq >= len(self.commands) or self.commands[seq].fingerprint != got:
             issued = [c.fingerprint for c in self.commands]
-            expected = [self.logged.get(i, "(no result recorded)") for i in range(msg.seq + 1)]
-            raise NonDeterminismError(self.mission_id, msg.seq, expected, issued)
+            expected = [self.logged.get(i, "(nothing recorded)") for i in range(seq + 1)]
+            raise NonDeterminismError(self.mission_id, seq, expected, issued)
+        return self.commands[seq]
+
+    def _on_step_done(self, msg: StepDone) -> None:
+        command = self._check_fingerprint(msg.seq, msg.fingerprint)
         if msg.seq in self.results or self.status in TERMINAL:
             return  # a re-run after a crash delivered it again: the first one counts
-        self.results[msg.seq] = msg
+        if msg.attempt != self.attempts.get(msg.seq):
+            return  # the outcome of an attempt already given up on
+        if msg.ok or msg.retry_in < 0:
+            self.results[msg.seq] = msg
+            self._wake()
+            return
+        deadline = msg.at + msg.retry_in
+        self.retry_due[msg.seq] = (msg.attempt + 1, deadline)
+        if not self.replaying:
+            self._arm(command, deadline, attempt=msg.attempt + 1)
+
+    def _on_timer(self, msg: TimerFired) -> None:
+        command = self._check_fingerprint(msg.seq, msg.fingerprint)
+        if self.status in TERMINAL:
+            return
+        if msg.attempt:  # the next attempt of a failed step is due
+            due = self.retry_due.get(msg.seq)
+            if due is None or due[0] != msg.attempt:
+                return  # a duplicate (re-armed after a restart): already handled
+            del self.retry_due[msg.seq]
+            self.attempts[msg.seq] = msg.attempt
+            if not self.replaying:
+                self._submit(command)
+            return
+        if msg.seq in self.fired or msg.seq in self.delivered:
+            return
+        self.fired.add(msg.seq)
+        if command.kind == "signal":
+            self.waits[command.name].remove(msg.seq)
+        self._wake()
+
+    def _on_signal(self, msg: Signal) -> None:
+        if self.status in TERMINAL:
+            return
+        waiting = self.waits.get(msg.name)
+        if waiting:
+            self.delivered[waiting.pop(0)] = msg.payload
+            self._wake()
+        else:
+            self.inbox.setdefault(msg.name, []).append(msg.payload)
+
+    def _wake(self) -> None:
         if self.waiting is not None and self.waiting.ready():
             self.waiting = None
+            if self.status is S.WAITING:
+                self._transition(S.RUNNING, "resumed")
             self._advance()
 
     def _on_cancel(self, msg: Cancel) -> None:
@@ -193,24 +271,58 @@ class MissionActor(DurableActor):
                 return
             if not awaited.ready():
                 self.waiting = awaited
+                if _waits_for_the_world(awaited) and self.status is S.RUNNING:
+                    self._transition(S.WAITING, "waiting for a timer or a signal")
                 return
 
-    def issue_step(self, definition: StepDef, args: tuple[Any, ...]) -> StepFuture:
-        if definition.retry is not None or definition.timeout or definition.heartbeat_timeout:
+    def issue_step(
+        self, definition: StepDef, args: tuple[Any, ...], retry: RetryPolicy | None
+    ) -> StepFuture:
+        if definition.timeout or definition.heartbeat_timeout:
             raise DefinitionError(
-                f"step {definition.name}: retry=, timeout= and heartbeat_timeout= are not "
+                f"step {definition.name}: timeout= and heartbeat_timeout= are not "
                 "supported by this runtime yet"
             )
         raw, decoded = encode_args(f"mission {self.mission_id!r} step {definition.name}", args)
         command = _Command(
-            len(self.commands), fingerprint("step", definition.name, raw), definition, decoded
+            len(self.commands),
+            "step",
+            fingerprint("step", definition.name, raw),
+            definition,
+            decoded,
+            retry if retry is not None else definition.retry,
         )
         self.commands.append(command)
+        self.attempts[command.seq] = 1
         if not self.replaying:
             self._submit(command)
         return StepFuture(self, command.seq, definition.name)
 
+    def issue_timer(self, seconds: float) -> TimerFuture:
+        deadline = self.now + seconds
+        command = _Command(len(self.commands), "timer", f"timer {seconds:g}s", deadline=deadline)
+        self.commands.append(command)
+        if not self.replaying:
+            self._arm(command, deadline)
+        return TimerFuture(self, command.seq)
+
+    def issue_signal_wait(self, name: str, timeout: float | None) -> SignalFuture:
+        deadline = None if timeout is None else self.now + timeout
+        command = _Command(
+            len(self.commands), "signal", f"signal {name}", deadline=deadline, name=name
+        )
+        self.commands.append(command)
+        queued = self.inbox.get(name)
+        if queued:
+            self.delivered[command.seq] = queued.pop(0)
+        else:
+            self.waits.setdefault(name, []).append(command.seq)
+            if deadline is not None and not self.replaying:
+                self._arm(command, deadline)
+        return SignalFuture(self, command.seq, name)
+
     def _submit(self, command: _Command) -> None:
+        assert command.definition is not None and command.args is not None
         self.runtime._steps.submit(
             StepJob(
                 self.mission_id,
@@ -218,10 +330,37 @@ class MissionActor(DurableActor):
                 command.fingerprint,
                 command.definition,
                 command.args,
-                1,
+                self.attempts[command.seq],
                 self.run,
+                command.retry,
             )
         )
+
+    def _arm(self, command: _Command, deadline: float, attempt: int = 0) -> None:
+        self.runtime._arm_timer(
+            self.mission_id, command.seq, command.fingerprint, deadline, attempt
+        )
+
+    def _rearm(self) -> None:
+        """After recovery: resubmit unfinished steps, re-arm pending timers
+        (a deadline already past fires at once: late rather than never)."""
+        for command in self.commands:
+            seq = command.seq
+            if command.kind == "step":
+                if seq in self.results:
+                    continue
+                if seq in self.retry_due:
+                    attempt, deadline = self.retry_due[seq]
+                    self._arm(command, deadline, attempt)
+                else:
+                    self._submit(command)
+            elif command.kind == "timer":
+                if seq not in self.fired and command.deadline is not None:
+                    self._arm(command, command.deadline)
+            elif (
+                seq not in self.delivered and seq not in self.fired and command.deadline is not None
+            ):
+                self._arm(command, command.deadline)
 
     def _complete(self, value: Any) -> None:
         try:
@@ -278,3 +417,10 @@ class MissionActor(DurableActor):
             if logged.status == self.status.value:
                 return
         self._append_transition(self.status, self.error or "recovered")
+
+
+def _waits_for_the_world(awaited: Awaitable) -> bool:
+    """Timers and signals make a mission WAITING; steps keep it RUNNING."""
+    if isinstance(awaited, Gather):
+        return any(_waits_for_the_world(p) for p in awaited.parts)
+    return isinstance(awaited, (TimerFuture, SignalFuture))

@@ -30,7 +30,7 @@ from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
 from ._errors import AuraError
 from ._lifecycle import TERMINAL, MissionStatus
-from ._messages import Cancel, Peek, Start, StepDone, Transition
+from ._messages import Cancel, Peek, Signal, Start, StepDone, TimerFired, Transition
 from ._mission_actor import TRANSITION, MissionActor, MissionView
 from ._steps import StepRunner
 
@@ -168,6 +168,18 @@ class Runtime:
         self.get(mission_id)
         return MissionHandle(self, mission_id)
 
+    def signal(self, mission_id: str, name: str, payload: Any = None) -> None:
+        """Deliver signal ``name`` to a mission (journaled; kept until awaited)."""
+        if not isinstance(name, str) or not name:
+            raise AuraError("a signal needs a non-empty name")
+        _, decoded = encode_args(f"signal {name!r} to mission {mission_id!r}", [payload])
+        view = self.get(mission_id)
+        if view.status in TERMINAL or view.status is MissionStatus.DEAD:
+            raise AuraError(
+                f"mission {mission_id!r} is {view.status.value}: it takes no more signals"
+            )
+        self._ask(PREFIX + mission_id, Signal(name, decoded[0], time.time()))
+
     def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
         self.get(mission_id)
         self._ask(PREFIX + mission_id, Cancel(reason, time.time()))
@@ -240,10 +252,28 @@ class Runtime:
 
     def _deliver(self, mission_id: str, done: StepDone) -> None:
         """A step finished (executor thread): journal its outcome in the mission."""
+        self._deliver_any(mission_id, done)
+
+    def _arm_timer(
+        self, mission_id: str, seq: int, fingerprint: str, deadline: float, attempt: int
+    ) -> None:
+        """Deliver ``TimerFired`` at ``deadline`` (on a step thread: delivery
+        may re-activate a passivated mission, which must not block timers)."""
+
+        def fire() -> None:
+            if self._closed:
+                return
+            message = TimerFired(seq, fingerprint, time.time(), attempt)
+            self._steps.call(lambda: self._deliver_any(mission_id, message))
+
+        with contextlib.suppress(ActorError):
+            self.system.call_later(max(0.0, deadline - time.time()), fire)
+
+    def _deliver_any(self, mission_id: str, message: object) -> None:
         if self._closed:
             return
         with contextlib.suppress(ActorError):
-            self._ask(PREFIX + mission_id, done)
+            self._ask(PREFIX + mission_id, message)
 
     def _settled_event(self, mission_id: str) -> threading.Event:
         with self._events_lock:

@@ -22,6 +22,7 @@ import msgspec
 
 from ._definitions import StepDef
 from ._messages import StepDone
+from ._retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class StepJob:
     args: list[Any]
     attempt: int
     run: int
+    retry: RetryPolicy | None = None
 
 
 class StepRunner:
@@ -77,6 +79,11 @@ class StepRunner:
             asyncio.run_coroutine_threadsafe(self._run_async(job), self._loop)
         else:
             self._pool.submit(self._run_sync, job)
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on a step thread (work that may block, off the scheduler)."""
+        if not self._closed:
+            self._pool.submit(fn)
 
     def close(self) -> None:
         self._closed = True
@@ -113,12 +120,19 @@ class StepRunner:
         self._pool.submit(self._finish, job, *outcome)
 
     def _finish(self, job: StepJob, value: Any, error: BaseException | None) -> None:
+        retry_in = -1.0
         if error is None:
             try:
                 # Hand the mission the value exactly as replay will decode it.
                 value = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
             except (TypeError, msgspec.EncodeError) as err:
                 error = TypeError(f"step result cannot be journaled: {err}")
+        else:
+            # Retryability is decided here, where the exception is, and
+            # journaled with the outcome: replay needs no exception types.
+            policy = job.retry
+            if policy is not None and policy.should_retry(error, job.attempt):
+                retry_in = policy.delay(job.attempt)
         done = StepDone(
             seq=job.seq,
             fingerprint=job.fingerprint,
@@ -128,5 +142,6 @@ class StepRunner:
             error="" if error is None else str(error),
             attempt=job.attempt,
             at=time.time(),
+            retry_in=retry_in,
         )
         self._deliver(job.mission_id, done)

@@ -31,6 +31,7 @@ PUBLIC = {
         "MissionTimeoutError",
         "MissionView",
         "Runtime",
+        "SignalTimeoutError",
         "StepFailedError",
         "StepInfo",
         "current_step",

@@ -375,3 +375,11 @@ def test_nested_trees_shut_down_depth_first_in_reverse_order(
         system.spawn(probe("last", rec, counts))
         rec.clear()
     assert rec.events == [("stop", "last"), ("stop", "i2"), ("stop", "i1"), ("stop", "first")]
+
+
+def test_call_later_runs_on_the_scheduler_in_deadline_order(system: ActorSystem) -> None:
+    seen = Recorder()
+    system.call_later(0.2, lambda: seen.add("late"))
+    system.call_later(0.0, lambda: seen.add("soon"))
+    seen.wait_for(lambda ev: len(ev) == 2)
+    assert seen.events == ["soon", "late"]

@@ -55,8 +55,30 @@ def boom(message: str) -> None:
     raise ValueError(message)
 
 
-@aura.step(retry=aura.RetryPolicy(max_attempts=3))
-def with_retry() -> int:
+FLAKY: dict[str, list[int]] = {}
+
+
+@aura.step(retry=aura.RetryPolicy(initial_interval=0.05, backoff=2.0, max_attempts=4))
+def flaky(name: str, fail_times: int) -> str:
+    """Fails its first ``fail_times`` attempts, then succeeds."""
+    info = aura.current_step()
+    record("flaky")
+    with _calls:
+        FLAKY.setdefault(name, []).append(info.attempt)
+        _calls.notify_all()
+    if info.attempt <= fail_times:
+        raise ConnectionError(f"attempt {info.attempt} failed")
+    return f"{name} ok on attempt {info.attempt}"
+
+
+@aura.step(retry=aura.RetryPolicy(initial_interval=0.01, max_attempts=5))
+def rejects(value: int) -> int:
+    record("rejects")
+    raise aura.NonRetryableError(f"{value} is not acceptable")
+
+
+@aura.step(timeout=5)
+def with_timeout() -> int:
     return 1
 
 
@@ -89,9 +111,39 @@ async def fails(ctx: aura.MissionContext, catch: bool) -> str:
 
 
 @aura.mission
-async def uses_retry(ctx: aura.MissionContext) -> int:
-    result: int = await ctx.step(with_retry)
+async def retrying(ctx: aura.MissionContext, fail_times: int) -> str:
+    result: str = await ctx.step(flaky, ctx.info.mission_id, fail_times)
     return result
+
+
+@aura.mission
+async def non_retryable(ctx: aura.MissionContext) -> int:
+    result: int = await ctx.step(rejects, 7)
+    return result
+
+
+@aura.mission
+async def uses_timeout(ctx: aura.MissionContext) -> int:
+    result: int = await ctx.step(with_timeout)
+    return result
+
+
+@aura.mission
+async def sleeper(ctx: aura.MissionContext, seconds: float) -> float:
+    before = ctx.now()
+    await ctx.sleep(seconds)
+    return ctx.now() - before
+
+
+@aura.mission
+async def approval(ctx: aura.MissionContext, timeout: float | None) -> Any:
+    draft = await ctx.step(add, 1, 1)
+    try:
+        verdict = await ctx.wait_signal("approve", timeout=timeout)
+    except aura.SignalTimeoutError:
+        return {"draft": draft, "verdict": "timed out"}
+    second = await ctx.wait_signal("note")
+    return {"draft": draft, "verdict": verdict, "note": second}
 
 
 @aura.mission

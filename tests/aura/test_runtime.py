@@ -129,9 +129,9 @@ def test_bad_input_gets_one_typed_error_and_writes_nothing(tmp_path: Path) -> No
 
 
 def test_unsupported_step_options_and_asyncio_awaits_fail_clearly(tmp_path: Path) -> None:
-    with aura.Runtime(tmp_path, missions=[m.uses_retry, m.awaits_asyncio]) as rt:
+    with aura.Runtime(tmp_path, missions=[m.uses_timeout, m.awaits_asyncio]) as rt:
         with pytest.raises(aura.MissionFailedError, match="not supported by this runtime yet"):
-            rt.start(m.uses_retry, mission_id="r").result(timeout=30)
+            rt.start(m.uses_timeout, mission_id="t").result(timeout=30)
         with pytest.raises(aura.MissionFailedError, match="may only await"):
             rt.start(m.awaits_asyncio, mission_id="aio").result(timeout=30)
 
