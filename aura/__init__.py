@@ -4,8 +4,9 @@ Status (issue 4 in progress): ``Runtime`` runs and recovers missions made
 of steps (``ctx.step``, ``ctx.gather``, ``ctx.now/random/uuid``) with
 durable retries (``RetryPolicy``), durable timers (``ctx.sleep``) and
 signals (``rt.signal`` / ``ctx.wait_signal``), detects non-determinism on
-replay, and supports cancel. Not yet: step timeouts and heartbeats (a step
-declaring them is refused with ``DefinitionError``), saga compensation,
+replay, supports cancel, and compensates completed steps in reverse order
+(saga) when a mission fails or is cancelled. Not yet: step timeouts and
+heartbeats (a step declaring them is refused with ``DefinitionError``),
 dead-letter redrive.
 """
 

@@ -169,15 +169,18 @@ class MissionContext:
     ) -> StepFuture:
         """Schedule step ``fn(*args)``; await the result. Steps run off the
         mission, at least once, and their results are recorded exactly once.
-        ``retry`` overrides the step's own policy for this call."""
+
+        ``retry`` overrides the step's own policy for this call.
+        ``compensate``: a step called as ``compensate(result)`` if the mission
+        later fails or is cancelled; completed steps are compensated in
+        reverse order of completion (a saga), each compensation a journaled,
+        retried step of its own.
+        """
         definition: StepDef = step_definition(fn)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise DefinitionError(f"ctx.step retry= must be a RetryPolicy, got {retry!r}")
-        if compensate is not None:
-            raise DefinitionError(
-                "ctx.step compensate= (saga) is not supported by this runtime yet"
-            )
-        return self._actor.issue_step(definition, args, retry)
+        undo = step_definition(compensate) if compensate is not None else None
+        return self._actor.issue_step(definition, args, retry, undo)
 
     def sleep(self, seconds: float) -> TimerFuture:
         """A durable timer: survives restarts, fires late rather than never."""

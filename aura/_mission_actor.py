@@ -77,13 +77,14 @@ class MissionView:
 @dataclass(frozen=True)
 class _Command:
     seq: int
-    kind: str  # "step" | "timer" | "signal"
+    kind: str  # "step" | "compensation" | "timer" | "signal"
     fingerprint: str
     definition: StepDef | None = None
     args: list[Any] | None = None
     retry: RetryPolicy | None = None
     deadline: float | None = None  # timers and signal-wait timeouts
     name: str = ""  # the signal name of a signal wait
+    compensate: StepDef | None = None  # saga: undoes this step if the mission fails
 
 
 class MissionActor(DurableActor):
@@ -106,6 +107,10 @@ class MissionActor(DurableActor):
         self.delivered: dict[int, Any] = {}  # signal waits answered, by seq
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
         self.waits: dict[str, list[int]] = {}  # signal waits not answered, in order
+        self.compensable: list[tuple[StepDef, Any]] = []  # in completion order
+        self.compensating: int | None = None  # seq of the compensation running
+        self.final: tuple[MissionStatus, str] | None = None  # status after compensating
+        self.compensation_errors: list[str] = []
         self.logged: dict[int, str] = {}  # fingerprints the log recorded, by seq
         self.waiting: Awaitable | None = None
         self.result_value: Any = None
@@ -198,6 +203,15 @@ class MissionActor(DurableActor):
             return  # the outcome of an attempt already given up on
         if msg.ok or msg.retry_in < 0:
             self.results[msg.seq] = msg
+            if msg.seq == self.compensating:
+                if not msg.ok:
+                    self.compensation_errors.append(
+                        f"{command.fingerprint}: {msg.error_type}: {msg.error}"
+                    )
+                self._compensate_next()
+                return
+            if msg.ok and command.compensate is not None:
+                self.compensable.append((command.compensate, msg.value))
             self._wake()
             return
         deadline = msg.at + msg.retry_in
@@ -236,6 +250,8 @@ class MissionActor(DurableActor):
             self.inbox.setdefault(msg.name, []).append(msg.payload)
 
     def _wake(self) -> None:
+        if self.status not in (S.RUNNING, S.WAITING):
+            return
         if self.waiting is not None and self.waiting.ready():
             self.waiting = None
             if self.status is S.WAITING:
@@ -243,10 +259,11 @@ class MissionActor(DurableActor):
             self._advance()
 
     def _on_cancel(self, msg: Cancel) -> None:
-        if self.status in TERMINAL:
+        if self.status in TERMINAL or self.status is S.COMPENSATING:
             return
         self._close_coroutine()
-        self._transition(S.CANCELLED, msg.reason or "cancelled")
+        self.waiting = None
+        self._settle(S.CANCELLED, msg.reason or "cancelled")
 
     # ------------------------------------------------------------ driving the code
 
@@ -276,7 +293,11 @@ class MissionActor(DurableActor):
                 return
 
     def issue_step(
-        self, definition: StepDef, args: tuple[Any, ...], retry: RetryPolicy | None
+        self,
+        definition: StepDef,
+        args: tuple[Any, ...],
+        retry: RetryPolicy | None,
+        compensate: StepDef | None = None,
     ) -> StepFuture:
         if definition.timeout or definition.heartbeat_timeout:
             raise DefinitionError(
@@ -291,6 +312,7 @@ class MissionActor(DurableActor):
             definition,
             decoded,
             retry if retry is not None else definition.retry,
+            compensate=compensate,
         )
         self.commands.append(command)
         self.attempts[command.seq] = 1
@@ -346,7 +368,7 @@ class MissionActor(DurableActor):
         (a deadline already past fires at once: late rather than never)."""
         for command in self.commands:
             seq = command.seq
-            if command.kind == "step":
+            if command.kind in ("step", "compensation"):
                 if seq in self.results:
                     continue
                 if seq in self.retry_due:
@@ -372,7 +394,44 @@ class MissionActor(DurableActor):
 
     def _fail(self, err: BaseException) -> None:
         self.error = f"{type(err).__name__}: {err}"
-        self._transition(S.FAILED, self.error)
+        self._settle(S.FAILED, self.error)
+
+    # ------------------------------------------------------------ saga
+
+    def _settle(self, final: MissionStatus, reason: str) -> None:
+        """End in ``final``, compensating completed steps first if any declared it."""
+        if not self.compensable:
+            self._transition(final, reason)
+            return
+        self.final = (final, reason)
+        self._transition(S.COMPENSATING, f"compensating {len(self.compensable)} step(s)")
+        self._compensate_next()
+
+    def _compensate_next(self) -> None:
+        if not self.compensable:
+            assert self.final is not None
+            final, reason = self.final
+            self.compensating = None
+            if self.compensation_errors:
+                reason += "; compensation failed: " + "; ".join(self.compensation_errors)
+                self.error = reason
+            self._transition(final, reason)
+            return
+        undo, value = self.compensable.pop()
+        raw, decoded = encode_args(f"mission {self.mission_id!r} compensation {undo.name}", [value])
+        command = _Command(
+            len(self.commands),
+            "compensation",
+            fingerprint("compensate", undo.name, raw),
+            undo,
+            decoded,
+            undo.retry,
+        )
+        self.commands.append(command)
+        self.attempts[command.seq] = 1
+        self.compensating = command.seq
+        if not self.replaying:
+            self._submit(command)
 
     def _close_coroutine(self) -> None:
         if self.coro is not None:

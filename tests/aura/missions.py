@@ -175,3 +175,39 @@ async def many_steps(ctx: aura.MissionContext, n: int) -> int:
     for i in range(n):
         total += await ctx.step(journal_effect, ctx.info.mission_id, i)
     return total
+
+
+SAGA: list[str] = []
+
+
+@aura.step
+def book(what: str) -> dict[str, str]:
+    record("book")
+    SAGA.append(f"book {what}")
+    return {"booking": what}
+
+
+@aura.step
+def cancel_booking(booking: dict[str, str]) -> None:
+    record("cancel")
+    gate = GATES.get("compensation")
+    if gate is not None:
+        gate.wait(30)
+    SAGA.append(f"cancel {booking['booking']}")
+
+
+@aura.step
+def charge(amount: int) -> None:
+    record("charge")
+    raise ValueError(f"card declined for {amount}")
+
+
+@aura.mission
+async def trip(ctx: aura.MissionContext, wait_for_approval: bool) -> str:
+    await ctx.step(book, "flight", compensate=cancel_booking)
+    await ctx.step(book, "hotel", compensate=cancel_booking)
+    await ctx.step(add, 1, 2)  # completed, but nothing to undo
+    if wait_for_approval:
+        await ctx.wait_signal("approve")
+    await ctx.step(charge, 500)
+    return "booked"
