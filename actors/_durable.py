@@ -87,6 +87,10 @@ class DurableActor(Actor):
     def on_recovery_complete(self) -> None:
         """Called once recovery replayed the journal, before any new message."""
 
+    def replay_other(self, event: RecordedEvent) -> None:
+        """Called during replay for events the subclass appended itself (any
+        kind other than journaled messages and quarantine markers)."""
+
     def is_query(self, message: Any) -> bool:
         """True for messages that only read state: answered by :meth:`query`
         in mailbox order, never journaled, never replayed."""
@@ -203,6 +207,8 @@ class DurableActor(Actor):
         self.recovered_messages = 0
         try:
             for event in events:
+                if event.kind not in (MESSAGE, QUARANTINED):
+                    self.replay_other(event)
                 if event.kind == MESSAGE and event.version not in skip:
                     faults.check("during_recovery", self.actor_id)
                     try:

@@ -66,6 +66,9 @@ class Transition(msgspec.Struct, frozen=True):
 
     status: str
     reason: str = ""
+    result: Any = None
+    """The mission's result, on ``completed``: a finished mission can be
+    read without its code."""
 
 
 class Peek(msgspec.Struct, frozen=True):

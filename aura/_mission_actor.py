@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from actors import DurableActor
-from eventstore import NewEvent
+from eventstore import NewEvent, RecordedEvent
 
 from ._context import (
     Awaitable,
@@ -111,6 +111,7 @@ class MissionActor(DurableActor):
         self.compensating: int | None = None  # seq of the compensation running
         self.final: tuple[MissionStatus, str] | None = None  # status after compensating
         self.compensation_errors: list[str] = []
+        self.last_transition: Transition | None = None  # as journaled
         self.logged: dict[int, str] = {}  # fingerprints the log recorded, by seq
         self.waiting: Awaitable | None = None
         self.result_value: Any = None
@@ -156,7 +157,20 @@ class MissionActor(DurableActor):
             self._transition(S.DEAD, str(err))
         return self.query(message)
 
+    def replay_other(self, event: RecordedEvent) -> None:
+        if event.kind == TRANSITION:
+            self.last_transition = msgspec.msgpack.decode(event.data, type=Transition)
+
     def on_recovery_complete(self) -> None:
+        logged = self.last_transition
+        if logged is not None and (logged.status == S.DEAD.value or S(logged.status) in TERMINAL):
+            # The journaled verdict stands, whatever the current code would do:
+            # a finished mission needs no code, a dead one waits for a redrive.
+            self.status = S(logged.status)
+            if self.status is S.COMPLETED:
+                self.result_value = logged.result
+            else:
+                self.error = logged.reason
         if self.status is S.DEAD or self.status in TERMINAL:
             self._log_status_if_missing()
             self.runtime._settled(self.mission_id)
@@ -460,7 +474,8 @@ class MissionActor(DurableActor):
                 self.runtime._settled(self.mission_id)
 
     def _append_transition(self, status: MissionStatus, reason: str) -> None:
-        data = msgspec.msgpack.encode(Transition(status.value, reason))
+        result = self.result_value if status is S.COMPLETED else None
+        data = msgspec.msgpack.encode(Transition(status.value, reason, result))
         self.version = self.system.store.append(  # type: ignore[union-attr]
             self.stream_name(), [NewEvent(TRANSITION, data)], expected_version=self.version
         )

@@ -24,7 +24,7 @@ from actors import (
     DuplicateActorError,
     Supervisor,
 )
-from eventstore import Durability, EventStore
+from eventstore import Durability, EventStore, NewEvent
 
 from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
@@ -183,6 +183,35 @@ class Runtime:
     def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
         self.get(mission_id)
         self._ask(PREFIX + mission_id, Cancel(reason, time.time()))
+
+    def dead_letters(self) -> list[MissionView]:
+        """Missions that are ``DEAD`` (non-determinism, missing definition)."""
+        return self.missions(status=MissionStatus.DEAD)
+
+    def redrive(self, mission_id: str) -> MissionHandle:
+        """Resume a ``DEAD`` mission from its log with the current code.
+
+        The mission is replayed from the start; if the cause is gone (the
+        definition is now known, the code matches the log again) it continues
+        where it was, else it is dead-lettered again with the new reason.
+        """
+        view = self.get(mission_id)
+        if view.status is not MissionStatus.DEAD:
+            raise AuraError(
+                f"mission {mission_id!r} is {view.status.value}, not dead: nothing to redrive"
+            )
+        actor_id = PREFIX + mission_id
+        self.system.stop(actor_id)  # drop the dead incarnation and its state
+        redriven = msgspec.msgpack.encode(Transition(MissionStatus.RUNNING.value, "redriven"))
+        self.store.append(
+            actor_id,
+            [NewEvent(TRANSITION, redriven)],
+            expected_version=self.store.version(actor_id),
+        )
+        self._settled_event(mission_id).clear()
+        self._ensure_actor(mission_id, activate=True)
+        self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
+        return MissionHandle(self, mission_id)
 
     def missions(self, status: MissionStatus | None = None) -> list[MissionView]:
         views = [

@@ -153,3 +153,41 @@ def test_many_missions_in_parallel(tmp_path: Path) -> None:
         results = [h.result(timeout=60)["total"] for h in handles]
         assert results == [sum(range(i)) for i in range(30)]
         assert len(rt.missions(status=S.COMPLETED)) == 30
+
+
+def test_a_dead_mission_is_redriven_once_its_definition_is_back(tmp_path: Path) -> None:
+    m.GATES["rd"] = threading.Event()
+    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
+    rt.start(m.waits_at_gate, "rd", mission_id="rd-1")
+    m.wait_call(("gated", "rd-1/1/1"))
+    rt.close()
+    m.GATES["rd"].set()
+    with aura.Runtime(tmp_path, missions=[]) as rt:  # deployed without the definition
+        assert rt.wait("rd-1", timeout=30).status is S.DEAD
+        assert [v.mission_id for v in rt.dead_letters()] == ["rd-1"]
+        rt.start(m.arithmetic, 1, mission_id="other").result(timeout=30)
+        with pytest.raises(aura.AuraError, match="not dead"):
+            rt.redrive("other")
+    with aura.Runtime(tmp_path, missions=[m.waits_at_gate]) as rt:  # fixed deployment
+        assert rt.get("rd-1").status is S.DEAD  # still dead until someone redrives it
+        handle = rt.redrive("rd-1")
+        assert handle.result(timeout=30) == [3, "passed rd", 13]
+        assert rt.dead_letters() == []
+        # A finished mission reads back without its code being deployed.
+        other = rt.get("other")
+        assert other.status is S.COMPLETED and other.result["total"] == 0
+    with aura.Runtime(tmp_path, missions=[m.waits_at_gate]) as rt:
+        assert rt.get("rd-1").status is S.COMPLETED
+
+
+def test_redriving_still_broken_code_dead_letters_it_again(tmp_path: Path) -> None:
+    m.GATES["rb"] = threading.Event()
+    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
+    rt.start(m.waits_at_gate, "rb", mission_id="rb-1")
+    m.wait_call(("gated", "rb-1/1/1"))
+    rt.close()
+    with aura.Runtime(tmp_path, missions=[]) as rt:
+        rt.wait("rb-1", timeout=30)
+        handle = rt.redrive("rb-1")
+        with pytest.raises(aura.MissionDeadError, match="no definition"):
+            handle.result(timeout=30)
