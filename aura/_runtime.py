@@ -22,6 +22,7 @@ from actors import (
     ActorSystem,
     ChildSpec,
     DuplicateActorError,
+    FaultInjector,
     Supervisor,
 )
 from eventstore import Durability, EventStore, NewEvent
@@ -103,7 +104,8 @@ class Runtime:
 
     ``missions``: the definitions this process can run (and recover).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
-    before an idle mission gives its thread back.
+    before an idle mission gives its thread back. ``faults``: crash
+    injection at the missions' journal points (tests).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Runtime:
         durability: Durability = "sync",
         passivate_after: float = 60.0,
         logger: Any = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         self._definitions: dict[str, MissionDef] = {}
         for fn in missions:
@@ -126,7 +129,7 @@ class Runtime:
         self.path = Path(path)
         self.store = EventStore.open(self.path / "events", durability=durability)
         try:
-            self.system = ActorSystem("aura", store=self.store, logger=logger)
+            self.system = ActorSystem("aura", store=self.store, logger=logger, faults=faults)
             self.system.spawn(
                 ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
             )
