@@ -4,10 +4,10 @@ Status (issue 4 in progress): ``Runtime`` runs and recovers missions made
 of steps (``ctx.step``, ``ctx.gather``, ``ctx.now/random/uuid``) with
 durable retries (``RetryPolicy``), durable timers (``ctx.sleep``) and
 signals (``rt.signal`` / ``ctx.wait_signal``), detects non-determinism on
-replay, supports cancel, and compensates completed steps in reverse order
-(saga) when a mission fails or is cancelled. Not yet: step timeouts and
-heartbeats (a step declaring them is refused with ``DefinitionError``),
-dead-letter redrive.
+replay, supports cancel, compensates completed steps in reverse order (saga)
+when a mission fails or is cancelled, enforces per-attempt ``timeout`` and
+``heartbeat_timeout`` (``aura.heartbeat``), and dead-letters and redrives
+missions. See the issue notes for what is still missing.
 """
 
 from ._context import (
@@ -38,7 +38,7 @@ from ._runtime import (
     MissionTimeoutError,
     Runtime,
 )
-from ._steps import StepInfo, current_step
+from ._steps import HeartbeatTimeoutError, StepInfo, StepTimeoutError, current_step, heartbeat
 
 __all__ = [
     "NO_RETRY",
@@ -53,11 +53,14 @@ __all__ = [
     "MissionNotFoundError",
     "MissionTimeoutError",
     "MissionView",
+    "HeartbeatTimeoutError",
     "Runtime",
     "SignalTimeoutError",
     "StepFailedError",
     "StepInfo",
+    "StepTimeoutError",
     "current_step",
+    "heartbeat",
     "TERMINAL",
     "TRANSITIONS",
     "AuraError",

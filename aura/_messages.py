@@ -34,6 +34,9 @@ class StepDone(msgspec.Struct, tag="step_done", frozen=True):
     """For a failed attempt: seconds until the next attempt, or -1 if the
     retry policy (decided where the exception was, in the executor) says
     this failure is final."""
+    heartbeat: Any = None
+    """The attempt's last ``aura.heartbeat`` details: the next attempt starts
+    from them."""
 
 
 class Cancel(msgspec.Struct, tag="cancel", frozen=True):

@@ -39,7 +39,7 @@ from ._context import (
     fingerprint,
 )
 from ._definitions import StepDef
-from ._errors import DefinitionError, NonDeterminismError
+from ._errors import NonDeterminismError
 from ._lifecycle import TERMINAL, MissionStatus, check_transition
 from ._messages import (
     Cancel,
@@ -103,6 +103,7 @@ class MissionActor(DurableActor):
         self.results: dict[int, StepDone] = {}  # final step outcomes
         self.attempts: dict[int, int] = {}  # current attempt of each step
         self.retry_due: dict[int, tuple[int, float]] = {}  # seq -> (next attempt, deadline)
+        self.beats: dict[int, Any] = {}  # last heartbeat details of a step's failed attempt
         self.fired: set[int] = set()  # timers (sleeps, signal timeouts) that fired
         self.delivered: dict[int, Any] = {}  # signal waits answered, by seq
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
@@ -230,6 +231,8 @@ class MissionActor(DurableActor):
             return
         deadline = msg.at + msg.retry_in
         self.retry_due[msg.seq] = (msg.attempt + 1, deadline)
+        if msg.heartbeat is not None:
+            self.beats[msg.seq] = msg.heartbeat
         if not self.replaying:
             self._arm(command, deadline, attempt=msg.attempt + 1)
 
@@ -313,11 +316,6 @@ class MissionActor(DurableActor):
         retry: RetryPolicy | None,
         compensate: StepDef | None = None,
     ) -> StepFuture:
-        if definition.timeout or definition.heartbeat_timeout:
-            raise DefinitionError(
-                f"step {definition.name}: timeout= and heartbeat_timeout= are not "
-                "supported by this runtime yet"
-            )
         raw, decoded = encode_args(f"mission {self.mission_id!r} step {definition.name}", args)
         command = _Command(
             len(self.commands),
@@ -369,6 +367,7 @@ class MissionActor(DurableActor):
                 self.attempts[command.seq],
                 self.run,
                 command.retry,
+                self.beats.get(command.seq),
             )
         )
 

@@ -133,7 +133,7 @@ class Runtime:
             self.system.spawn(
                 ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
             )
-            self._steps = StepRunner(self._deliver, max_workers)
+            self._steps = StepRunner(self._deliver, max_workers, self.system.call_later)
             self._recover()
         except BaseException:
             self.store.close()

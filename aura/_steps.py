@@ -2,9 +2,16 @@
 
 Sync steps run on a bounded thread pool; async steps on one event-loop
 thread owned by the runtime. Each attempt knows its idempotency key
-(``mission/run/seq``: the same across re-runs after a crash) through
+(``mission/run/seq``: the same across re-runs after a crash), its attempt
+number and the last heartbeat details of the previous attempt through
 ``aura.current_step()``. The outcome is delivered to the mission as a
 ``StepDone`` message, journaled before the mission sees it.
+
+Timeouts: a watchdog on the runtime's scheduler fails an attempt that runs
+longer than ``timeout`` or goes ``heartbeat_timeout`` seconds without
+``aura.heartbeat``. The first outcome of an attempt wins; an async attempt
+is cancelled, a sync one cannot be (Python threads cannot be killed), so its
+late result is dropped and the thread is busy until the function returns.
 """
 
 from __future__ import annotations
@@ -14,15 +21,24 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from ._definitions import StepDef
+from ._errors import AuraError
 from ._messages import StepDone
 from ._retry import RetryPolicy
+
+
+class StepTimeoutError(AuraError, TimeoutError):
+    """An attempt ran longer than its step's ``timeout``."""
+
+
+class HeartbeatTimeoutError(AuraError, TimeoutError):
+    """An attempt sent no ``aura.heartbeat`` for ``heartbeat_timeout`` seconds."""
 
 
 @dataclass(frozen=True)
@@ -32,19 +48,48 @@ class StepInfo:
     name: str
     attempt: int
     idempotency_key: str
+    heartbeat_details: Any = None
+    """What the previous attempt last passed to ``aura.heartbeat`` (or None)."""
 
 
-_current: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
+@dataclass
+class _Attempt:
+    job: StepJob
+    info: StepInfo
+    started: float
+    last_beat: float
+    details: Any = None
+    done: bool = False
+    future: Future[Any] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_current: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "aura_current_step", default=None
 )
 
 
 def current_step() -> StepInfo:
     """Inside a step: which step attempt this is and its idempotency key."""
-    info = _current.get()
-    if info is None:
+    attempt = _current.get()
+    if attempt is None:
         raise RuntimeError("aura.current_step() is only available inside a running step")
-    return info
+    return attempt.info
+
+
+def heartbeat(details: Any = None) -> None:
+    """Inside a step: report progress. Resets the heartbeat timeout; the next
+    attempt (after a failure or a crash) sees the last ``details``."""
+    attempt = _current.get()
+    if attempt is None:
+        raise RuntimeError("aura.heartbeat() is only available inside a running step")
+    try:
+        details = msgspec.msgpack.decode(msgspec.msgpack.encode(details))
+    except (TypeError, msgspec.EncodeError) as err:
+        raise TypeError(f"heartbeat details cannot be journaled: {err}") from err
+    with attempt.lock:
+        attempt.last_beat = time.monotonic()
+        attempt.details = details
 
 
 @dataclass(frozen=True)
@@ -57,13 +102,20 @@ class StepJob:
     attempt: int
     run: int
     retry: RetryPolicy | None = None
+    heartbeat_details: Any = None
 
 
 class StepRunner:
     """Executes step jobs and hands each outcome to ``deliver``."""
 
-    def __init__(self, deliver: Callable[[str, StepDone], None], max_workers: int) -> None:
+    def __init__(
+        self,
+        deliver: Callable[[str, StepDone], None],
+        max_workers: int,
+        call_later: Callable[[float, Callable[[], None]], None],
+    ) -> None:
         self._deliver = deliver
+        self._call_later = call_later
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aura-step")
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(
@@ -75,10 +127,17 @@ class StepRunner:
     def submit(self, job: StepJob) -> None:
         if self._closed:
             return
+        now = time.monotonic()
+        key = f"{job.mission_id}/{job.run}/{job.seq}"
+        info = StepInfo(
+            job.mission_id, job.seq, job.definition.name, job.attempt, key, job.heartbeat_details
+        )
+        attempt = _Attempt(job, info, now, now)
         if job.definition.is_async:
-            asyncio.run_coroutine_threadsafe(self._run_async(job), self._loop)
+            attempt.future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._loop)
         else:
-            self._pool.submit(self._run_sync, job)
+            self._pool.submit(self._run_sync, attempt)
+        self._watch(attempt)
 
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on a step thread (work that may block, off the scheduler)."""
@@ -91,25 +150,25 @@ class StepRunner:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join(timeout=5)
 
-    def _info(self, job: StepJob) -> StepInfo:
-        key = f"{job.mission_id}/{job.run}/{job.seq}"
-        return StepInfo(job.mission_id, job.seq, job.definition.name, job.attempt, key)
+    # ------------------------------------------------------------ attempts
 
-    def _run_sync(self, job: StepJob) -> None:
-        token = _current.set(self._info(job))
+    def _run_sync(self, attempt: _Attempt) -> None:
+        token = _current.set(attempt)
         try:
-            value = job.definition.fn(*job.args)
+            value = attempt.job.definition.fn(*attempt.job.args)
         except Exception as err:
-            self._finish(job, None, err)
+            self._finish(attempt, None, err)
         else:
-            self._finish(job, value, None)
+            self._finish(attempt, value, None)
         finally:
             _current.reset(token)
 
-    async def _run_async(self, job: StepJob) -> None:
-        token = _current.set(self._info(job))
+    async def _run_async(self, attempt: _Attempt) -> None:
+        token = _current.set(attempt)
         try:
-            value = await job.definition.fn(*job.args)
+            value = await attempt.job.definition.fn(*attempt.job.args)
+        except asyncio.CancelledError:
+            return  # the watchdog gave up on it and reported the timeout
         except Exception as err:
             outcome: tuple[Any, BaseException | None] = (None, err)
         else:
@@ -117,9 +176,55 @@ class StepRunner:
         finally:
             _current.reset(token)
         # Delivery may block (a durable append): not on the event loop.
-        self._pool.submit(self._finish, job, *outcome)
+        self._pool.submit(self._finish, attempt, *outcome)
 
-    def _finish(self, job: StepJob, value: Any, error: BaseException | None) -> None:
+    def _watch(self, attempt: _Attempt) -> None:
+        definition = attempt.job.definition
+        if definition.timeout is None and definition.heartbeat_timeout is None:
+            return
+        deadlines = []
+        if definition.timeout is not None:
+            deadlines.append(attempt.started + definition.timeout)
+        if definition.heartbeat_timeout is not None:
+            deadlines.append(attempt.last_beat + definition.heartbeat_timeout)
+        delay = max(0.0, min(deadlines) - time.monotonic())
+        self._call_later(delay, lambda: self.call(lambda: self._check(attempt)))
+
+    def _check(self, attempt: _Attempt) -> None:
+        definition = attempt.job.definition
+        now = time.monotonic()
+        with attempt.lock:
+            if attempt.done:
+                return
+            last_beat = attempt.last_beat
+        error: BaseException | None = None
+        if definition.timeout is not None and now - attempt.started >= definition.timeout:
+            error = StepTimeoutError(
+                f"step {definition.name} attempt {attempt.job.attempt} ran over its "
+                f"timeout of {definition.timeout}s"
+            )
+        elif (
+            definition.heartbeat_timeout is not None
+            and now - last_beat >= definition.heartbeat_timeout
+        ):
+            error = HeartbeatTimeoutError(
+                f"step {definition.name} attempt {attempt.job.attempt} sent no heartbeat "
+                f"for {definition.heartbeat_timeout}s"
+            )
+        if error is None:
+            self._watch(attempt)  # a heartbeat came in: look again later
+            return
+        if attempt.future is not None:
+            attempt.future.cancel()
+        self._finish(attempt, None, error)
+
+    def _finish(self, attempt: _Attempt, value: Any, error: BaseException | None) -> None:
+        with attempt.lock:
+            if attempt.done:
+                return  # the first outcome of an attempt wins (e.g. a timeout)
+            attempt.done = True
+            details = attempt.details
+        job = attempt.job
         retry_in = -1.0
         if error is None:
             try:
@@ -143,5 +248,6 @@ class StepRunner:
             attempt=job.attempt,
             at=time.time(),
             retry_in=retry_in,
+            heartbeat=details,
         )
         self._deliver(job.mission_id, done)

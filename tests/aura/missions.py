@@ -77,9 +77,51 @@ def rejects(value: int) -> int:
     raise aura.NonRetryableError(f"{value} is not acceptable")
 
 
-@aura.step(timeout=5)
-def with_timeout() -> int:
-    return 1
+@aura.step(timeout=0.2, retry=aura.RetryPolicy(initial_interval=0.01, max_attempts=2))
+def slow_then_fast(name: str) -> str:
+    """Attempt 1 hangs past its timeout; attempt 2 answers at once."""
+    info = aura.current_step()
+    record("slow_then_fast")
+    if info.attempt == 1:
+        GATES.setdefault(name, threading.Event()).wait(10)
+    return f"attempt {info.attempt}"
+
+
+@aura.step(timeout=0.2)
+def always_slow(name: str) -> str:
+    record("always_slow")
+    GATES.setdefault(name, threading.Event()).wait(10)
+    return "too late"
+
+
+@aura.step(timeout=0.2)
+async def async_slow(name: str) -> str:
+    import asyncio
+
+    record("async_slow")
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        CANCELLED.append(name)
+        raise
+    return "too late"
+
+
+CANCELLED: list[str] = []
+
+
+@aura.step(heartbeat_timeout=0.3, retry=aura.RetryPolicy(initial_interval=0.01, max_attempts=2))
+def resumable(name: str, items: int) -> list[Any]:
+    """Processes items, heartbeating progress; attempt 1 stalls halfway."""
+    info = aura.current_step()
+    start = info.heartbeat_details or 0
+    done = []
+    for i in range(start, items):
+        if info.attempt == 1 and i == items // 2:
+            GATES.setdefault(name, threading.Event()).wait(10)  # stalls: no heartbeat
+        done.append(i)
+        aura.heartbeat(i + 1)
+    return [info.attempt, start, done]
 
 
 @aura.mission
@@ -123,9 +165,15 @@ async def non_retryable(ctx: aura.MissionContext) -> int:
 
 
 @aura.mission
-async def uses_timeout(ctx: aura.MissionContext) -> int:
-    result: int = await ctx.step(with_timeout)
-    return result
+async def timeouts(ctx: aura.MissionContext, which: str) -> Any:
+    name = ctx.info.mission_id
+    if which == "retry":
+        return await ctx.step(slow_then_fast, name)
+    if which == "fail":
+        return await ctx.step(always_slow, name)
+    if which == "async":
+        return await ctx.step(async_slow, name)
+    return await ctx.step(resumable, name, 6)
 
 
 @aura.mission
