@@ -217,6 +217,12 @@ class MissionActor(DurableActor):
         if msg.attempt != self.attempts.get(msg.seq):
             return  # the outcome of an attempt already given up on
         if msg.ok or msg.retry_in < 0:
+            self._log_step(
+                "step.completed" if msg.ok else "step.failed",
+                command,
+                msg.attempt,
+                error=f"{msg.error_type}: {msg.error}" if not msg.ok else "",
+            )
             self.results[msg.seq] = msg
             if msg.seq == self.compensating:
                 if not msg.ok:
@@ -230,6 +236,13 @@ class MissionActor(DurableActor):
             self._wake()
             return
         deadline = msg.at + msg.retry_in
+        self._log_step(
+            "step.retrying",
+            command,
+            msg.attempt,
+            error=f"{msg.error_type}: {msg.error}",
+            retry_in=msg.retry_in,
+        )
         self.retry_due[msg.seq] = (msg.attempt + 1, deadline)
         if msg.heartbeat is not None:
             self.beats[msg.seq] = msg.heartbeat
@@ -357,6 +370,7 @@ class MissionActor(DurableActor):
 
     def _submit(self, command: _Command) -> None:
         assert command.definition is not None and command.args is not None
+        self._log_step("step.scheduled", command, self.attempts[command.seq])
         self.runtime._steps.submit(
             StepJob(
                 self.mission_id,
@@ -449,6 +463,18 @@ class MissionActor(DurableActor):
     def _close_coroutine(self) -> None:
         if self.coro is not None:
             self.coro.close()
+
+    def _log_step(self, event: str, command: _Command, attempt: int, **fields: Any) -> None:
+        if not self.replaying:
+            self.system.log.info(
+                event,
+                mission_id=self.mission_id,
+                run=self.run,
+                seq=command.seq,
+                step=command.definition.name if command.definition else command.kind,
+                attempt=attempt,
+                **fields,
+            )
 
     # ------------------------------------------------------------ lifecycle
 

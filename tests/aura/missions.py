@@ -259,3 +259,13 @@ async def trip(ctx: aura.MissionContext, wait_for_approval: bool) -> str:
         await ctx.wait_signal("approve")
     await ctx.step(charge, 500)
     return "booked"
+
+
+def not_a_step(x: int) -> int:
+    return x
+
+
+@aura.mission
+async def calls_undecorated(ctx: aura.MissionContext) -> int:
+    result: int = await ctx.step(not_a_step, 1)
+    return result

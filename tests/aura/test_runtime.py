@@ -12,6 +12,7 @@ import pytest
 import aura
 from aura import MissionStatus as S
 
+from ..actors.helpers import Recorder, capture_logger
 from . import missions as m
 
 
@@ -191,3 +192,46 @@ def test_redriving_still_broken_code_dead_letters_it_again(tmp_path: Path) -> No
         handle = rt.redrive("rb-1")
         with pytest.raises(aura.MissionDeadError, match="no definition"):
             handle.result(timeout=30)
+
+
+def test_an_undecorated_function_cannot_be_a_step(tmp_path: Path) -> None:
+    with (
+        aura.Runtime(tmp_path, missions=[m.calls_undecorated]) as rt,
+        pytest.raises(aura.MissionFailedError, match="not a step"),
+    ):
+        rt.start(m.calls_undecorated, mission_id="u").result(timeout=30)
+
+
+def test_every_step_and_transition_is_a_structured_event(tmp_path: Path) -> None:
+    log = Recorder()
+    with aura.Runtime(tmp_path, missions=[m.retrying], logger=capture_logger(log)) as rt:
+        rt.start(m.retrying, 1, mission_id="ev").result(timeout=30)
+    mine = [e for e in log.events if e.get("mission_id") == "ev"]
+    assert [(e["event"], e.get("attempt"), e.get("status")) for e in mine] == [
+        ("mission.transition", None, "running"),
+        ("step.scheduled", 1, None),
+        ("step.retrying", 1, None),
+        ("step.scheduled", 2, None),
+        ("step.completed", 2, None),
+        ("mission.transition", None, "completed"),
+    ]
+    assert all(e["run"] == 1 and "seq" in e for e in mine)
+    assert mine[2]["error"].startswith("ConnectionError")
+
+
+def test_a_waiting_mission_passivates_and_its_signal_wakes_it(tmp_path: Path) -> None:
+    log = Recorder()
+    rt = aura.Runtime(
+        tmp_path, missions=[m.approval], logger=capture_logger(log), passivate_after=0.05
+    )
+    with rt:
+        handle = rt.start(m.approval, None, mission_id="pz")
+        log.wait_for(
+            lambda ev: any(
+                e.get("actor_id") == "mission/pz" and e.get("state") == "passivated" for e in ev
+            )
+        )
+        assert rt.system.state("mission/pz").value == "passivated"  # no thread held
+        rt.signal("pz", "approve", "ok")  # re-activates it by replay
+        rt.signal("pz", "note", "n")
+        assert handle.result(timeout=30) == {"draft": 2, "verdict": "ok", "note": "n"}
