@@ -9,6 +9,7 @@ arguments); on replay the same commands must come out in the same order.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import random
 import uuid
@@ -57,14 +58,16 @@ def fingerprint(kind: str, name: str, raw_args: bytes) -> str:
     return f"{kind} {name}#{hashlib.sha256(raw_args).hexdigest()[:12]}"
 
 
-class Awaitable:
+class Awaitable(abc.ABC):
     """Base of what mission code awaits; yields itself to the driver."""
 
+    @abc.abstractmethod
     def ready(self) -> bool:
-        raise NotImplementedError  # every awaitable kind defines readiness
+        """Whether the outcome is known (journaled)."""
 
+    @abc.abstractmethod
     def outcome(self) -> Any:
-        raise NotImplementedError  # every awaitable kind defines its outcome
+        """The value, or raise the failure, once ready."""
 
     def __await__(self) -> Generator[Awaitable, None, Any]:
         if not self.ready():
