@@ -329,21 +329,36 @@ class MissionActor(DurableActor):
         retry: RetryPolicy | None,
         compensate: StepDef | None = None,
     ) -> StepFuture:
-        raw, decoded = encode_args(f"mission {self.mission_id!r} step {definition.name}", args)
+        policy = retry if retry is not None else definition.retry
+        command = self._issue_run("step", definition, list(args), policy, compensate)
+        return StepFuture(self, command.seq, definition.name)
+
+    def _issue_run(
+        self,
+        kind: str,
+        definition: StepDef,
+        args: list[Any],
+        retry: RetryPolicy | None,
+        compensate: StepDef | None = None,
+    ) -> _Command:
+        """Record a command that runs a step function (a step or a
+        compensation) and, unless replaying, submit its first attempt."""
+        what = f"mission {self.mission_id!r} {kind} {definition.name}"
+        raw, decoded = encode_args(what, args)
         command = _Command(
             len(self.commands),
-            "step",
-            fingerprint("step", definition.name, raw),
+            kind,
+            fingerprint("step" if kind == "step" else "compensate", definition.name, raw),
             definition,
             decoded,
-            retry if retry is not None else definition.retry,
+            retry,
             compensate=compensate,
         )
         self.commands.append(command)
         self.attempts[command.seq] = 1
         if not self.replaying:
             self._submit(command)
-        return StepFuture(self, command.seq, definition.name)
+        return command
 
     def issue_timer(self, seconds: float) -> TimerFuture:
         deadline = self.now + seconds
@@ -445,20 +460,9 @@ class MissionActor(DurableActor):
             self._transition(final, reason)
             return
         undo, value = self.compensable.pop()
-        raw, decoded = encode_args(f"mission {self.mission_id!r} compensation {undo.name}", [value])
-        command = _Command(
-            len(self.commands),
-            "compensation",
-            fingerprint("compensate", undo.name, raw),
-            undo,
-            decoded,
-            undo.retry,
-        )
-        self.commands.append(command)
-        self.attempts[command.seq] = 1
-        self.compensating = command.seq
-        if not self.replaying:
-            self._submit(command)
+        # Set before submitting: an inline delivery may already carry its result.
+        self.compensating = len(self.commands)
+        self._issue_run("compensation", undo, [value], undo.retry)
 
     def _close_coroutine(self) -> None:
         if self.coro is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,14 @@ from ..actors.helpers import Recorder, capture_logger
 from . import missions as m
 
 
-@pytest.fixture(autouse=True)
-def clean_hooks() -> Iterator[None]:
-    m.GATES.clear()
-    m.CALLS.clear()
-    yield
-    for gate in m.GATES.values():
-        gate.set()
+def interrupt_at_gate(tmp_path: Path, gate: str, mission_id: str) -> None:
+    """Start waits_at_gate and close the runtime while its second step is
+    running: step 1's result is journaled, step 2's never will be."""
+    m.GATES[gate] = threading.Event()
+    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
+    rt.start(m.waits_at_gate, gate, mission_id=mission_id)
+    m.wait_call(("gated", f"{mission_id}/1/1"))
+    rt.close()
 
 
 def test_a_mission_runs_its_steps_and_returns(tmp_path: Path) -> None:
@@ -48,12 +48,9 @@ def test_start_is_idempotent_per_mission_id(tmp_path: Path) -> None:
 def test_a_restart_replays_finished_steps_and_reruns_only_the_unfinished_one(
     tmp_path: Path,
 ) -> None:
-    m.GATES["g"] = threading.Event()
-    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
-    rt.start(m.waits_at_gate, "g", mission_id="w-1")
-    # Wait until the gated step runs: its first step's result is journaled.
-    m.wait_call(("gated", "w-1/1/1"))
-    rt.close()  # the gated step never reported back: its result is not journaled
+    interrupt_at_gate(
+        tmp_path, "g", "w-1"
+    )  # the gated step never reported back: its result is not journaled
     m.GATES["g"].set()
     m.CALLS.clear()
     with aura.Runtime(tmp_path, missions=[m.waits_at_gate]) as rt:
@@ -66,11 +63,7 @@ def test_a_restart_replays_finished_steps_and_reruns_only_the_unfinished_one(
 def test_changed_code_on_replay_is_detected_and_the_mission_dead_lettered(
     tmp_path: Path,
 ) -> None:
-    m.GATES["nd"] = threading.Event()
-    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
-    rt.start(m.waits_at_gate, "nd", mission_id="nd-1")
-    m.wait_call(("gated", "nd-1/1/1"))
-    rt.close()
+    interrupt_at_gate(tmp_path, "nd", "nd-1")
     m.GATES["nd"].set()
 
     @aura.mission(name=aura.mission_definition(m.waits_at_gate).name)
@@ -138,11 +131,7 @@ def test_awaiting_asyncio_in_a_mission_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_a_mission_without_its_definition_is_dead_lettered_on_recovery(tmp_path: Path) -> None:
-    m.GATES["u"] = threading.Event()
-    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
-    rt.start(m.waits_at_gate, "u", mission_id="u-1")
-    m.wait_call(("gated", "u-1/1/1"))
-    rt.close()
+    interrupt_at_gate(tmp_path, "u", "u-1")
     with aura.Runtime(tmp_path, missions=[]) as rt:
         view = rt.wait("u-1", timeout=30)
         assert view.status is S.DEAD and "no definition" in view.error
@@ -157,11 +146,7 @@ def test_many_missions_in_parallel(tmp_path: Path) -> None:
 
 
 def test_a_dead_mission_is_redriven_once_its_definition_is_back(tmp_path: Path) -> None:
-    m.GATES["rd"] = threading.Event()
-    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
-    rt.start(m.waits_at_gate, "rd", mission_id="rd-1")
-    m.wait_call(("gated", "rd-1/1/1"))
-    rt.close()
+    interrupt_at_gate(tmp_path, "rd", "rd-1")
     m.GATES["rd"].set()
     with aura.Runtime(tmp_path, missions=[]) as rt:  # deployed without the definition
         assert rt.wait("rd-1", timeout=30).status is S.DEAD
@@ -182,11 +167,7 @@ def test_a_dead_mission_is_redriven_once_its_definition_is_back(tmp_path: Path) 
 
 
 def test_redriving_still_broken_code_dead_letters_it_again(tmp_path: Path) -> None:
-    m.GATES["rb"] = threading.Event()
-    rt = aura.Runtime(tmp_path, missions=[m.waits_at_gate])
-    rt.start(m.waits_at_gate, "rb", mission_id="rb-1")
-    m.wait_call(("gated", "rb-1/1/1"))
-    rt.close()
+    interrupt_at_gate(tmp_path, "rb", "rb-1")
     with aura.Runtime(tmp_path, missions=[]) as rt:
         rt.wait("rb-1", timeout=30)
         handle = rt.redrive("rb-1")

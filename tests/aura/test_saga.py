@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,6 @@ from aura import MissionStatus as S
 
 from ..actors.helpers import Recorder, capture_logger
 from . import missions as m
-
-
-@pytest.fixture(autouse=True)
-def clean_hooks() -> Iterator[None]:
-    m.GATES.clear()
-    m.CALLS.clear()
-    m.SAGA.clear()
-    yield
-    for gate in m.GATES.values():
-        gate.set()
 
 
 def test_a_failure_compensates_completed_steps_in_reverse_order(tmp_path: Path) -> None:

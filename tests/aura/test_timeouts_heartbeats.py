@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,6 @@ import pytest
 import aura
 
 from . import missions as m
-
-
-@pytest.fixture(autouse=True)
-def clean_hooks() -> Iterator[None]:
-    m.GATES.clear()
-    m.CALLS.clear()
-    m.CANCELLED.clear()
-    yield
-    for gate in m.GATES.values():
-        gate.set()
 
 
 def test_an_attempt_over_its_timeout_fails_and_is_retried(tmp_path: Path) -> None:

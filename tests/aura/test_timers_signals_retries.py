@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,6 @@ from aura import MissionStatus as S
 
 from ..actors.helpers import Recorder, capture_logger
 from . import missions as m
-
-
-@pytest.fixture(autouse=True)
-def clean_hooks() -> Iterator[None]:
-    m.GATES.clear()
-    m.CALLS.clear()
-    m.FLAKY.clear()
-    yield
-    for gate in m.GATES.values():
-        gate.set()
 
 
 def test_a_flaky_step_is_retried_with_backoff_until_it_succeeds(tmp_path: Path) -> None:
