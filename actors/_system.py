@@ -62,6 +62,9 @@ def quiet_logger(name: str = "actors") -> Any:
     return structlog.wrap_logger(
         logging.getLogger(name),
         processors=[
+            # Drop events the stdlib logger would not emit before any work is
+            # done on them: a step journals two events, rendering them costs.
+            structlog.stdlib.filter_by_level,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.JSONRenderer(),
@@ -103,6 +106,7 @@ class ActorSystem:
         self.name = name
         self.store = store
         self.log = logger if logger is not None else quiet_logger()
+        self._stdlib_logger = None if logger is not None else logging.getLogger("actors")
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()
         self.faults = faults if faults is not None else FaultInjector()
@@ -200,6 +204,11 @@ class ActorSystem:
                 self.log.warning("timer.undeliverable", actor_id=actor_id, error=str(err))
 
         self._scheduler.call_later(delay, fire)
+
+    def logging_info(self) -> bool:
+        """Whether info events are wanted: hot paths skip building them if not.
+        Always true for a logger the application passed in."""
+        return self._stdlib_logger is None or self._stdlib_logger.isEnabledFor(logging.INFO)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the system's scheduler thread after ``delay`` seconds.

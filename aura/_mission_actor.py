@@ -469,7 +469,7 @@ class MissionActor(DurableActor):
             self.coro.close()
 
     def _log_step(self, event: str, command: _Command, attempt: int, **fields: Any) -> None:
-        if not self.replaying:
+        if not self.replaying and self.system.logging_info():
             self.system.log.info(
                 event,
                 mission_id=self.mission_id,
@@ -488,15 +488,16 @@ class MissionActor(DurableActor):
         if new is S.DEAD:
             self.error = reason
         if not self.replaying:
-            self.system.log.info(
-                "mission.transition",
-                mission_id=self.mission_id,
-                run=self.run,
-                seq=self.version,
-                old=old.value,
-                status=new.value,
-                reason=reason,
-            )
+            if self.system.logging_info():
+                self.system.log.info(
+                    "mission.transition",
+                    mission_id=self.mission_id,
+                    run=self.run,
+                    seq=self.version,
+                    old=old.value,
+                    status=new.value,
+                    reason=reason,
+                )
             if new is S.RUNNING or new is S.DEAD or new in TERMINAL:
                 self._append_transition(new, reason)
             if new is S.DEAD or new in TERMINAL:

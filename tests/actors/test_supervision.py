@@ -383,3 +383,18 @@ def test_call_later_runs_on_the_scheduler_in_deadline_order(system: ActorSystem)
     system.call_later(0.0, lambda: seen.add("soon"))
     seen.wait_for(lambda ev: len(ev) == 2)
     assert seen.events == ["soon", "late"]
+
+
+def test_the_default_logger_is_quiet_until_logging_wants_it(
+    caplog: pytest.LogCaptureFixture, rec: Recorder, counts: dict[str, int]
+) -> None:
+    import logging
+
+    with ActorSystem("quiet") as system:
+        assert system.logging_info() is (logging.getLogger("actors").isEnabledFor(logging.INFO))
+        caplog.set_level(logging.INFO, logger="actors")
+        assert system.logging_info()
+        system.spawn(probe("w", rec, counts))
+        assert any('"actor.lifecycle"' in r.getMessage() for r in caplog.records)
+    with ActorSystem("mine", logger=capture_logger(Recorder())) as system:
+        assert system.logging_info()  # an application's own logger gets everything
