@@ -1,10 +1,12 @@
-"""`aura demo`: crash a writer mid-work and show nothing acknowledged is lost.
+"""`aura demo`: an agent mission survives a SIGKILL without redoing work.
 
-Until the mission runtime lands this demonstrates the layer it stands on:
-a child process journals "step" events for a mission stream, printing each
-acknowledgement; the parent SIGKILLs it mid-stream, reopens the log and
-checks every acknowledged event is there, then resumes from the exact
-version the crash left behind.
+A research agent (plan -> several tool calls -> a compensable booking -> a
+human approval -> summary) runs in a child process. The "model" is a
+scripted stand-in, said so plainly; the tools are real local functions.
+The parent SIGKILLs the child mid-mission, starts a new process on the same
+data directory, approves the booking as the human, and shows the mission
+finishing from where it stopped: every step whose result had been journaled
+before the kill ran exactly once.
 """
 
 from __future__ import annotations
@@ -13,61 +15,188 @@ import os
 import signal
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from eventstore import EventStore, NewEvent
+import msgspec
 
-STREAM = "mission/demo-1"
+import aura
+from eventstore import EventStore
 
+from ._messages import MissionMessage, StepDone
 
-def child(data: str) -> None:
-    """Runs in the child process: journal steps until killed."""
-    with EventStore.open(Path(data) / "events") as store:
-        version = store.version(STREAM)
-        while True:
-            version = store.append(
-                STREAM,
-                [NewEvent("step.completed", f"step {version + 1}".encode())],
-                expected_version=version,
-            )
-            print(version, flush=True)
+MISSION_PREFIX = "demo-research-"
+CORPUS = {
+    "durable execution": "Journal every step before acting on it; replay to recover.",
+    "lmdb": "A memory-mapped B+tree: one writer, many readers, crash-safe commits.",
+    "sagas": "Undo completed steps in reverse order when a long transaction fails.",
+    "actors": "Isolated state, one message at a time, supervised restarts.",
+}
 
 
-def run(data: Path, kill_after: int = 50) -> int:
-    data.mkdir(parents=True, exist_ok=True)
-    print(f"aura demo: data directory {data}")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aura._demo", str(data)],
+def _effect(name: str) -> None:
+    """Record that a step really ran (the side effect the demo checks)."""
+    info = aura.current_step()
+    with open(os.environ["AURA_DEMO_EFFECTS"], "a") as f:
+        f.write(f"{info.idempotency_key} {name} {os.getpid()}\n")
+    sys.stdout.write(f"STEP {info.idempotency_key} {name}\n")
+    sys.stdout.flush()
+
+
+@aura.step(name="demo:plan")
+def plan(topic: str) -> list[str]:
+    """Scripted stand-in for a model call: a fixed plan for any topic."""
+    _effect("plan")
+    return ["durable execution", "lmdb", "sagas", "actors"]
+
+
+@aura.step(name="demo:search", retry=aura.RetryPolicy(initial_interval=0.05, max_attempts=3))
+def search(query: str) -> str:
+    _effect(f"search {query!r}")
+    return CORPUS.get(query, "nothing found")
+
+
+@aura.step(name="demo:book")
+def book(resource: str) -> dict[str, str]:
+    _effect(f"book {resource}")
+    return {"booking": f"{resource}-42"}
+
+
+@aura.step(name="demo:release")
+def release(booking: dict[str, str]) -> None:
+    _effect(f"release {booking['booking']}")
+
+
+@aura.step(name="demo:summarize")
+def summarize(topic: str, notes: list[str]) -> str:
+    """Scripted stand-in for a model call: joins the notes."""
+    _effect("summarize")
+    return f"{topic}: " + " ".join(notes)
+
+
+@aura.mission(name="demo:research")
+async def research(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
+    queries = await ctx.step(plan, topic)
+    notes = await ctx.gather(*(ctx.step(search, q) for q in queries))
+    booking = await ctx.step(book, "gpu-hours", compensate=release)
+    approved = await ctx.wait_signal("approve", timeout=600)
+    if not approved:
+        raise RuntimeError("the human declined the booking")
+    summary = await ctx.step(summarize, topic, notes)
+    return {"summary": summary, "booking": booking}
+
+
+def child(data: str, mode: str, mission_id: str) -> None:
+    """Runs in a child process: ``start`` the mission, or ``resume`` it."""
+    with aura.Runtime(data, missions=[research]) as rt:
+        if mode == "start":
+            rt.start(research, "durable agents", mission_id=mission_id)
+            rt.wait(mission_id)  # never returns: the parent kills us
+            return
+        # A new process: opening the runtime recovered the mission already.
+        view = rt.get(mission_id)
+        sys.stdout.write(f"RECOVERED {view.status.value} {view.steps_completed}\n")
+        sys.stdout.flush()
+        rt.signal(mission_id, "approve", True)  # the human approves the booking
+        result = rt.handle(mission_id).result(timeout=60)
+        sys.stdout.write(f"RESULT {msgspec.json.encode(result).decode()}\n")
+
+
+def _journaled(data: Path, mission_id: str) -> set[str]:
+    keys = set()
+    decoder = msgspec.msgpack.Decoder(MissionMessage)
+    with EventStore.open(data / "events", readonly=True) as store:
+        for event in store.read(f"mission/{mission_id}"):
+            if event.kind == "message":
+                msg = decoder.decode(event.data)
+                if isinstance(msg, StepDone) and msg.ok:
+                    keys.add(f"{mission_id}/1/{msg.seq}")
+    return keys
+
+
+def _next_mission_id(data: Path) -> str:
+    if not (data / "events").exists():
+        return f"{MISSION_PREFIX}1"
+    with EventStore.open(data / "events", readonly=True) as store:
+        runs = sum(1 for s in store.streams() if s.startswith(f"mission/{MISSION_PREFIX}"))
+    return f"{MISSION_PREFIX}{runs + 1}"
+
+
+def _spawn(data: Path, mode: str, effects: Path, mission_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aura._demo", str(data), mode, mission_id],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "AURA_DEMO_EFFECTS": str(effects)},
     )
-    assert proc.stdout is not None
-    acked = 0
-    for line in proc.stdout:
-        acked = int(line)
-        if acked >= kill_after:
-            break
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    print(f"  child journaled and acknowledged up to version {acked}, then was SIGKILLed")
-    with EventStore.open(data / "events") as store:
-        events = list(store.read(STREAM))
-        versions = [e.version for e in events]
-        assert versions == list(range(1, len(versions) + 1)), "gap in the log"
-        missing = acked - len(versions)
-        print(f"  reopened: {len(versions)} events on disk, {max(0, missing)} acknowledged lost")
-        if missing > 0:
-            print("aura demo: FAILED, acknowledged events were lost", file=sys.stderr)
-            return 1
-        resumed = store.append(
-            STREAM,
-            [NewEvent("step.completed", f"step {len(versions) + 1}".encode())],
-            expected_version=len(versions),
-        )
-        print(f"  resumed at version {resumed}: no step re-journaled, none skipped")
-    print("aura demo: OK")
+
+
+def run(data: Path, kill_after_steps: int = 4) -> int:
+    data.mkdir(parents=True, exist_ok=True)
+    mission_id = _next_mission_id(data)
+    effects = data / f"{mission_id}-effects.log"
+    print(f"aura demo: research agent, mission {mission_id!r} in {data}")
+    print("  (the 'model' is a scripted stand-in; the tools are local functions)")
+
+    first = _spawn(data, "start", effects, mission_id)
+    assert first.stdout is not None
+    seen = 0
+    for line in first.stdout:
+        if line.startswith("STEP"):
+            seen += 1
+            print(f"  process 1 ran  {line.split(maxsplit=2)[2].strip()}")
+            if seen >= kill_after_steps:
+                break
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    before = _journaled(data, mission_id)
+    print(f"  SIGKILL process 1 mid-mission ({len(before)} step results were journaled)")
+
+    second = _spawn(data, "resume", effects, mission_id)
+    out, _ = second.communicate(timeout=120)
+    result = None
+    for line in out.splitlines():
+        if line.startswith("STEP"):
+            print(f"  process 2 ran  {line.split(maxsplit=2)[2]}")
+        elif line.startswith("RECOVERED"):
+            _, status, done = line.split()
+            print(
+                f"  process 2 opened the data directory and resumed the mission ({status}, "
+                f"{done} step results recorded)"
+            )
+            print("  human approves the booking (signal 'approve')")
+        elif line.startswith("RESULT"):
+            result = msgspec.json.decode(line.split(maxsplit=1)[1])
+    if second.returncode != 0 or result is None:
+        print("aura demo: FAILED, the resumed mission did not finish", file=sys.stderr)
+        return 1
+
+    runs: dict[str, list[str]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for line in effects.read_text().splitlines():
+        parts = line.split(" ")
+        key, pid = parts[0], parts[-1]
+        names[key] = " ".join(parts[1:-1])
+        runs[key].append(pid)
+    first_pid = str(first.pid)
+    print("  step                                  journaled before kill  runs (process 1 + 2)")
+    for key in sorted(runs, key=lambda k: int(k.rsplit("/", 1)[1])):
+        in_first = runs[key].count(first_pid)
+        in_second = len(runs[key]) - in_first
+        journaled = "yes" if key in before else "no"
+        print(f"  {names[key][:36]:<38}{journaled:<23}{in_first} + {in_second}")
+    rerun = [key for key in before if len(runs[key]) > 1]
+    print(f"  result: {result['summary'][:70]}...")
+    if rerun:
+        print(f"aura demo: FAILED, finished steps ran again: {rerun}", file=sys.stderr)
+        return 1
+    print("  steps killed in flight ran again with the same idempotency key; none whose")
+    print("  result was journaled ran twice")
+    print("aura demo: OK - crashed mid-mission, resumed in a new process, nothing finished re-ran")
+    print(f"  inspect it: the log is in {data / 'events'}")
     return 0
 
 
 if __name__ == "__main__":
-    child(sys.argv[1])
+    child(sys.argv[1], sys.argv[2], sys.argv[3])
