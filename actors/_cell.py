@@ -48,6 +48,13 @@ class ChildSpec:
     start_timeout: float = 30.0
     passivate_after: float | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    max_restarts: int | None = None
+    """This child's own restart limit within ``period`` seconds. Past it the
+    supervisor gives up on the child alone (removes it and calls
+    ``on_give_up(id, error)`` on the supervisor's thread) rather than letting
+    one crash-looping child exhaust its own intensity and escalate."""
+    period: float = 30.0
+    on_give_up: Callable[[str, BaseException], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -61,6 +68,8 @@ class ChildSpec:
             )
         if self.passivate_after is not None and self.passivate_after <= 0:
             raise ValueError(f"ChildSpec {self.id!r}: passivate_after must be > 0")
+        if self.max_restarts is not None and (self.max_restarts < 0 or self.period <= 0):
+            raise ValueError(f"ChildSpec {self.id!r}: max_restarts >= 0 and period > 0")
 
 
 class Cell:

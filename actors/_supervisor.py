@@ -148,6 +148,7 @@ class Supervisor(Actor):
         self._order: list[str] = []  # start order
         self._cells: dict[str, Cell] = {}
         self._restarts: deque[float] = deque()
+        self._child_restarts: dict[str, deque[float]] = {}
         self._backoff = _BackoffState(backoff)
         self._token = 0
 
@@ -240,6 +241,9 @@ class Supervisor(Actor):
                 cell._drop_pending("temporary child crashed")
             self._forget(msg.id)
             return
+        if cell.spec.max_restarts is not None and self._child_exhausted(cell.spec):
+            self._give_up(cell, msg.error)
+            return
         index = self._order.index(msg.id)
         if self.strategy == "one_for_one":
             targets = [msg.id]
@@ -254,6 +258,34 @@ class Supervisor(Actor):
             with other.lock:
                 other.awaiting_restart = True
         self._schedule_restart(targets, msg.id)
+
+    def _child_exhausted(self, spec: ChildSpec) -> bool:
+        """Record a restart of ``spec``; True if it is over its own limit."""
+        now = self.system.clock()
+        window = self._child_restarts.setdefault(spec.id, deque())
+        while window and window[0] <= now - spec.period:
+            window.popleft()
+        if spec.max_restarts is not None and len(window) >= spec.max_restarts:
+            return True
+        window.append(now)
+        return False
+
+    def _give_up(self, cell: Cell, error: BaseException) -> None:
+        with cell.lock:
+            cell.removed = True
+            cell._drop_pending(f"gave up after {cell.spec.max_restarts} restarts")
+        self._forget(cell.id)
+        self._child_restarts.pop(cell.id, None)
+        self.system.log.error(
+            "actor.given_up",
+            actor_id=cell.id,
+            parent=self.actor_id,
+            max_restarts=cell.spec.max_restarts,
+            period=cell.spec.period,
+            error=repr(error),
+        )
+        if cell.spec.on_give_up is not None:
+            cell.spec.on_give_up(cell.id, error)
 
     def _on_child_exited(self, msg: _ChildExited) -> None:
         cell = self._cells.get(msg.id)
@@ -297,7 +329,11 @@ class Supervisor(Actor):
                 continue
             try:
                 cell.start()
-            except ActorStartError:
+            except ActorStartError as err:
                 # A failed restart counts as a restart: retry it and the rest.
+                if cell.spec.max_restarts is not None and self._child_exhausted(cell.spec):
+                    self._give_up(cell, err)
+                    self._restart(targets[i + 1 :])
+                    return
                 self._schedule_restart(targets[i:], cid)
                 return

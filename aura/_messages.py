@@ -72,6 +72,10 @@ class Transition(msgspec.Struct, frozen=True):
     result: Any = None
     """The mission's result, on ``completed``: a finished mission can be
     read without its code."""
+    name: str = ""
+    steps: int = 0
+    """Mission definition name and step results recorded, for reading a
+    finished or dead mission from its log without replaying it."""
 
 
 class Peek(msgspec.Struct, frozen=True):

@@ -505,7 +505,8 @@ class MissionActor(DurableActor):
 
     def _append_transition(self, status: MissionStatus, reason: str) -> None:
         result = self.result_value if status is S.COMPLETED else None
-        data = msgspec.msgpack.encode(Transition(status.value, reason, result))
+        transition = Transition(status.value, reason, result, self.name or "", len(self.results))
+        data = msgspec.msgpack.encode(transition)
         self.version = self.system.store.append(  # type: ignore[union-attr]
             self.stream_name(), [NewEvent(TRANSITION, data)], expected_version=self.version
         )

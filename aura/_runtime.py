@@ -23,6 +23,7 @@ from actors import (
     ChildSpec,
     DuplicateActorError,
     FaultInjector,
+    LifecycleState,
     Supervisor,
 )
 from eventstore import Durability, EventStore, NewEvent
@@ -31,12 +32,23 @@ from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
 from ._errors import AuraError
 from ._lifecycle import TERMINAL, MissionStatus
-from ._messages import Cancel, Peek, Signal, Start, StepDone, TimerFired, Transition
+from ._messages import (
+    Cancel,
+    MissionMessage,
+    Peek,
+    Signal,
+    Start,
+    StepDone,
+    TimerFired,
+    Transition,
+)
 from ._mission_actor import TRANSITION, MissionActor, MissionView
 from ._steps import StepRunner
 
 PREFIX = "mission/"
 SUPERVISOR = "missions"
+MISSION_MAX_RESTARTS = 5
+MISSION_RESTART_PERIOD = 30.0
 
 
 class MissionNotFoundError(AuraError, LookupError):
@@ -164,8 +176,25 @@ class Runtime:
         actor_id = PREFIX + mission_id
         if not self.system.exists(actor_id):
             raise MissionNotFoundError(mission_id)
+        if self.system.state(actor_id) is LifecycleState.PASSIVATED:
+            settled = self._settled_view(mission_id)
+            if settled is not None:
+                return settled  # finished or dead: read from the log, no replay
         view: MissionView = self._ask(actor_id, Peek())
         return view
+
+    def _settled_view(self, mission_id: str) -> MissionView | None:
+        stream = PREFIX + mission_id
+        version = self.store.version(stream)
+        last = list(self.store.read(stream, version, version)) if version else []
+        if not last or last[0].kind != TRANSITION:
+            return None
+        t = msgspec.msgpack.decode(last[0].data, type=Transition)
+        status = MissionStatus(t.status)
+        if status not in TERMINAL and status is not MissionStatus.DEAD:
+            return None
+        error = "" if status is MissionStatus.COMPLETED else t.reason
+        return MissionView(mission_id, t.name or None, status, t.result, error, t.steps, version)
 
     def handle(self, mission_id: str) -> MissionHandle:
         self.get(mission_id)
@@ -265,13 +294,19 @@ class Runtime:
         actor_id = PREFIX + mission_id
         if self.system.exists(actor_id):
             return
-        spec = ChildSpec(
-            actor_id,
-            lambda: MissionActor(self, mission_id),
-            passivate_after=self._passivate_after,
-        )
+        spec = self._mission_spec(mission_id)
         with contextlib.suppress(DuplicateActorError):
             self.system.spawn(spec, parent=SUPERVISOR, activate=activate)
+
+    def _mission_spec(self, mission_id: str) -> ChildSpec:
+        return ChildSpec(
+            PREFIX + mission_id,
+            lambda: MissionActor(self, mission_id),
+            passivate_after=self._passivate_after,
+            max_restarts=MISSION_MAX_RESTARTS,
+            period=MISSION_RESTART_PERIOD,
+            on_give_up=self._gave_up,
+        )
 
     def _ask(self, actor_id: str, message: object) -> Any:
         for _ in range(3):
@@ -322,19 +357,40 @@ class Runtime:
             if not stream.startswith(PREFIX):
                 continue
             mission_id = stream[len(PREFIX) :]
-            specs.append(
-                ChildSpec(
-                    stream,
-                    lambda mid=mission_id: MissionActor(self, mid),  # type: ignore[misc]
-                    passivate_after=self._passivate_after,
-                )
-            )
+            specs.append(self._mission_spec(mission_id))
             if not self._finished_in_log(stream):
                 unfinished.append(stream)
         if specs:
             self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
         for actor_id in unfinished:
             self.system.ask(actor_id, Peek())  # activation replays and resubmits steps
+
+    def _gave_up(self, actor_id: str, error: BaseException) -> None:
+        """The missions supervisor gave up on a crash-looping mission (its
+        thread): record the verdict from a step thread."""
+        mission_id = actor_id[len(PREFIX) :]
+        reason = (
+            f"crashed more than {MISSION_MAX_RESTARTS} times in {MISSION_RESTART_PERIOD}s "
+            f"(last: {type(error).__name__}: {error}); fix the cause, then redrive"
+        )
+        self._steps.call(lambda: self._mark_dead(mission_id, reason))
+
+    def _mark_dead(self, mission_id: str, reason: str) -> None:
+        stream = PREFIX + mission_id
+        version = self.store.version(stream)
+        first = next(iter(self.store.read(stream, 1, 1)), None)
+        name = ""
+        if first is not None and first.kind == "message":
+            start = msgspec.msgpack.decode(first.data, type=MissionMessage)
+            if isinstance(start, Start):
+                name = start.mission
+        dead = Transition(MissionStatus.DEAD.value, reason, None, name, 0)
+        self.store.append(
+            stream, [NewEvent(TRANSITION, msgspec.msgpack.encode(dead))], expected_version=version
+        )
+        self.system.log.error("mission.dead", mission_id=mission_id, reason=reason)
+        self._ensure_actor(mission_id, activate=False)  # still addressable, for redrive
+        self._settled(mission_id)
 
     def _finished_in_log(self, stream: str) -> bool:
         version = self.store.version(stream)

@@ -29,6 +29,9 @@ class Recorder:
             if not self._cond.wait_for(lambda: predicate(self.events), timeout):
                 raise AssertionError(f"condition not met within {timeout}s; events: {self.events}")
 
+    def add_pair(self, first: Any, second: Any) -> None:
+        self.add((first, second))
+
     def count(self, event: Any) -> int:
         with self._cond:
             return self.events.count(event)

@@ -398,3 +398,23 @@ def test_the_default_logger_is_quiet_until_logging_wants_it(
         assert any('"actor.lifecycle"' in r.getMessage() for r in caplog.records)
     with ActorSystem("mine", logger=capture_logger(Recorder())) as system:
         assert system.logging_info()  # an application's own logger gets everything
+
+
+def test_a_child_over_its_own_restart_limit_is_given_up_alone(
+    rec: Recorder, counts: dict[str, int]
+) -> None:
+    given_up = Recorder()
+    with ActorSystem("t", max_restarts=50, period=60) as system:
+        system.spawn(
+            probe("loop", rec, counts, max_restarts=2, period=60, on_give_up=given_up.add_pair)
+        )
+        system.spawn(probe("ok", rec, counts))
+        for _ in range(3):
+            with pytest.raises(ActorCrashedError):
+                system.ask("loop", "crash")
+        given_up.wait_for(lambda ev: len(ev) == 1)
+        actor_id, error = given_up.events[0]
+        assert actor_id == "loop" and "crashed on purpose" in str(error)
+        assert not system.exists("loop")
+        assert system.ask("ok", "x")[1] == 1  # siblings untouched, no escalation
+        assert system.escalation is None

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,3 +71,23 @@ def test_the_injection_really_crashes_the_mission_actor() -> None:
         assert {p for p, _, _ in faults.crashes} == {p for p, _ in schedule}
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_a_crash_looping_mission_is_dead_lettered_alone_and_redrive_resumes_it(
+    tmp_path: Path,
+) -> None:
+    faults = FaultInjector(
+        lambda point, actor_id, hit: point == "after_append" and actor_id == "mission/loop"
+    )
+    with aura.Runtime(tmp_path, missions=[m.arithmetic], faults=faults) as rt:
+        handle = rt.start(m.arithmetic, 3, mission_id="loop")
+        healthy = rt.start(m.arithmetic, 3, mission_id="fine")
+        with pytest.raises(aura.MissionDeadError, match="crashed more than 5 times") as info:
+            handle.result(timeout=60)
+        assert "redrive" in str(info.value)
+        assert healthy.result(timeout=60)["total"] == 3  # the others were not disturbed
+        assert [v.mission_id for v in rt.dead_letters()] == ["loop"]
+        faults.set_plan(None)  # the cause is fixed
+        assert rt.redrive("loop").result(timeout=60)["total"] == 3
+    with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
+        assert rt.get("loop").status is aura.MissionStatus.COMPLETED
