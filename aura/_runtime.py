@@ -173,6 +173,8 @@ class Runtime:
 
     def get(self, mission_id: str) -> MissionView:
         self._check_open()
+        if not isinstance(mission_id, str):
+            raise MissionNotFoundError(repr(mission_id))
         actor_id = PREFIX + mission_id
         if not self.system.exists(actor_id):
             raise MissionNotFoundError(mission_id)
@@ -358,7 +360,7 @@ class Runtime:
                 continue
             mission_id = stream[len(PREFIX) :]
             specs.append(self._mission_spec(mission_id))
-            if not self._finished_in_log(stream):
+            if self._settled_view(mission_id) is None:
                 unfinished.append(stream)
         if specs:
             self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
@@ -391,13 +393,3 @@ class Runtime:
         self.system.log.error("mission.dead", mission_id=mission_id, reason=reason)
         self._ensure_actor(mission_id, activate=False)  # still addressable, for redrive
         self._settled(mission_id)
-
-    def _finished_in_log(self, stream: str) -> bool:
-        version = self.store.version(stream)
-        if not version:
-            return False
-        last = list(self.store.read(stream, version, version))
-        if not last or last[0].kind != TRANSITION:
-            return False
-        status = msgspec.msgpack.decode(last[0].data, type=Transition).status
-        return status in {s.value for s in TERMINAL} or status == MissionStatus.DEAD.value

@@ -216,3 +216,12 @@ def test_a_waiting_mission_passivates_and_its_signal_wakes_it(tmp_path: Path) ->
         rt.signal("pz", "approve", "ok")  # re-activates it by replay
         rt.signal("pz", "note", "n")
         assert handle.result(timeout=30) == {"draft": 2, "verdict": "ok", "note": "n"}
+
+
+def test_a_mission_id_that_is_not_a_string_is_not_found(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
+        for bad in (None, 42, b"x"):
+            with pytest.raises(aura.MissionNotFoundError):
+                rt.get(bad)  # type: ignore[arg-type]
+            with pytest.raises(aura.MissionNotFoundError):
+                rt.signal(bad, "approve", True)  # type: ignore[arg-type]
