@@ -225,3 +225,23 @@ def test_a_mission_id_that_is_not_a_string_is_not_found(tmp_path: Path) -> None:
                 rt.get(bad)  # type: ignore[arg-type]
             with pytest.raises(aura.MissionNotFoundError):
                 rt.signal(bad, "approve", True)  # type: ignore[arg-type]
+
+
+def test_users_add_their_own_supervised_actors_to_the_runtime_tree(tmp_path: Path) -> None:
+    from actors import ChildSpec, DurableActor
+
+    class Tally(DurableActor):
+        def initial_state(self) -> int:
+            return 0
+
+        def handle(self, message: int) -> int:
+            self.state += message
+            return int(self.state)
+
+    with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
+        rt.system.spawn(ChildSpec("app/tally", Tally))  # same tree, same durable log
+        assert rt.system.ask("app/tally", 5) == 5
+        assert rt.start(m.arithmetic, 2, mission_id="beside").result(timeout=30)["total"] == 1
+    with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
+        rt.system.spawn(ChildSpec("app/tally", Tally))
+        assert rt.system.ask("app/tally", 1) == 6  # recovered from the runtime's log
