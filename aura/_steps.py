@@ -156,7 +156,9 @@ class StepRunner:
         token = _current.set(attempt)
         try:
             value = attempt.job.definition.fn(*attempt.job.args)
-        except Exception as err:
+        except BaseException as err:
+            # SystemExit, KeyboardInterrupt, ... too: swallowed by the pool they
+            # would leave the mission waiting forever. They are never retried.
             self._finish(attempt, None, err)
         else:
             self._finish(attempt, value, None)
@@ -169,7 +171,7 @@ class StepRunner:
             value = await attempt.job.definition.fn(*attempt.job.args)
         except asyncio.CancelledError:
             return  # the watchdog gave up on it and reported the timeout
-        except Exception as err:
+        except BaseException as err:  # as in _run_sync
             outcome: tuple[Any, BaseException | None] = (None, err)
         else:
             outcome = (value, None)

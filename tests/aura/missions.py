@@ -269,3 +269,18 @@ def not_a_step(x: int) -> int:
 async def calls_undecorated(ctx: aura.MissionContext) -> int:
     result: int = await ctx.step(not_a_step, 1)
     return result
+
+
+@aura.step
+def exits(code: int) -> None:
+    record("exits")
+    raise SystemExit(code)
+
+
+@aura.mission
+async def base_exception_step(ctx: aura.MissionContext) -> str:
+    try:
+        await ctx.step(exits, 3)
+    except aura.StepFailedError as err:
+        return f"caught {err.error_type}"
+    return "unreachable"

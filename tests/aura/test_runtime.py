@@ -245,3 +245,10 @@ def test_users_add_their_own_supervised_actors_to_the_runtime_tree(tmp_path: Pat
     with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
         rt.system.spawn(ChildSpec("app/tally", Tally))
         assert rt.system.ask("app/tally", 1) == 6  # recovered from the runtime's log
+
+
+def test_a_step_raising_a_base_exception_fails_instead_of_hanging(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.base_exception_step]) as rt:
+        handle = rt.start(m.base_exception_step, mission_id="be")
+        assert handle.result(timeout=10) == "caught SystemExit"
+    assert m.CALLS == [("exits", "be/1/0")]  # not retried: not an Exception
