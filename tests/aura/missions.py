@@ -284,3 +284,14 @@ async def base_exception_step(ctx: aura.MissionContext) -> str:
     except aura.StepFailedError as err:
         return f"caught {err.error_type}"
     return "unreachable"
+
+
+@aura.mission
+async def mixed(ctx: aura.MissionContext, n: int) -> dict[str, Any]:
+    """Steps, a durable sleep and a retried step: every kind of journaled message."""
+    total = 0
+    for i in range(n):
+        total = await ctx.step(add, total, i)
+    await ctx.sleep(0.01)
+    flaky_result = await ctx.step(flaky, ctx.info.mission_id, 1)
+    return {"total": total, "flaky": flaky_result}

@@ -61,6 +61,26 @@ def test_injected_crashes_do_not_change_the_outcome(n: int, schedule: set[tuple[
         shutil.rmtree(data, ignore_errors=True)
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.integers(0, 3),
+    schedule=st.sets(st.tuples(POINTS, st.integers(1, 15)), max_size=4),
+)
+def test_crashes_around_timers_and_retries_do_not_change_the_outcome(
+    n: int, schedule: set[tuple[str, int]]
+) -> None:
+    data = Path(tempfile.mkdtemp(prefix="aura-inject-"))
+    try:
+        faults = FaultInjector(CrashAt(schedule))
+        with aura.Runtime(data, missions=[m.mixed], faults=faults) as rt:
+            result = rt.start(m.mixed, n, mission_id="mx").result(timeout=60)
+        assert result == {"total": sum(range(n)), "flaky": "mx ok on attempt 2"}, faults.crashes
+        with aura.Runtime(data, missions=[m.mixed]) as rt:
+            assert rt.get("mx").result == result
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def test_the_injection_really_crashes_the_mission_actor() -> None:
     data = Path(tempfile.mkdtemp(prefix="aura-inject-"))
     try:
