@@ -1,31 +1,113 @@
-"""The `aura` console script."""
+"""The `aura` console script.
+
+Human output by default, ``--json`` for scripts; any error is one line on
+stderr and a non-zero exit. Inspection verbs open the log read-only, so they
+are safe while a runtime runs on the same directory.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from eventstore import EventStoreError
+
+from ._errors import AuraError
 
 
 def _data_dir(value: str | None) -> Path:
     return Path(value or os.environ.get("AURA_DATA") or "./aura-data")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aura", description="Durable AI-agent missions.")
     parser.add_argument("--data", help="data directory (default $AURA_DATA or ./aura-data)")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="crash a writer mid-work and show nothing is lost")
-    demo.add_argument("--data", dest="sub_data", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    data = _data_dir(getattr(args, "sub_data", None) or args.data)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--data", dest="sub_data", help=argparse.SUPPRESS)
+        return p
+
+    command("demo", "crash an agent mission mid-flight and resume it in a new process")
+    ls = command("ls", "list missions and their journaled status")
+    ls.add_argument("--status", help="only missions with this status")
+    ls.add_argument("--json", action="store_true", help="JSON lines")
+    show = command("show", "one mission's summary")
+    show.add_argument("mission_id")
+    show.add_argument("--json", action="store_true")
+    hist = command("history", "a mission's journal, event by event")
+    hist.add_argument("mission_id")
+    hist.add_argument("--json", action="store_true", help="JSON lines")
+    hist.add_argument("--archived", action="store_true", help="include archived events")
+    return parser
+
+
+def _json(value: Any) -> str:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return msgspec.json.encode(value).decode()
+
+
+def _clip(text: str, width: int = 140) -> str:
+    """Human output stays one line per item; --json has everything."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _run(args: argparse.Namespace, data: Path) -> int:
+    from . import _inspect
+
     if args.command == "demo":
         from ._demo import run
 
         return run(data)
-    parser.error(f"unknown command {args.command}")  # pragma: no cover - argparse exits
-    return 2
+    if args.command == "ls":
+        found = _inspect.missions(data, args.status)
+        if args.json:
+            for m in found:
+                print(_json(m))
+            return 0
+        print(f"{'MISSION':<24} {'STATUS':<13} {'STEPS':>5} {'EVENTS':>6}  NAME")
+        for m in found:
+            print(
+                f"{m.mission_id:<24} {m.status:<13} {m.steps_completed:>5} {m.events:>6}  {m.name}"
+            )
+        print(f"{len(found)} mission(s) in {data}")
+        return 0
+    if args.command == "show":
+        summary = _inspect.show(data, args.mission_id)
+        if args.json:
+            print(_json(summary))
+            return 0
+        for field in dataclasses.fields(summary):
+            print(f"{field.name:>16}: {_clip(str(getattr(summary, field.name)))}")
+        return 0
+    if args.command == "history":
+        events = _inspect.history(data, args.mission_id, archived=args.archived)
+        for e in events:
+            if args.json:
+                print(_json(e))
+            else:
+                line = f"{e['version']:>5}  {e['at']}  {e['kind']:<12} {e.get('summary', '')}"
+                print(_clip(line))
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    data = _data_dir(getattr(args, "sub_data", None) or args.data)
+    try:
+        return _run(args, data)
+    except (AuraError, EventStoreError) as err:
+        print(f"aura: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

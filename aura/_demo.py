@@ -194,7 +194,7 @@ def run(data: Path, kill_after_steps: int = 4) -> int:
     print("  steps killed in flight ran again with the same idempotency key; none whose")
     print("  result was journaled ran twice")
     print("aura demo: OK - crashed mid-mission, resumed in a new process, nothing finished re-ran")
-    print(f"  inspect it: the log is in {data / 'events'}")
+    print(f"  inspect it: aura --data {data} history {mission_id}")
     return 0
 
 

@@ -1,0 +1,124 @@
+"""Read-only views of a data directory, for the CLI (and notebooks).
+
+They open the event log read-only and decode it; they never replay mission
+code, so they work while a runtime is running and without the missions'
+code being importable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from eventstore import EventStore, RecordedEvent
+
+from ._errors import AuraError
+from ._messages import Cancel, MissionMessage, Signal, Start, StepDone, TimerFired, Transition
+
+PREFIX = "mission/"
+_decoder = msgspec.msgpack.Decoder(MissionMessage)
+
+
+class DataDirError(AuraError):
+    """The data directory is missing or holds no event log."""
+
+
+@dataclass(frozen=True)
+class MissionSummary:
+    mission_id: str
+    name: str
+    status: str
+    steps_completed: int
+    events: int
+    detail: str
+
+
+def open_log(data: Path) -> EventStore:
+    events = data / "events"
+    if not (events / "data.mdb").exists():
+        raise DataDirError(f"no aura data directory at {data} (no event log in {events})")
+    return EventStore.open(events, readonly=True)
+
+
+def describe(event: RecordedEvent) -> dict[str, Any]:
+    """One journaled event as plain data: what it is and what it says."""
+    out: dict[str, Any] = {
+        "version": event.version,
+        "at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.ts)),
+        "kind": event.kind,
+    }
+    if event.kind == "message":
+        msg = _decoder.decode(event.data)
+        if isinstance(msg, Start):
+            out.update(kind="start", summary=f"{msg.mission}({', '.join(map(repr, msg.args))})")
+        elif isinstance(msg, StepDone):
+            if msg.ok:
+                what = f"ok {msg.value!r}"
+            elif msg.retry_in >= 0:
+                what = f"failed, retry in {msg.retry_in:g}s: {msg.error_type}: {msg.error}"
+            else:
+                what = f"failed: {msg.error_type}: {msg.error}"
+            out.update(
+                kind="step_done",
+                summary=f"#{msg.seq} {msg.fingerprint} attempt {msg.attempt} {what}",
+            )
+        elif isinstance(msg, TimerFired):
+            label = f"retry attempt {msg.attempt}" if msg.attempt else "timer"
+            out.update(kind="timer_fired", summary=f"#{msg.seq} {label} ({msg.fingerprint})")
+        elif isinstance(msg, Signal):
+            out.update(kind="signal", summary=f"{msg.name} = {msg.payload!r}")
+        elif isinstance(msg, Cancel):
+            out.update(kind="cancel", summary=msg.reason)
+    elif event.kind == "transition":
+        t = msgspec.msgpack.decode(event.data, type=Transition)
+        text = t.status + (f": {t.reason}" if t.reason else "")
+        out.update(summary=text)
+    else:
+        out.update(summary=f"{len(event.data)} bytes")
+    return out
+
+
+def history(data: Path, mission_id: str, *, archived: bool = False) -> list[dict[str, Any]]:
+    with open_log(data) as store:
+        stream = PREFIX + mission_id
+        if store.version(stream) == 0:
+            raise AuraError(f"no mission {mission_id!r} in {data}")
+        return [describe(e) for e in store.read(stream, archived=archived)]
+
+
+def summarize(store: EventStore, mission_id: str) -> MissionSummary:
+    stream = PREFIX + mission_id
+    name, status, detail, steps, count = "", "pending", "", 0, 0
+    for event in store.read(stream, archived=True):
+        count += 1
+        if event.kind == "transition":
+            t = msgspec.msgpack.decode(event.data, type=Transition)
+            status, detail = t.status, t.reason
+            if t.status == "completed":
+                detail = repr(t.result)
+        elif event.kind == "message":
+            msg = _decoder.decode(event.data)
+            if isinstance(msg, Start):
+                name = msg.mission
+            elif isinstance(msg, StepDone) and msg.ok:
+                steps += 1
+    return MissionSummary(mission_id, name, status, steps, count, detail)
+
+
+def missions(data: Path, status: str | None = None) -> list[MissionSummary]:
+    with open_log(data) as store:
+        found = [
+            summarize(store, s[len(PREFIX) :]) for s in store.streams() if s.startswith(PREFIX)
+        ]
+    return [m for m in found if status is None or m.status == status]
+
+
+def show(data: Path, mission_id: str) -> MissionSummary:
+    with open_log(data) as store:
+        if store.version(PREFIX + mission_id) == 0:
+            raise AuraError(f"no mission {mission_id!r} in {data}")
+        return summarize(store, mission_id)
