@@ -332,14 +332,8 @@ class ActorSystem:
         threading.Thread(target=cell.activate, name=f"activate-{cell.id}", daemon=True).start()
 
     def _sweep(self) -> None:
-        """Passivate actors idle for longer than their ``passivate_after``."""
-        now = self.clock()
-        with self._lock:
-            candidates = list(self._active_passivatable)
-        for cell in candidates:
-            limit = cell.spec.passivate_after
-            if limit is not None and now - cell.last_active >= limit:
-                cell.passivate()
+        """Periodic passivation sweep on the scheduler thread."""
+        self.passivate_idle_now()
         self._scheduler.call_later(self._passivation_check, self._sweep)
 
     def passivate_idle_now(self) -> int:

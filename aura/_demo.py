@@ -24,7 +24,7 @@ import msgspec
 import aura
 from eventstore import EventStore
 
-from ._messages import MissionMessage, StepDone
+from ._messages import STREAM_PREFIX, MissionMessage, StepDone
 
 MISSION_PREFIX = "demo-research-"
 CORPUS = {
@@ -107,7 +107,7 @@ def _journaled(data: Path, mission_id: str) -> set[str]:
     keys = set()
     decoder = msgspec.msgpack.Decoder(MissionMessage)
     with EventStore.open(data / "events", readonly=True) as store:
-        for event in store.read(f"mission/{mission_id}"):
+        for event in store.read(STREAM_PREFIX + mission_id):
             if event.kind == "message":
                 msg = decoder.decode(event.data)
                 if isinstance(msg, StepDone) and msg.ok:
@@ -119,7 +119,7 @@ def _next_mission_id(data: Path) -> str:
     if not (data / "events").exists():
         return f"{MISSION_PREFIX}1"
     with EventStore.open(data / "events", readonly=True) as store:
-        runs = sum(1 for s in store.streams() if s.startswith(f"mission/{MISSION_PREFIX}"))
+        runs = sum(1 for s in store.streams() if s.startswith(STREAM_PREFIX + MISSION_PREFIX))
     return f"{MISSION_PREFIX}{runs + 1}"
 
 

@@ -17,9 +17,19 @@ import msgspec
 from eventstore import EventStore, RecordedEvent
 
 from ._errors import AuraError
-from ._messages import Cancel, MissionMessage, Signal, Start, StepDone, TimerFired, Transition
+from ._messages import (
+    STREAM_PREFIX,
+    TRANSITION,
+    Cancel,
+    MissionMessage,
+    Signal,
+    Start,
+    StepDone,
+    TimerFired,
+    Transition,
+)
 
-PREFIX = "mission/"
+PREFIX = STREAM_PREFIX
 _decoder = msgspec.msgpack.Decoder(MissionMessage)
 
 
@@ -73,7 +83,7 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
             out.update(kind="signal", summary=f"{msg.name} = {msg.payload!r}")
         elif isinstance(msg, Cancel):
             out.update(kind="cancel", summary=msg.reason)
-    elif event.kind == "transition":
+    elif event.kind == TRANSITION:
         t = msgspec.msgpack.decode(event.data, type=Transition)
         text = t.status + (f": {t.reason}" if t.reason else "")
         out.update(summary=text)
@@ -95,7 +105,7 @@ def summarize(store: EventStore, mission_id: str) -> MissionSummary:
     name, status, detail, steps, count = "", "pending", "", 0, 0
     for event in store.read(stream, archived=True):
         count += 1
-        if event.kind == "transition":
+        if event.kind == TRANSITION:
             t = msgspec.msgpack.decode(event.data, type=Transition)
             status, detail = t.status, t.reason
             if t.status == "completed":

@@ -62,6 +62,11 @@ class Signal(msgspec.Struct, tag="signal", frozen=True):
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal
 
+STREAM_PREFIX = "mission/"
+"""A mission's stream (and actor id) is ``mission/<mission id>``."""
+TRANSITION = "transition"
+"""Event kind of the status changes a mission appends itself."""
+
 
 class Transition(msgspec.Struct, frozen=True):
     """Journaled (as a ``transition`` event) when a mission's status changes

@@ -42,6 +42,7 @@ from ._definitions import StepDef
 from ._errors import NonDeterminismError
 from ._lifecycle import TERMINAL, MissionStatus, check_transition
 from ._messages import (
+    TRANSITION,
     Cancel,
     MissionMessage,
     Peek,
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
 
 S = MissionStatus
-TRANSITION = "transition"
 
 
 @dataclass(frozen=True)

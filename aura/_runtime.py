@@ -33,6 +33,8 @@ from ._definitions import MissionDef, mission_definition
 from ._errors import AuraError
 from ._lifecycle import TERMINAL, MissionStatus
 from ._messages import (
+    STREAM_PREFIX,
+    TRANSITION,
     Cancel,
     MissionMessage,
     Peek,
@@ -42,10 +44,10 @@ from ._messages import (
     TimerFired,
     Transition,
 )
-from ._mission_actor import TRANSITION, MissionActor, MissionView
+from ._mission_actor import MissionActor, MissionView
 from ._steps import StepRunner
 
-PREFIX = "mission/"
+PREFIX = STREAM_PREFIX
 SUPERVISOR = "missions"
 MISSION_MAX_RESTARTS = 5
 MISSION_RESTART_PERIOD = 30.0
