@@ -96,6 +96,15 @@ class Actor(pykka.ThreadingActor):
     def stopped(self) -> None:
         """Called on the actor's thread after an orderly stop (not after a crash)."""
 
+    def stop(self) -> None:
+        """Stop this actor after the current message: a normal exit, which
+        its supervisor judges by restart type (``transient``: not restarted)."""
+        cell = self._cell
+        if cell is not None and not cell.spec.threaded:
+            cell.exit_requested = True  # acted on once the handler returns
+            return
+        super().stop()
+
     # ------------------------------------------------------------ context
 
     @property

@@ -55,6 +55,14 @@ class ChildSpec:
     one crash-looping child exhaust its own intensity and escalate."""
     period: float = 30.0
     on_give_up: Callable[[str, BaseException], None] | None = field(default=None, compare=False)
+    threaded: bool = True
+    """False: the actor gets no thread of its own. Its messages are handled on
+    the threads that send them, one at a time and in arrival order, under its
+    execution lock; ``started()`` runs on the thread that (re)starts it. For
+    actors whose handlers never block for long (a mission: one journal append
+    and a slice of code), so ten thousand of them cost no threads and starting
+    one costs no thread start. A tell or a timer then runs on the sender's
+    thread (or the scheduler's): send from a thread that may do that work."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -89,6 +97,8 @@ class Cell:
         self.removed = False
         self._passivating = False
         self._stop_requested = False
+        self.draining = False  # threadless: a thread is handling `pending`
+        self.exit_requested = False  # threadless: the actor called stop() on itself
         # Held while a handler runs, on the actor's thread or inline on an
         # asker's thread; `inflight` counts envelopes in the pykka inbox.
         self.exec_lock = threading.Lock()
@@ -123,7 +133,12 @@ class Cell:
             if not isinstance(actor, Actor):
                 raise TypeError(f"factory returned {type(actor).__name__}, not an actors.Actor")
             actor._bind(self, generation)
+            if not self.spec.threaded:
+                self._start_threadless(actor, generation)
+                return
             ref = actor._launch()
+        except ActorStartError:
+            raise
         except BaseException as err:
             raise self._start_failed(generation, err) from err
         try:
@@ -146,6 +161,70 @@ class Cell:
             self._set(S.RUNNING)
         self.system._track(self)
 
+    def _start_threadless(self, actor: Actor, generation: int) -> None:
+        self.exit_requested = False
+        with self.exec_lock:
+            try:
+                actor.started()
+            except BaseException as err:
+                raise self._start_failed(generation, err) from err
+        with self.lock:
+            self.actor = actor
+            self.awaiting_restart = False
+            self.last_active = self.system.clock()
+            self._set(S.RUNNING)
+            drain = bool(self.pending) and not self.draining
+            if drain:
+                self.draining = True
+        self.system._track(self)
+        if drain:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Handle a threadless actor's mailbox on this thread until it is
+        empty (the caller set ``draining``; only one thread drains at a time)."""
+        while True:
+            with self.lock:
+                actor = self.actor
+                if self.state is not S.RUNNING or actor is None or not self.pending:
+                    self.draining = False
+                    return
+                envelope = self.pending.popleft()
+            with self.exec_lock:
+                actor._dispatch(envelope)
+            if self.exit_requested:
+                self._exit_threadless()
+
+    def _exit_threadless(self) -> None:
+        """A threadless actor stopped itself: stop it here, after its handler,
+        and report the exit to its supervisor like a threaded one's."""
+        with self.lock:
+            if not self.exit_requested or self.state is not S.RUNNING:
+                return
+            self.exit_requested = False
+            generation = self.generation
+            self._set(S.STOPPING, "stopping itself")
+        self._stop_threadless(final=False, reason="exited normally")
+        self.system._child_exited(self, generation)
+
+    def _stop_threadless(self, *, final: bool, reason: str) -> None:
+        with self.exec_lock:  # after the handler running now, if any
+            actor = self.actor
+            error: BaseException | None = None
+            if actor is not None and not actor._crashed:
+                try:
+                    actor.stopped()
+                except BaseException as err:  # stopping anyway: report, do not raise
+                    error = err
+        with self.lock:
+            self.actor = None
+            if final:
+                self._drop_pending(reason)
+            self._set(S.STOPPED, reason)
+        self.system._untrack(self)
+        if error is not None:
+            self.system.log.error("actor.stop_failed", actor_id=self.id, error=repr(error))
+
     def _start_failed(self, generation: int, err: BaseException) -> ActorStartError:
         with self.lock:
             if generation == self.generation:
@@ -165,14 +244,20 @@ class Cell:
             ref = self.ref
             if final:
                 self.removed = True
-            if ref is None or self.state is not S.RUNNING:
+            if not self.spec.threaded and self.state is S.RUNNING:
+                self._set(S.STOPPING, reason)
+            elif ref is None or self.state is not S.RUNNING:
                 if final:
                     self._drop_pending(reason)
                     if self.state is not S.STOPPED:
                         self._set(S.STOPPED, reason)
                 return
-            self._stop_requested = True
-            self._set(S.STOPPING, reason)
+            else:
+                self._stop_requested = True
+                self._set(S.STOPPING, reason)
+        if ref is None:
+            self._stop_threadless(final=final, reason=reason)
+            return
         try:
             ref.stop(block=True, timeout=self.spec.shutdown)
         except pykka.Timeout:
@@ -253,7 +338,7 @@ class Cell:
     # ------------------------------------------------------------ delivery
 
     def deliver(self, envelope: Envelope, *, activity: bool = True) -> None:
-        activate = False
+        activate = drain = False
         with self.lock:
             if activity:
                 self.last_active = self.system.clock()
@@ -264,10 +349,14 @@ class Cell:
             if self.removed or (self.state is S.STOPPED and not self.awaiting_restart):
                 raise ActorStoppedError(self.id)
             self.pending.append(envelope)
-            if self.state is S.PASSIVATED:
+            if self.state is S.RUNNING and not self.draining:  # threadless: drain here
+                self.draining = drain = True
+            elif self.state is S.PASSIVATED:
                 activate = True
                 self._set(S.NEW, "re-activating for a message")
-        if activate:
+        if drain:
+            self._drain()
+        elif activate:
             self.activate()
 
     def activate(self) -> None:
@@ -287,14 +376,33 @@ class Cell:
     def passivate(self) -> bool:
         """Stop an idle incarnation without treating it as a termination."""
         with self.lock:
-            if self.state is not S.RUNNING or self.ref is None or self.pending:
+            if self.state is not S.RUNNING or self.pending or self.draining:
                 return False
             if self.inflight or self.exec_lock.locked():
                 return False
+            ref = self.ref
+            if ref is None and self.spec.threaded:
+                return False
             self._passivating = True
             self._set(S.STOPPING, "passivating")
-            ref = self.ref
-        ref.stop(block=False)
+        if ref is not None:
+            ref.stop(block=False)
+            return True
+        with self.exec_lock:
+            actor = self.actor
+            if actor is not None and not actor._crashed:
+                try:
+                    actor.stopped()
+                except Exception as err:
+                    self.system.log.error("actor.stop_failed", actor_id=self.id, error=repr(err))
+        with self.lock:
+            self._passivating = False
+            self.actor = None
+            wake = bool(self.pending)
+            self._set(S.NEW if wake else S.PASSIVATED, "re-activating" if wake else "idle")
+        self.system._untrack(self)
+        if wake:
+            self.system._activate_async(self)
         return True
 
     def tell(self, message: object, *, activity: bool = True) -> None:
@@ -317,6 +425,7 @@ class Cell:
                 self.state is not S.RUNNING
                 or actor is None
                 or self.inflight
+                or self.pending
                 or not self.exec_lock.acquire(blocking=False)
             ):
                 return False, None
@@ -324,6 +433,8 @@ class Cell:
             return True, actor._call_inline(message)
         finally:
             self.exec_lock.release()
+            if self.exit_requested:
+                self._exit_threadless()
 
     def ask_future(self, message: object, *, inline: bool = False) -> pykka.ThreadingFuture[Any]:
         """Send an ask; the reply (or error) arrives on the returned future.

@@ -310,6 +310,7 @@ class Runtime:
             max_restarts=MISSION_MAX_RESTARTS,
             period=MISSION_RESTART_PERIOD,
             on_give_up=self._gave_up,
+            threaded=False,  # no thread per mission: handlers run on the sending thread
         )
 
     def _ask(self, actor_id: str, message: object) -> Any:
