@@ -418,6 +418,17 @@ class Cell:
         flight, so this one goes through the mailbox behind it). Returns
         ``(False, None)`` when the ask must go through the mailbox.
         """
+        actor = self.claim()
+        if actor is None:
+            return False, None
+        try:
+            return True, actor._call_inline(message)
+        finally:
+            self.release()
+
+    def claim(self) -> Actor | None:
+        """Take the execution lock of a running, idle actor (else None), for
+        handling a message on this thread; :meth:`release` gives it back."""
         with self.lock:
             self.last_active = self.system.clock()
             actor = self.actor
@@ -428,13 +439,13 @@ class Cell:
                 or self.pending
                 or not self.exec_lock.acquire(blocking=False)
             ):
-                return False, None
-        try:
-            return True, actor._call_inline(message)
-        finally:
-            self.exec_lock.release()
-            if self.exit_requested:
-                self._exit_threadless()
+                return None
+        return actor
+
+    def release(self) -> None:
+        self.exec_lock.release()
+        if self.exit_requested:
+            self._exit_threadless()
 
     def ask_future(self, message: object, *, inline: bool = False) -> pykka.ThreadingFuture[Any]:
         """Send an ask; the reply (or error) arrives on the returned future.

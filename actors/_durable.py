@@ -134,8 +134,19 @@ class DurableActor(Actor):
     def receive(self, message: Any) -> Any:
         if self.is_query(message):
             return self.query(message)
-        store = self._store()
-        stream = self.stream_name()
+        stream, events = self._journal_entry(message)
+        try:
+            version: int = self._store().append(stream, events, expected_version=self.version)
+        except ConcurrencyError:
+            raise  # someone else wrote our stream: crash, recovery catches up
+        except EventStoreError as err:
+            raise MessageRejectedError(
+                f"actor {self.actor_id!r}: message not journaled, nothing was recorded: {err}"
+            ) from err
+        return self._handle_journaled(message, version)
+
+    def _journal_entry(self, message: Any) -> tuple[str, list[NewEvent]]:
+        """What journaling ``message`` appends (the first half of ``receive``)."""
         try:
             data = msgspec.msgpack.encode(message)
         except (TypeError, msgspec.EncodeError) as err:
@@ -143,25 +154,19 @@ class DurableActor(Actor):
                 f"actor {self.actor_id!r}: message {type(message).__name__} cannot be journaled "
                 f"({err}); nothing was recorded"
             ) from err
-        faults = self.system.faults
-        faults.check("before_append", self.actor_id)
-        try:
-            version: int = store.append(
-                stream, [NewEvent(MESSAGE, data)], expected_version=self.version
-            )
-        except ConcurrencyError:
-            raise  # someone else wrote our stream: crash, recovery catches up
-        except EventStoreError as err:
-            raise MessageRejectedError(
-                f"actor {self.actor_id!r}: message not journaled, nothing was recorded: {err}"
-            ) from err
+        self.system.faults.check("before_append", self.actor_id)
+        return self.stream_name(), [NewEvent(MESSAGE, data)]
+
+    def _handle_journaled(self, message: Any, version: int) -> Any:
+        """Handle ``message`` now that it is durable at ``version`` (the second half)."""
         self._journaled = True
         self.version = version
+        faults = self.system.faults
         faults.check("after_append", self.actor_id)
         reply = self.handle(message)
         every = type(self).snapshot_every
         if every and version % every == 0:
-            store.save_snapshot(stream, version, self.encode_state())
+            self._store().save_snapshot(self.stream_name(), version, self.encode_state())
             faults.check("after_snapshot", self.actor_id)
         return reply
 

@@ -20,9 +20,11 @@ from typing import Any
 import pykka
 import structlog
 
-from eventstore import EventLog
+from eventstore import EventLog, EventStoreError, NewEvent
 
+from ._actor import Actor, _WakeUp
 from ._cell import Cell, ChildSpec
+from ._durable import DurableActor
 from ._errors import (
     ActorCrashedError,
     ActorError,
@@ -30,6 +32,7 @@ from ._errors import (
     ActorStoppedError,
     AskTimeoutError,
     DuplicateActorError,
+    MessageRejectedError,
 )
 from ._faults import FaultInjector
 from ._lifecycle import LifecycleState
@@ -190,6 +193,91 @@ class ActorSystem:
             raise AskTimeoutError(actor_id, wait) from err
         except pykka.ActorDeadError as err:  # pragma: no cover - envelopes are rescued
             raise ActorCrashedError(actor_id, err, journaled=False) from err
+
+    def ask_many(self, items: Sequence[tuple[str, object]]) -> list[Any]:
+        """Ask several actors at once, sharing one durable commit.
+
+        Every durable actor among the targets that is running and idle gets
+        its message journaled in a single ``append_many`` with the others
+        (one fsync for the lot, instead of one per message) and handled on
+        this thread, in order. Any other target (busy, passivated, not
+        durable, a query, or named twice) is asked as by :meth:`ask`
+        afterwards. Returns each reply or the exception :meth:`ask` would
+        have raised for it, in order; raises only if the system is shut down.
+        """
+        self._check_open()
+        results: list[Any] = [None] * len(items)
+        batch: list[tuple[int, Cell, DurableActor, object]] = []
+        entries: list[tuple[str, Sequence[NewEvent], int | None]] = []
+        later: list[int] = []
+        try:
+            for i, (actor_id, message) in enumerate(items):
+                try:
+                    cell = self._cell(actor_id)
+                except (ActorError, TypeError) as err:
+                    results[i] = err
+                    continue
+                actor = cell.claim() if self._inline_asks else None
+                if actor is None:
+                    later.append(i)
+                    continue
+                if not isinstance(actor, DurableActor) or actor.is_query(message):
+                    cell.release()
+                    later.append(i)
+                    continue
+                try:
+                    stream, events = actor._journal_entry(message)
+                except MessageRejectedError as err:
+                    cell.release()
+                    results[i] = err
+                    continue
+                except BaseException as err:  # an injected crash before the append
+                    results[i] = self._crash_claimed(cell, actor, err, journaled=False)
+                    continue
+                batch.append((i, cell, actor, message))
+                entries.append((stream, events, actor.version))
+            versions: list[int] | None = None
+            if entries:
+                assert self.store is not None  # durable actors started, so there is one
+                try:
+                    versions = self.store.append_many(entries)
+                except EventStoreError:
+                    versions = None  # e.g. one stream written elsewhere: ask one by one
+        except BaseException:
+            for _, cell, _, _ in batch:
+                cell.release()
+            raise
+        for k, (i, cell, actor, message) in enumerate(batch):
+            if versions is None:
+                cell.release()
+                later.append(i)
+                continue
+            try:
+                results[i] = actor._handle_journaled(message, versions[k])
+            except MessageRejectedError as err:
+                results[i] = err
+            except BaseException as err:
+                results[i] = self._crash_claimed(cell, actor, err, journaled=True)
+                continue
+            cell.release()
+        for i in sorted(later):
+            try:
+                results[i] = self.ask(items[i][0], items[i][1])
+            except ActorStoppedError:
+                raise
+            except Exception as err:
+                results[i] = err
+        return results
+
+    def _crash_claimed(
+        self, cell: Cell, actor: Actor, err: BaseException, *, journaled: bool
+    ) -> ActorCrashedError:
+        try:
+            actor._crash(err)
+            actor.actor_inbox.put(_WakeUp())  # type: ignore[arg-type]
+        finally:
+            cell.release()
+        return ActorCrashedError(actor.actor_id, err, journaled=journaled)
 
     def schedule(self, delay: float, actor_id: str, message: object) -> None:
         """Tell ``message`` to ``actor_id`` after ``delay`` seconds. A timer is

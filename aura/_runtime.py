@@ -30,6 +30,7 @@ from eventstore import Durability, EventStore, NewEvent
 
 from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
+from ._delivery import Outbox
 from ._errors import AuraError
 from ._lifecycle import TERMINAL, MissionStatus
 from ._messages import (
@@ -147,7 +148,18 @@ class Runtime:
             self.system.spawn(
                 ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
             )
-            self._steps = StepRunner(self._deliver, max_workers, self.system.call_later)
+            self._steps = StepRunner(
+                self._deliver,
+                max_workers,
+                self.system.call_later,
+                lambda err: self.system.log.error("step.thread_error", error=repr(err)),
+            )
+            self._outbox = Outbox(
+                self.system,
+                lambda actor_id, message: self._deliver_any(actor_id[len(PREFIX) :], message),
+                self._steps.unchain,
+                self.system.log,
+            )
             self._recover()
         except BaseException:
             self.store.close()
@@ -270,6 +282,7 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        self._outbox.closed = True
         self._steps.close()
         self.system.shutdown()
         self.store.close()
@@ -323,8 +336,10 @@ class Runtime:
         raise AuraError(f"{actor_id} keeps crashing; see its log")
 
     def _deliver(self, mission_id: str, done: StepDone) -> None:
-        """A step finished (executor thread): journal its outcome in the mission."""
-        self._deliver_any(mission_id, done)
+        """A step finished (executor thread): journal its outcome in the
+        mission, batched with other missions' outcomes."""
+        if not self._closed:
+            self._outbox.put(PREFIX + mission_id, done)
 
     def _arm_timer(
         self, mission_id: str, seq: int, fingerprint: str, deadline: float, attempt: int

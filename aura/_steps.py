@@ -21,7 +21,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ import msgspec
 from ._definitions import StepDef
 from ._errors import AuraError
 from ._messages import StepDone
+from ._pool import WorkerPool
 from ._retry import RetryPolicy
 
 
@@ -105,24 +106,40 @@ class StepJob:
     heartbeat_details: Any = None
 
 
+QUANTUM = 0.002
+"""Seconds a step thread may keep running one mission's next steps itself
+before it puts the next one in the queue behind everybody else's."""
+
+
 class StepRunner:
-    """Executes step jobs and hands each outcome to ``deliver``."""
+    """Executes step jobs and hands each outcome to ``deliver``.
+
+    Chaining: delivering an outcome runs the mission, which usually issues its
+    next step at once. A sync step issued while a step thread delivers is run
+    by that same thread right after, instead of being queued for another
+    thread: no hand-off (~40 us here, more than a no-op step costs) and the
+    thread's cache stays warm. A thread chains for at most ``QUANTUM``
+    seconds, then queues the next step like any other, so one long
+    sequential mission cannot starve the rest.
+    """
 
     def __init__(
         self,
         deliver: Callable[[str, StepDone], None],
         max_workers: int,
         call_later: Callable[[float, Callable[[], None]], None],
+        on_error: Callable[[BaseException], None],
     ) -> None:
         self._deliver = deliver
         self._call_later = call_later
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aura-step")
+        self._pool = WorkerPool(max_workers, "aura-step", on_error)
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(
             target=self._loop.run_forever, name="aura-async-steps", daemon=True
         )
         self._loop_thread.start()
         self._closed = False
+        self._local = threading.local()  # per step thread: the chained next attempt
 
     def submit(self, job: StepJob) -> None:
         if self._closed:
@@ -136,8 +153,22 @@ class StepRunner:
         if job.definition.is_async:
             attempt.future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._loop)
         else:
-            self._pool.submit(self._run_sync, attempt)
+            local = self._local
+            if getattr(local, "chaining", False) and local.next is None:
+                local.next = attempt  # run by this thread once its delivery is done
+            else:
+                self._pool.submit(self._run_chain, attempt)
         self._watch(attempt)
+
+    def unchain(self) -> None:
+        """On a step thread: queue the step it was going to run next, if any
+        (it is about to do other long work, e.g. drain the outbox again)."""
+        local = self._local
+        chained = getattr(local, "next", None)
+        if chained is not None:
+            local.next = None
+            if not self._closed:
+                self._pool.submit(self._run_chain, chained)
 
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on a step thread (work that may block, off the scheduler)."""
@@ -146,11 +177,33 @@ class StepRunner:
 
     def close(self) -> None:
         self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join(timeout=5)
 
     # ------------------------------------------------------------ attempts
+
+    def _run_chain(self, attempt: _Attempt) -> None:
+        local = self._local
+        local.chaining = True
+        local.next = None
+        until = time.monotonic() + QUANTUM
+        try:
+            while True:
+                self._run_sync(attempt)
+                chained = local.next
+                if chained is None or self._closed:
+                    return
+                local.next = None
+                if time.monotonic() > until:  # quantum used up: back of the queue
+                    self._pool.submit(self._run_chain, chained)
+                    return
+                attempt = chained
+        finally:
+            local.chaining = False
+            leftover, local.next = local.next, None
+            if leftover is not None and not self._closed:
+                self._pool.submit(self._run_chain, leftover)  # never drop an issued step
 
     def _run_sync(self, attempt: _Attempt) -> None:
         token = _current.set(attempt)

@@ -1,0 +1,74 @@
+"""Delivering step outcomes to missions in batches.
+
+A step thread that finishes an attempt does not journal its ``StepDone``
+itself (one durable commit per step, the thread blocked on the fsync).
+It puts it in the outbox; whichever thread finds the outbox without a
+drainer becomes the drainer and delivers everything queued with one
+``ActorSystem.ask_many``: one ``append_many`` commit for all missions
+whose steps finished meanwhile, then each mission handles its outcome (and
+issues its next step) on that thread. The other step threads go straight
+back to running steps. With many missions in flight the batches grow by
+themselves while a commit is in progress, which is what the group commit
+needs to share its fsync.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from actors import ActorCrashedError, ActorSystem, MessageRejectedError
+
+MAX_BATCH = 512
+
+
+class Outbox:
+    def __init__(
+        self,
+        system: ActorSystem,
+        redeliver: Callable[[str, Any], None],
+        between_batches: Callable[[], None],
+        log: Any,
+    ) -> None:
+        self._system = system
+        self._redeliver = redeliver  # one message, the slow way (retries a crash)
+        self._between_batches = between_batches
+        self._log = log
+        self._lock = threading.Lock()
+        self._items: deque[tuple[str, Any]] = deque()
+        self._draining = False
+        self.closed = False
+
+    def put(self, actor_id: str, message: Any) -> None:
+        with self._lock:
+            self._items.append((actor_id, message))
+            if self._draining:
+                return  # the drainer picks it up with its next batch
+            self._draining = True
+        self._drain()
+
+    def _drain(self) -> None:
+        first = True
+        try:
+            while not self.closed:
+                with self._lock:
+                    if not self._items:
+                        self._draining = False
+                        return
+                    n = min(len(self._items), MAX_BATCH)
+                    batch = [self._items.popleft() for _ in range(n)]
+                if not first:
+                    self._between_batches()
+                first = False
+                results = self._system.ask_many(batch)
+                for (actor_id, message), result in zip(batch, results, strict=True):
+                    if isinstance(result, ActorCrashedError) and not result.journaled:
+                        self._redeliver(actor_id, message)
+                    elif isinstance(result, MessageRejectedError):
+                        self._log.error("step.undeliverable", actor_id=actor_id, error=str(result))
+        finally:
+            with self._lock:
+                if self._draining and self.closed:
+                    self._draining = False

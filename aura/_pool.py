@@ -1,0 +1,68 @@
+"""A bounded pool of step threads, lighter than ``ThreadPoolExecutor``.
+
+Steps report through the mission log, not through futures, so a job here
+is a bare ``(fn, args)`` on a ``SimpleQueue``: no ``Future`` (a Condition
+and an RLock per job) on the path the outbox drainer walks for every step.
+Threads start lazily, up to ``max_workers``, when no thread is idle.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class WorkerPool:
+    def __init__(self, max_workers: int, name: str, on_error: Callable[[BaseException], None]):
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        self._max = max_workers
+        self._name = name
+        self._on_error = on_error
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.put((fn, args))
+        with self._lock:
+            if self._idle or self._threads >= self._max or self._closed:
+                return
+            self._threads += 1
+            number = self._threads
+        threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
+
+    def close(self) -> None:
+        """Drop queued jobs and let every thread finish its current one and exit."""
+        with self._lock:
+            self._closed = True
+            threads = self._threads
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in range(threads):
+            self._queue.put(None)
+
+    def _work(self) -> None:
+        q, lock = self._queue, self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            item = q.get()
+            with lock:
+                self._idle -= 1
+            if item is None or self._closed:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except BaseException as err:  # a pool thread must survive any job
+                self._on_error(err)

@@ -1,0 +1,127 @@
+"""``ActorSystem.ask_many``: many durable actors' messages in one commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from actors import (
+    ActorCrashedError,
+    ActorNotFoundError,
+    ActorSystem,
+    ChildSpec,
+    MessageRejectedError,
+)
+from eventstore import EventStore, NewEvent
+
+from .helpers import Probe, Recorder
+from .test_durable import Add, Get, Ledger, Poison
+
+
+class CountingStore:
+    """The real store, counting the commits made through it."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self.commits: list[int] = []  # events per commit
+
+    def append(self, stream: str, events: Sequence[NewEvent], **kw: Any) -> int:
+        self.commits.append(len(events))
+        return self._store.append(stream, events, **kw)
+
+    def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> Any:
+        self.commits.append(sum(len(events) for _, events, _ in batch))
+        return self._store.append_many(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[CountingStore]:
+    with EventStore.open(tmp_path / "log") as s:
+        yield CountingStore(s)
+
+
+def spawn_ledgers(system: ActorSystem, n: int, effects: dict[str, int], **kw: Any) -> None:
+    for i in range(n):
+        system.spawn(ChildSpec(f"l{i}", lambda: Ledger(effects), **kw))
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_one_commit_for_all_idle_durable_actors(store: CountingStore, threaded: bool) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_ledgers(system, 20, effects, threaded=threaded)
+        store.commits.clear()
+        replies = system.ask_many([(f"l{i}", Add(i)) for i in range(20)])
+        assert replies == list(range(20))
+        assert store.commits == [20]
+        assert effects["n"] == 20
+        for i in range(20):
+            (event,) = store.read(f"l{i}")
+            assert msgspec.msgpack.decode(event.data, type=Add) == Add(i)
+            assert system.ask(f"l{i}", Get()) == [i]  # the actor's version moved on
+
+
+def test_other_targets_are_asked_one_by_one_in_order(store: CountingStore) -> None:
+    effects: dict[str, int] = {}
+    rec, counts = Recorder(), {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_ledgers(system, 2, effects)
+        system.spawn(ChildSpec("probe", lambda: Probe("probe", rec, counts)))
+        store.commits.clear()
+        replies = system.ask_many(
+            [
+                ("l0", Add(1)),
+                ("probe", "hello"),  # not durable: a plain ask
+                ("l0", Add(2)),  # named twice: asked after the batch, in order
+                ("nobody", Add(3)),
+                ("l1", Add(4)),
+            ]
+        )
+        assert replies[:3] == [1, ("probe", 1, 1), 3]
+        assert isinstance(replies[3], ActorNotFoundError)
+        assert replies[4] == 4
+        assert store.commits == [2, 1]
+        assert system.ask("l0", Get()) == [1, 2]
+
+
+def test_a_crash_in_one_handler_leaves_the_others_handled(store: CountingStore) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_ledgers(system, 3, effects, threaded=False)
+        replies = system.ask_many([("l0", Add(1)), ("l1", Poison()), ("l2", Add(2))])
+        assert replies[0] == 1 and replies[2] == 2
+        assert isinstance(replies[1], ActorCrashedError) and replies[1].journaled
+        # The poison message was journaled; the restarted actor quarantines it.
+        assert system.ask("l1", Add(5)) == 5
+        assert store.version("l1") == 3  # poison, quarantine marker, Add(5)
+
+
+def test_an_unjournalable_message_is_rejected_and_writes_nothing(store: CountingStore) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_ledgers(system, 2, effects)
+        replies = system.ask_many([("l0", object()), ("l1", Add(1))])
+        assert isinstance(replies[0], MessageRejectedError)
+        assert replies[1] == 1
+        assert store.version("l0") == 0
+        assert system.ask("l0", Add(2)) == 2  # not claimed any more
+
+
+def test_a_stream_written_elsewhere_falls_back_to_single_asks(store: CountingStore) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_ledgers(system, 2, effects)
+        system.ask("l0", Add(1))
+        intruder = msgspec.msgpack.encode(Add(100))
+        store.append("l0", [NewEvent("message", intruder)])  # the actor does not know
+        replies = system.ask_many([("l0", Add(2)), ("l1", Add(3))])
+        assert replies[1] == 3  # unaffected by its neighbour's conflict
+        assert isinstance(replies[0], ActorCrashedError)  # ConcurrencyError: restart
+        assert system.ask("l0", Get()) == [1, 100]  # recovery caught up with the log
