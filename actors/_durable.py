@@ -62,6 +62,7 @@ class DurableActor(Actor):
     ``snapshot_every`` to snapshot every N messages.
     """
 
+    journals_messages = True
     journal_type: ClassVar[Any] = Any
     state_type: ClassVar[Any] = Any
     snapshot_every: ClassVar[int | None] = None

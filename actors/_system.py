@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pykka
 import structlog
@@ -221,12 +221,13 @@ class ActorSystem:
                 if actor is None:
                     later.append(i)
                     continue
-                if not isinstance(actor, DurableActor) or actor.is_query(message):
+                durable = cast(DurableActor, actor)  # no isinstance: pykka's ABCs are slow
+                if not actor.journals_messages or durable.is_query(message):
                     cell.release()
                     later.append(i)
                     continue
                 try:
-                    stream, events = actor._journal_entry(message)
+                    stream, events = durable._journal_entry(message)
                 except MessageRejectedError as err:
                     cell.release()
                     results[i] = err
@@ -234,8 +235,8 @@ class ActorSystem:
                 except BaseException as err:  # an injected crash before the append
                     results[i] = self._crash_claimed(cell, actor, err, journaled=False)
                     continue
-                batch.append((i, cell, actor, message))
-                entries.append((stream, events, actor.version))
+                batch.append((i, cell, durable, message))
+                entries.append((stream, events, durable.version))
             versions: list[int] | None = None
             if entries:
                 assert self.store is not None  # durable actors started, so there is one

@@ -10,6 +10,11 @@ issues its next step) on that thread. The other step threads go straight
 back to running steps. With many missions in flight the batches grow by
 themselves while a commit is in progress, which is what the group commit
 needs to share its fsync.
+
+Two drainers may run at once: while one waits for its commit (the fsync
+releases the GIL), the other runs the missions of the previous batch, so
+disk and CPU overlap. A mission in both batches is claimed by the first;
+the second asks it after, in order.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 from actors import ActorCrashedError, ActorSystem, MessageRejectedError
 
 MAX_BATCH = 512
+DRAINERS = 1
 
 
 class Outbox:
@@ -38,15 +44,15 @@ class Outbox:
         self._log = log
         self._lock = threading.Lock()
         self._items: deque[tuple[str, Any]] = deque()
-        self._draining = False
+        self._drainers = 0
         self.closed = False
 
     def put(self, actor_id: str, message: Any) -> None:
         with self._lock:
             self._items.append((actor_id, message))
-            if self._draining:
-                return  # the drainer picks it up with its next batch
-            self._draining = True
+            if self._drainers >= DRAINERS:
+                return  # a drainer picks it up with its next batch
+            self._drainers += 1
         self._drain()
 
     def _drain(self) -> None:
@@ -55,7 +61,7 @@ class Outbox:
             while not self.closed:
                 with self._lock:
                     if not self._items:
-                        self._draining = False
+                        self._drainers -= 1
                         return
                     n = min(len(self._items), MAX_BATCH)
                     batch = [self._items.popleft() for _ in range(n)]
@@ -68,7 +74,7 @@ class Outbox:
                         self._redeliver(actor_id, message)
                     elif isinstance(result, MessageRejectedError):
                         self._log.error("step.undeliverable", actor_id=actor_id, error=str(result))
-        finally:
+        except BaseException:
             with self._lock:
-                if self._draining and self.closed:
-                    self._draining = False
+                self._drainers -= 1
+            raise

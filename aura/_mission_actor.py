@@ -74,8 +74,7 @@ class MissionView:
     history_length: int
 
 
-@dataclass(frozen=True)
-class _Command:
+class _Command(msgspec.Struct, frozen=True):
     seq: int
     kind: str  # "step" | "compensation" | "timer" | "signal"
     fingerprint: str
@@ -118,6 +117,7 @@ class MissionActor(DurableActor):
         self.result_value: Any = None
         self.error = ""
         self.now = 0.0
+        self._log_on = False  # whether info events are wanted, per message
 
     # ------------------------------------------------------------ journal
 
@@ -142,6 +142,7 @@ class MissionActor(DurableActor):
         if self.status is S.DEAD:
             return self.query(message)
         self.now = message.at
+        self._log_on = not self.replaying and self.system.logging_info()
         try:
             if isinstance(message, Start):
                 self._on_start(message)
@@ -156,6 +157,8 @@ class MissionActor(DurableActor):
         except NonDeterminismError as err:
             self._close_coroutine()
             self._transition(S.DEAD, str(err))
+        if isinstance(message, (StepDone, TimerFired)):
+            return None  # delivered by the runtime, which wants no view back
         return self.query(message)
 
     def replay_other(self, event: RecordedEvent) -> None:
@@ -177,6 +180,7 @@ class MissionActor(DurableActor):
             self.runtime._settled(self.mission_id)
             return
         if self.status is not S.PENDING:
+            self._log_on = self.system.logging_info()
             self._rearm()
 
     # ------------------------------------------------------------ messages
@@ -469,7 +473,7 @@ class MissionActor(DurableActor):
             self.coro.close()
 
     def _log_step(self, event: str, command: _Command, attempt: int, **fields: Any) -> None:
-        if not self.replaying and self.system.logging_info():
+        if self._log_on and not self.replaying:
             self.system.log.info(
                 event,
                 mission_id=self.mission_id,

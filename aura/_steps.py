@@ -42,8 +42,7 @@ class HeartbeatTimeoutError(AuraError, TimeoutError):
     """An attempt sent no ``aura.heartbeat`` for ``heartbeat_timeout`` seconds."""
 
 
-@dataclass(frozen=True)
-class StepInfo:
+class StepInfo(msgspec.Struct, frozen=True):
     mission_id: str
     seq: int
     name: str
@@ -53,7 +52,7 @@ class StepInfo:
     """What the previous attempt last passed to ``aura.heartbeat`` (or None)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Attempt:
     job: StepJob
     info: StepInfo
@@ -93,8 +92,7 @@ def heartbeat(details: Any = None) -> None:
         attempt.details = details
 
 
-@dataclass(frozen=True)
-class StepJob:
+class StepJob(msgspec.Struct, frozen=True):
     mission_id: str
     seq: int
     fingerprint: str
@@ -105,6 +103,8 @@ class StepJob:
     retry: RetryPolicy | None = None
     heartbeat_details: Any = None
 
+
+_SCALARS = (str, bool, float)  # msgpack gives them back unchanged (ints may overflow)
 
 QUANTUM = 0.002
 """Seconds a step thread may keep running one mission's next steps itself
@@ -282,11 +282,12 @@ class StepRunner:
         job = attempt.job
         retry_in = -1.0
         if error is None:
-            try:
-                # Hand the mission the value exactly as replay will decode it.
-                value = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
-            except (TypeError, msgspec.EncodeError) as err:
-                error = TypeError(f"step result cannot be journaled: {err}")
+            if not (value is None or type(value) in _SCALARS):
+                try:
+                    # Hand the mission the value exactly as replay will decode it.
+                    value = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
+                except (TypeError, msgspec.EncodeError) as err:
+                    error = TypeError(f"step result cannot be journaled: {err}")
         else:
             # Retryability is decided here, where the exception is, and
             # journaled with the outcome: replay needs no exception types.

@@ -12,6 +12,8 @@ MAX_STREAM_BYTES = 400
 
 
 def check_stream(stream: object) -> str:
+    if type(stream) is str and 0 < len(stream) <= MAX_STREAM_BYTES and stream.isascii():
+        return stream  # the common case, checked without encoding it
     if not isinstance(stream, str):
         raise InvalidEventError(f"stream name must be a str, got {type(stream).__name__}")
     if not stream:
@@ -28,13 +30,15 @@ def check_stream(stream: object) -> str:
 
 
 def check_events(stream: str, events: object) -> list[NewEvent]:
-    if isinstance(events, NewEvent) or not isinstance(events, Sequence):
+    if type(events) is not list and (
+        isinstance(events, NewEvent) or not isinstance(events, Sequence)
+    ):
         raise InvalidEventError(
             f"stream {stream!r}: events must be a sequence of NewEvent, got {type(events).__name__}"
         )
     out: list[NewEvent] = []
     for i, ev in enumerate(events):
-        if not isinstance(ev, NewEvent):
+        if type(ev) is not NewEvent and not isinstance(ev, NewEvent):
             raise InvalidEventError(
                 f"stream {stream!r}: events[{i}] must be a NewEvent, got {type(ev).__name__}"
             )
@@ -76,7 +80,9 @@ def check_item(stream: object, events: object, expected_version: object) -> Appe
 
 def check_batch(batch: object) -> list[AppendItem]:
     """Check the argument of ``append_many``."""
-    if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)):
+    if type(batch) is not list and (
+        not isinstance(batch, Sequence) or isinstance(batch, (str, bytes))
+    ):
         raise InvalidEventError(
             "append_many takes a sequence of (stream, events, expected_version), "
             f"got {type(batch).__name__}"
