@@ -26,6 +26,7 @@ after the format byte. Keys are fixed-width big-endian integers (layout in
 No pickle: a record can never execute code when read.
 """
 
+from ._chain import ChainReport, chain_digest, verify_chain
 from ._errors import (
     ArchiveError,
     ConcurrencyError,
@@ -46,6 +47,7 @@ from ._records import FORMAT_VERSION, NewEvent, RecordedEvent, Snapshot, StreamI
 __all__ = [
     "FORMAT_VERSION",
     "ArchiveError",
+    "ChainReport",
     "ConcurrencyError",
     "CorruptionError",
     "Durability",
@@ -63,4 +65,6 @@ __all__ = [
     "StoreIOError",
     "StoreReadOnlyError",
     "StreamInfo",
+    "chain_digest",
+    "verify_chain",
 ]

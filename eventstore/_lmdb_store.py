@@ -19,13 +19,15 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import lmdb
+import msgspec
 
 from . import _codec as codec
+from ._chain import GENESIS, chain_digest
 from ._errors import (
     ArchiveError,
     ConcurrencyError,
@@ -94,8 +96,10 @@ class EventStore:
         keep_snapshots: int,
         clock: Callable[[], float],
         max_batch: int,
+        chained: Collection[str] = (),
     ) -> None:
         self._env = env
+        self._chained = frozenset(chained)
         self._path = path
         self._durability = durability
         self._readonly = readonly
@@ -122,6 +126,7 @@ class EventStore:
         keep_snapshots: int = 3,
         clock: Callable[[], float] = time.time,
         max_batch: int = 2048,
+        chained: Collection[str] = (),
     ) -> EventStore:
         """Open (creating if needed, unless ``readonly``) the store at ``path``.
 
@@ -130,7 +135,11 @@ class EventStore:
         nothing, an OS crash or power loss may lose the latest commits; call
         :meth:`flush` to force them out.
         ``map_size`` is the initial LMDB map; it grows by doubling when full.
+        ``chained``: streams whose events this writer hash-chains (each
+        event's ``digest``; see ``verify_chain``), e.g. an audit log.
         """
+        for name in chained:
+            check_stream(name)
         if durability not in ("sync", "async"):
             raise InvalidEventError(f"durability must be 'sync' or 'async', got {durability!r}")
         check_version("keep_snapshots", keep_snapshots, minimum=1)
@@ -162,6 +171,7 @@ class EventStore:
             keep_snapshots=keep_snapshots,
             clock=clock,
             max_batch=max_batch,
+            chained=chained,
         )
         if not readonly:
             store._init_meta()
@@ -364,17 +374,37 @@ class EventStore:
         log_db = self._db["log"]
         event_key, index_key, encode, ts = codec.event_key, codec.index_key, codec.encode, st.ts
         version = row.version
+        chained = stream in self._chained
+        digest = st.last_digest(stream, None if created else row) if chained else b""
         for ev in events:
             version += 1
             pkey = event_key(pos)
-            value = encode(RecordedEvent(stream, version, pos, ev.kind, ev.data, ts))
+            rec = RecordedEvent(stream, version, pos, ev.kind, ev.data, ts)
+            if chained:
+                digest = chain_digest(digest, rec)
+                rec = msgspec.structs.replace(rec, digest=digest)
+            value = encode(rec)
             if not put_event(pkey, value, append=True):
                 raise corrupt_meta(self._path, pos)  # pragma: no cover
             put_index(index_key(sid, version), pkey, db=log_db)
             pos += 1
         st.next_position = pos
         st.set_stream(stream, StreamState(sid, version, row.archived_upto), row_changed=created)
+        if chained:
+            st.digests[stream] = digest
         return version
+
+    def _last_digest(self, txn: Any, stream: str, row: StreamState | None) -> bytes:
+        if row is None or row.version == 0:
+            return GENESIS
+        v = row.version
+        if v > row.archived_upto:
+            last = self._read_hot(txn, stream, row.sid, v, v)
+        else:
+            last = self._read_archived(txn, stream, row.sid, v, v)
+        if not last:  # pragma: no cover - the index said it is there
+            raise missing(self._path, f"stream {stream!r} version {v}")
+        return last[0].digest
 
     def _apply_snapshot(self, st: WriteBatch, op: SnapshotOp) -> None:
         row = st.stream(op.stream)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
+import msgspec
+
+from ._chain import GENESIS, chain_digest
 from ._errors import (
     ArchiveError,
     ConcurrencyError,
@@ -40,8 +43,15 @@ class _Stream:
 class MemoryEventStore:
     """Reference implementation of the event-store contract, in memory."""
 
-    def __init__(self, *, keep_snapshots: int = 3, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        keep_snapshots: int = 3,
+        clock: Callable[[], float] = time.time,
+        chained: Collection[str] = (),
+    ) -> None:
         check_version("keep_snapshots", keep_snapshots, minimum=1)
+        self._chained = frozenset(check_stream(name) for name in chained)
         self._lock = threading.RLock()
         self._streams: dict[str, _Stream] = {}
         self._log: dict[int, RecordedEvent] = {}
@@ -53,14 +63,20 @@ class MemoryEventStore:
 
     @classmethod
     def open(
-        cls, *, keep_snapshots: int = 3, clock: Callable[[], float] = time.time
+        cls,
+        *,
+        keep_snapshots: int = 3,
+        clock: Callable[[], float] = time.time,
+        chained: Collection[str] = (),
     ) -> MemoryEventStore:
-        return cls(keep_snapshots=keep_snapshots, clock=clock)
+        return cls(keep_snapshots=keep_snapshots, clock=clock, chained=chained)
 
     def reopen(self) -> MemoryEventStore:
         """A new open handle over the same data (models close + open)."""
         with self._lock:
-            other = MemoryEventStore(keep_snapshots=self._keep, clock=self._clock)
+            other = MemoryEventStore(
+                keep_snapshots=self._keep, clock=self._clock, chained=self._chained
+            )
             other._streams = self._streams
             other._log = self._log
             other._next_position = self._next_position
@@ -102,10 +118,14 @@ class MemoryEventStore:
             if st is None:
                 st = self._streams[stream] = _Stream()
             ts = self._clock()
+            chained = stream in self._chained
             for ev in evs:
-                rec = RecordedEvent(
-                    stream, st.version + 1, self._next_position, ev.kind, ev.data, ts
-                )
+                version, position = st.version + 1, self._next_position
+                rec = RecordedEvent(stream, version, position, ev.kind, ev.data, ts)
+                if chained:
+                    last = st.hot[-1] if st.hot else (st.archived[-1] if st.archived else None)
+                    previous = last.digest if last is not None else GENESIS
+                    rec = msgspec.structs.replace(rec, digest=chain_digest(previous, rec))
                 st.hot.append(rec)
                 self._log[rec.position] = rec
                 self._next_position += 1

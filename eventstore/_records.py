@@ -37,6 +37,9 @@ class RecordedEvent(msgspec.Struct, frozen=True, array_like=True):
     kind: str
     data: bytes
     ts: float
+    digest: bytes = b""
+    """For streams the store hash-chains (``chained=``): sha256 over the
+    previous event's digest and this event (see ``verify_chain``); else empty."""
 
 
 class Snapshot(msgspec.Struct, frozen=True):

@@ -28,6 +28,7 @@ class WriteBatch:
     __slots__ = (
         "_cache",
         "_store",
+        "digests",
         "dirty_rows",
         "events_cursor",
         "meta_dirty",
@@ -55,6 +56,7 @@ class WriteBatch:
             self.next_position, self.next_sid = store._load_counters(txn)
         self.meta_dirty = False
         self.streams: dict[str, StreamState | None] = {}
+        self.digests: dict[str, bytes] = {}  # chained streams: digest of the last event
         self.dirty_rows: set[str] = set()
         self.events_cursor = txn.cursor(db=store._db["log"])
 
@@ -66,6 +68,15 @@ class WriteBatch:
             state = cached if cached is not None else self._store._load_stream(self.txn, name)
             self.streams[name] = state
             return state
+
+    def last_digest(self, name: str, state: StreamState | None) -> bytes:
+        """The digest a chained stream's next event chains from."""
+        digest = self.digests.get(name)
+        if digest is None and self._cache is not None:
+            digest = self._cache.digests.get(name)
+        if digest is None:
+            digest = self._store._last_digest(self.txn, name, state)
+        return digest
 
     def set_stream(self, name: str, state: StreamState, *, row_changed: bool) -> None:
         self.streams[name] = state
@@ -134,6 +145,7 @@ class WriteCache:
         self.txn_id: int | None = None
         self.counters = (1, 1)
         self.streams: dict[str, StreamState] = {}
+        self.digests: dict[str, bytes] = {}
 
     def valid_for(self, txn_id: int) -> bool:
         return self.txn_id is not None and txn_id == self.txn_id + 1
@@ -141,14 +153,18 @@ class WriteCache:
     def committed(self, txn_id: int, batch: WriteBatch) -> None:
         if self.txn_id is None or txn_id != self.txn_id + 1:
             self.streams.clear()
+            self.digests.clear()
         if len(self.streams) > self.MAX_STREAMS:
             self.streams.clear()
+            self.digests.clear()
         self.txn_id = txn_id
         self.counters = (batch.next_position, batch.next_sid)
         for name, state in batch.streams.items():
             if state is not None:
                 self.streams[name] = state
+        self.digests.update(batch.digests)
 
     def drop(self) -> None:
         self.txn_id = None
         self.streams.clear()
+        self.digests.clear()

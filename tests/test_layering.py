@@ -105,6 +105,9 @@ PUBLIC = {
         "StoreIOError",
         "StoreReadOnlyError",
         "StreamInfo",
+        "ChainReport",
+        "chain_digest",
+        "verify_chain",
     },
 }
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from eventstore import (
@@ -22,7 +23,11 @@ from eventstore import (
     NewEvent,
     SnapshotError,
     StoreClosedError,
+    verify_chain,
 )
+
+CHAINED = ("audit",)
+"""Streams every backend under test is opened to hash-chain."""
 
 
 def ev(kind: str = "k", data: bytes = b"") -> NewEvent:
@@ -51,6 +56,43 @@ class EventStoreConformance(abc.ABC):
         s = self.open_store(tmp_path, FakeClock())
         yield s
         s.close()
+
+    # ------------------------------------------------------------ hash chain
+
+    def test_a_chained_stream_links_every_event_to_the_one_before(self, store: Any) -> None:
+        store.append("audit", [ev("a", b"1"), ev("b", b"2")])
+        store.append_many([("other", [ev()], None), ("audit", [ev("c", b"3")], None)])
+        store.append("plain", [ev()])
+        events = list(store.read("audit"))
+        assert all(len(e.digest) == 32 for e in events)
+        assert len({e.digest for e in events}) == 3
+        report = verify_chain(events)
+        assert report.ok and report.count == 3 and report.head == events[-1].digest.hex()
+        assert [e.digest for e in store.read("plain")] == [b""]
+
+    def test_the_chain_continues_across_reopen_and_archive(self, store: Any) -> None:
+        for i in range(5):
+            store.append("audit", [ev("x", bytes([i]))])
+        store.archive("audit", 3)
+        store = self.reopen(store)
+        store.append("audit", [ev("y")])
+        events = list(store.read("audit", archived=True))
+        assert [e.version for e in events] == [1, 2, 3, 4, 5, 6]
+        assert verify_chain(events).ok
+        store.close()
+
+    def test_verify_names_the_first_bad_entry(self, store: Any) -> None:
+        for i in range(4):
+            store.append("audit", [ev("x", bytes([i]))])
+        events = list(store.read("audit"))
+        edited = [*events[:2], msgspec.structs.replace(events[2], data=b"forged"), events[3]]
+        report = verify_chain(edited)
+        assert (report.ok, report.count, report.bad_version) == (False, 2, 3)
+        assert report.head == events[1].digest.hex()
+        deleted = [*events[:1], *events[2:]]
+        assert verify_chain(deleted).bad_version == 2
+        swapped = [events[0], events[2], events[1], events[3]]
+        assert verify_chain(swapped).bad_version == 2
 
     # ------------------------------------------------------------ append/read
 
