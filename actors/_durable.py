@@ -19,7 +19,7 @@ Stream events: ``message`` (msgpack of the message), ``quarantined``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -103,6 +103,13 @@ class DurableActor(Actor):
     def stream_name(self) -> str:
         return self.actor_id
 
+    def journal_companions(self, message: Any) -> Sequence[tuple[str, Sequence[NewEvent]]]:
+        """Events for other streams, committed atomically with ``message``'s
+        own journal entry (e.g. an audit record of it): both or neither.
+        Called right before the append, which will give the message version
+        ``self.version + 1``."""
+        return ()
+
     def encode_state(self) -> bytes:
         return msgspec.msgpack.encode(self.state)
 
@@ -135,9 +142,13 @@ class DurableActor(Actor):
     def receive(self, message: Any) -> Any:
         if self.is_query(message):
             return self.query(message)
-        stream, events = self._journal_entry(message)
+        entries = self._journal_entry(message)
         try:
-            version: int = self._store().append(stream, events, expected_version=self.version)
+            if len(entries) == 1:
+                stream, events, expected = entries[0]
+                version: int = self._store().append(stream, events, expected_version=expected)
+            else:
+                version = self._store().append_many(entries)[0]
         except ConcurrencyError:
             raise  # someone else wrote our stream: crash, recovery catches up
         except EventStoreError as err:
@@ -146,8 +157,9 @@ class DurableActor(Actor):
             ) from err
         return self._handle_journaled(message, version)
 
-    def _journal_entry(self, message: Any) -> tuple[str, list[NewEvent]]:
-        """What journaling ``message`` appends (the first half of ``receive``)."""
+    def _journal_entry(self, message: Any) -> list[tuple[str, Sequence[NewEvent], int | None]]:
+        """What journaling ``message`` appends (the first half of ``receive``):
+        its own entry first, then its companions."""
         try:
             data = msgspec.msgpack.encode(message)
         except (TypeError, msgspec.EncodeError) as err:
@@ -156,7 +168,12 @@ class DurableActor(Actor):
                 f"({err}); nothing was recorded"
             ) from err
         self.system.faults.check("before_append", self.actor_id)
-        return self.stream_name(), [NewEvent(MESSAGE, data)]
+        entries: list[tuple[str, Sequence[NewEvent], int | None]] = [
+            (self.stream_name(), [NewEvent(MESSAGE, data)], self.version)
+        ]
+        for stream, events in self.journal_companions(message):
+            entries.append((stream, events, None))
+        return entries
 
     def _handle_journaled(self, message: Any, version: int) -> Any:
         """Handle ``message`` now that it is durable at ``version`` (the second half)."""

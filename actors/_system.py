@@ -207,7 +207,7 @@ class ActorSystem:
         """
         self._check_open()
         results: list[Any] = [None] * len(items)
-        batch: list[tuple[int, Cell, DurableActor, object]] = []
+        batch: list[tuple[int, Cell, DurableActor, object, int]] = []  # ..., entry index
         entries: list[tuple[str, Sequence[NewEvent], int | None]] = []
         later: list[int] = []
         try:
@@ -227,7 +227,7 @@ class ActorSystem:
                     later.append(i)
                     continue
                 try:
-                    stream, events = durable._journal_entry(message)
+                    journal = durable._journal_entry(message)
                 except MessageRejectedError as err:
                     cell.release()
                     results[i] = err
@@ -235,8 +235,8 @@ class ActorSystem:
                 except BaseException as err:  # an injected crash before the append
                     results[i] = self._crash_claimed(cell, actor, err, journaled=False)
                     continue
-                batch.append((i, cell, durable, message))
-                entries.append((stream, events, durable.version))
+                batch.append((i, cell, durable, message, len(entries)))
+                entries.extend(journal)
             versions: list[int] | None = None
             if entries:
                 assert self.store is not None  # durable actors started, so there is one
@@ -245,10 +245,10 @@ class ActorSystem:
                 except EventStoreError:
                     versions = None  # e.g. one stream written elsewhere: ask one by one
         except BaseException:
-            for _, cell, _, _ in batch:
+            for _, cell, _, _, _ in batch:
                 cell.release()
             raise
-        for k, (i, cell, actor, message) in enumerate(batch):
+        for i, cell, actor, message, k in batch:
             if versions is None:
                 cell.release()
                 later.append(i)

@@ -10,6 +10,7 @@ when a mission fails or is cancelled, enforces per-attempt ``timeout`` and
 missions. See the issue notes for what is still missing.
 """
 
+from ._audit import AuditEntry, AuditReport, export_audit, verify_audit
 from ._context import (
     ArgumentEncodingError,
     MissionContext,
@@ -42,6 +43,10 @@ from ._steps import HeartbeatTimeoutError, StepInfo, StepTimeoutError, current_s
 
 __all__ = [
     "NO_RETRY",
+    "AuditEntry",
+    "AuditReport",
+    "export_audit",
+    "verify_audit",
     "ArgumentEncodingError",
     "MissionCancelledError",
     "MissionConflictError",

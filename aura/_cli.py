@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("mission_id")
     hist.add_argument("--json", action="store_true", help="JSON lines")
     hist.add_argument("--archived", action="store_true", help="include archived events")
+    audit = command("audit", "the tamper-evident audit chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the chain and its match with the log")
+    verify.add_argument("--json", action="store_true")
+    audit_sub.add_parser("export", help="every entry as JSON lines, oldest first")
     return parser
 
 
@@ -97,7 +102,35 @@ def _run(args: argparse.Namespace, data: Path) -> int:
                 line = f"{e['version']:>5}  {e['at']}  {e['kind']:<12} {e.get('summary', '')}"
                 print(_clip(line))
         return 0
+    if args.command == "audit":
+        return _audit(args, data)
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
+
+
+def _audit(args: argparse.Namespace, data: Path) -> int:
+    from . import _inspect
+
+    if args.audit_command == "export":
+        for row in _inspect.audit_export(data):
+            print(_json(row))
+        return 0
+    report = _inspect.audit_verify(data)
+    if args.json:
+        print(_json(report))
+    if report.ok:
+        if not args.json:
+            print(f"audit chain OK: {report.entries} entries, head {report.head}")
+        return 0
+    if report.bad_version:
+        where = f"entry {report.bad_version} (after {report.entries} good ones)"
+    else:
+        shown = [*report.unaudited[:3], *report.orphaned[:3]]
+        where = (
+            f"{len(report.unaudited)} unaudited event(s), "
+            f"{len(report.orphaned)} orphaned entr(ies): {', '.join(shown)}"
+        )
+    print(f"aura: audit chain BROKEN at {where}: {report.reason}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:

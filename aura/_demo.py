@@ -24,6 +24,7 @@ import msgspec
 import aura
 from eventstore import EventStore
 
+from ._audit import verify_audit
 from ._messages import STREAM_PREFIX, MissionMessage, StepDone
 
 MISSION_PREFIX = "demo-research-"
@@ -193,8 +194,15 @@ def run(data: Path, kill_after_steps: int = 4) -> int:
         return 1
     print("  steps killed in flight ran again with the same idempotency key; none whose")
     print("  result was journaled ran twice")
+    with EventStore.open(data / "events", readonly=True) as store:
+        audit = verify_audit(store)
+    if not audit.ok:
+        print(f"aura demo: FAILED, audit chain broken: {audit.reason}", file=sys.stderr)
+        return 1
+    print(f"  audit chain verifies: {audit.entries} entries, head {audit.head[:16]}...")
     print("aura demo: OK - crashed mid-mission, resumed in a new process, nothing finished re-ran")
     print(f"  inspect it: aura --data {data} history {mission_id}")
+    print(f"              aura --data {data} audit verify")
     return 0
 
 

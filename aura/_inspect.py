@@ -16,6 +16,7 @@ import msgspec
 
 from eventstore import EventStore, RecordedEvent
 
+from ._audit import AuditReport, export_audit, verify_audit
 from ._errors import AuraError
 from ._messages import (
     STREAM_PREFIX,
@@ -132,3 +133,13 @@ def show(data: Path, mission_id: str) -> MissionSummary:
         if store.version(PREFIX + mission_id) == 0:
             raise AuraError(f"no mission {mission_id!r} in {data}")
         return summarize(store, mission_id)
+
+
+def audit_verify(data: Path) -> AuditReport:
+    with open_log(data) as store:
+        return verify_audit(store)
+
+
+def audit_export(data: Path) -> list[dict[str, Any]]:
+    with open_log(data) as store:
+        return list(export_audit(store))

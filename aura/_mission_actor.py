@@ -20,6 +20,7 @@ terminal, dead) are appended as ``transition`` events.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +29,7 @@ import msgspec
 from actors import DurableActor
 from eventstore import NewEvent, RecordedEvent
 
+from ._audit import AUDIT_STREAM, audit_event, with_audit
 from ._context import (
     Awaitable,
     Gather,
@@ -126,6 +128,41 @@ class MissionActor(DurableActor):
 
     def is_query(self, message: Any) -> bool:
         return isinstance(message, Peek)
+
+    def journal_companions(self, message: Any) -> list[tuple[str, list[NewEvent]]]:
+        """The audit entry of ``message``, committed with it."""
+        kind, detail = self._audit_of(message)
+        entry = audit_event(kind, self.mission_id, self.run, self.version + 1, message.at, **detail)
+        return [(AUDIT_STREAM, [entry])]
+
+    def _audit_of(self, message: Any) -> tuple[str, dict[str, Any]]:
+        if isinstance(message, StepDone):
+            command = self.commands[message.seq] if message.seq < len(self.commands) else None
+            family = "step" if command is None or command.kind == "step" else command.kind
+            if message.ok:
+                outcome = "completed"
+            elif message.retry_in >= 0:
+                outcome = "retrying"
+            else:
+                outcome = "failed"
+            detail: dict[str, Any] = {
+                "seq": message.seq,
+                "step": message.fingerprint.split(" ", 1)[-1].split("#", 1)[0],
+                "attempt": message.attempt,
+                "fingerprint": message.fingerprint,
+            }
+            if not message.ok:
+                detail["error"] = f"{message.error_type}: {message.error}"
+            return f"{family}.{outcome}", detail
+        if isinstance(message, Start):
+            return "mission.started", {"mission": message.mission}
+        if isinstance(message, Signal):
+            return "signal.received", {"name": message.name}
+        if isinstance(message, Cancel):
+            return "mission.cancel_requested", {"reason": message.reason}
+        if isinstance(message, TimerFired):
+            return "timer.fired", {"seq": message.seq, "attempt": message.attempt}
+        return type(message).__name__.lower(), {}
 
     def query(self, message: Any) -> MissionView:
         return MissionView(
@@ -511,9 +548,20 @@ class MissionActor(DurableActor):
         result = self.result_value if status is S.COMPLETED else None
         transition = Transition(status.value, reason, result, self.name or "", len(self.results))
         data = msgspec.msgpack.encode(transition)
-        self.version = self.system.store.append(  # type: ignore[union-attr]
-            self.stream_name(), [NewEvent(TRANSITION, data)], expected_version=self.version
+        entry = audit_event(
+            "mission.transition",
+            self.mission_id,
+            self.run,
+            self.version + 1,
+            self.now or time.time(),
+            status=status.value,
+            reason=reason,
         )
+        store = self.system.store
+        assert store is not None
+        self.version = store.append_many(
+            with_audit(self.stream_name(), [NewEvent(TRANSITION, data)], self.version, [entry])
+        )[0]
 
     def _log_status_if_missing(self) -> None:
         """After replay: a status reached during replay (e.g. DEAD by

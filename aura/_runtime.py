@@ -28,6 +28,7 @@ from actors import (
 )
 from eventstore import Durability, EventStore, NewEvent
 
+from ._audit import AUDIT_STREAM, AuditReport, audit_event, verify_audit, with_audit
 from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
 from ._delivery import Outbox
@@ -142,7 +143,9 @@ class Runtime:
         self._events_lock = threading.Lock()
         self._closed = False
         self.path = Path(path)
-        self.store = EventStore.open(self.path / "events", durability=durability)
+        self.store = EventStore.open(
+            self.path / "events", durability=durability, chained=(AUDIT_STREAM,)
+        )
         try:
             self.system = ActorSystem("aura", store=self.store, logger=logger, faults=faults)
             self.system.spawn(
@@ -251,15 +254,20 @@ class Runtime:
         actor_id = PREFIX + mission_id
         self.system.stop(actor_id)  # drop the dead incarnation and its state
         redriven = msgspec.msgpack.encode(Transition(MissionStatus.RUNNING.value, "redriven"))
-        self.store.append(
-            actor_id,
-            [NewEvent(TRANSITION, redriven)],
-            expected_version=self.store.version(actor_id),
+        version = self.store.version(actor_id)
+        entry = audit_event("mission.redriven", mission_id, 0, version + 1, time.time())
+        self.store.append_many(
+            with_audit(actor_id, [NewEvent(TRANSITION, redriven)], version, [entry])
         )
         self._settled_event(mission_id).clear()
         self._ensure_actor(mission_id, activate=True)
         self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
         return MissionHandle(self, mission_id)
+
+    def verify_audit(self) -> AuditReport:
+        """Walk the audit chain and match it against every mission's log."""
+        self._check_open()
+        return verify_audit(self.store)
 
     def missions(self, status: MissionStatus | None = None) -> list[MissionView]:
         views = [
@@ -405,8 +413,19 @@ class Runtime:
             if isinstance(start, Start):
                 name = start.mission
         dead = Transition(MissionStatus.DEAD.value, reason, None, name, 0)
-        self.store.append(
-            stream, [NewEvent(TRANSITION, msgspec.msgpack.encode(dead))], expected_version=version
+        entry = audit_event(
+            "mission.transition",
+            mission_id,
+            0,
+            version + 1,
+            time.time(),
+            status=MissionStatus.DEAD.value,
+            reason=reason,
+        )
+        self.store.append_many(
+            with_audit(
+                stream, [NewEvent(TRANSITION, msgspec.msgpack.encode(dead))], version, [entry]
+            )
         )
         self.system.log.error("mission.dead", mission_id=mission_id, reason=reason)
         self._ensure_actor(mission_id, activate=False)  # still addressable, for redrive

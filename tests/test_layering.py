@@ -18,6 +18,10 @@ LAYERS = ["eventstore", "actors", "aura"]
 
 PUBLIC = {
     "aura": {
+        "AuditEntry",
+        "AuditReport",
+        "export_audit",
+        "verify_audit",
         "NO_RETRY",
         "ArgumentEncodingError",
         "MissionCancelledError",

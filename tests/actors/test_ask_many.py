@@ -125,3 +125,24 @@ def test_a_stream_written_elsewhere_falls_back_to_single_asks(store: CountingSto
         assert replies[1] == 3  # unaffected by its neighbour's conflict
         assert isinstance(replies[0], ActorCrashedError)  # ConcurrencyError: restart
         assert system.ask("l0", Get()) == [1, 100]  # recovery caught up with the log
+
+
+class Witnessed(Ledger):
+    """Journals a companion record of every message in a side stream."""
+
+    def journal_companions(self, message: Any) -> list[tuple[str, list[NewEvent]]]:
+        note = f"{self.actor_id}@{self.version + 1}".encode()
+        return [("side", [NewEvent("witness", note)])]
+
+
+def test_companions_commit_with_their_message(store: CountingStore) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        for i in range(3):
+            system.spawn(ChildSpec(f"w{i}", lambda: Witnessed(effects), threaded=i != 0))
+        store.commits.clear()
+        assert system.ask("w0", Add(1)) == 1
+        assert system.ask_many([("w1", Add(2)), ("w2", Add(3)), ("w0", object())])[:2] == [2, 3]
+        assert store.commits == [2, 4]  # message + witness, in one commit each time
+        notes = [e.data for e in store.read("side")]
+        assert notes == [b"w0@1", b"w1@1", b"w2@1"]  # nothing for the rejected message

@@ -57,6 +57,7 @@ def test_injected_crashes_do_not_change_the_outcome(n: int, schedule: set[tuple[
         assert set(seen) == set(range(n + 3))
         with aura.Runtime(data, missions=[m.arithmetic]) as rt:
             assert rt.get("h").result == result
+            assert rt.verify_audit().ok  # no journaled event lost its audit entry
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
@@ -77,6 +78,7 @@ def test_crashes_around_timers_and_retries_do_not_change_the_outcome(
         assert result == {"total": sum(range(n)), "flaky": "mx ok on attempt 2"}, faults.crashes
         with aura.Runtime(data, missions=[m.mixed]) as rt:
             assert rt.get("mx").result == result
+            assert rt.verify_audit().ok
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
@@ -111,3 +113,4 @@ def test_a_crash_looping_mission_is_dead_lettered_alone_and_redrive_resumes_it(
         assert rt.redrive("loop").result(timeout=60)["total"] == 3
     with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
         assert rt.get("loop").status is aura.MissionStatus.COMPLETED
+        assert rt.verify_audit().ok  # dead-lettering and the redrive are audited too

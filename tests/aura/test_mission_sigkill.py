@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from aura import verify_audit
 from aura._messages import MissionMessage, StepDone
 from eventstore import EventStore
 
@@ -94,5 +95,10 @@ def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(tmp_path
             assert key not in journaled_before[inc], (
                 f"step {key} ran again in incarnation {inc} after its result was journaled"
             )
+    # Every journaled event kept its audit entry (same commit) and the chain holds.
+    with EventStore.open(data / "events", readonly=True) as store:
+        report = verify_audit(store)
+    assert report.ok, report
+    assert report.entries > MISSIONS * STEPS
     # The kills really interrupted work: the last run still had missions to resume.
     assert len(journaled_before[KILLS]) < MISSIONS * STEPS

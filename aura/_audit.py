@@ -1,0 +1,115 @@
+"""The audit chain: what happened to every mission, tamper-evident.
+
+Every event a mission journals (each mailbox message, each status
+transition, each memory write) gets an ``AuditEntry`` in the ``$audit``
+stream, appended in the same commit as the event itself: no event without
+its entry, no entry without its event. The store hash-chains ``$audit``
+(sha256 over the previous entry's digest and the entry), so
+:func:`verify_audit` finds the first entry that was edited, deleted,
+inserted or reordered, and also checks that entries and mission events
+still match one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from eventstore import NewEvent, verify_chain
+
+from ._messages import STREAM_PREFIX
+
+AUDIT_STREAM = "$audit"
+AUDIT = "audit"
+AUDITED_KINDS = frozenset({"message", "transition", "memory"})
+"""Kinds of mission-stream events that each have exactly one audit entry."""
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    kind: str
+    """What happened: ``mission.started``, ``mission.transition``,
+    ``step.completed``, ``step.failed``, ``step.retrying``,
+    ``compensation.completed``, ``tool.allowed``, ``tool.denied``,
+    ``memory.set``, ``memory.delete``, ``signal.received``, ``timer.fired``,
+    ``mission.cancel_requested``, ``budget.raised``, ..."""
+    mission_id: str
+    run: int
+    version: int
+    """The version, in the mission's stream, of the event this entry records."""
+    at: float
+    detail: dict[str, Any] = {}
+
+
+_decoder = msgspec.msgpack.Decoder(AuditEntry)
+
+
+def audit_event(
+    kind: str, mission_id: str, run: int, version: int, at: float, **detail: Any
+) -> NewEvent:
+    entry = AuditEntry(kind, mission_id, run, version, at, detail)
+    return NewEvent(AUDIT, msgspec.msgpack.encode(entry))
+
+
+def with_audit(
+    stream: str, events: Sequence[NewEvent], expected: int, entries: Sequence[NewEvent]
+) -> list[tuple[str, Sequence[NewEvent], int | None]]:
+    """An ``append_many`` batch: ``events`` on ``stream`` and their audit entries."""
+    return [(stream, events, expected), (AUDIT_STREAM, entries, None)]
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    ok: bool
+    entries: int
+    """Entries checked (the good prefix when the chain is broken)."""
+    head: str
+    """Hex digest of the last good entry: publish it to anchor the chain."""
+    bad_version: int = 0
+    """The first entry of ``$audit`` that is not what was written."""
+    reason: str = ""
+    unaudited: tuple[str, ...] = ()
+    """Mission events (``stream@version``) with no audit entry."""
+    orphaned: tuple[str, ...] = ()
+    """Audit entries whose mission event is not in the log."""
+
+
+def verify_audit(store: Any) -> AuditReport:
+    """Walk the audit chain of ``store`` and match it against the missions' logs."""
+    events = list(store.read(AUDIT_STREAM, archived=True))
+    chain = verify_chain(events, AUDIT_STREAM)
+    if not chain.ok:
+        return AuditReport(False, chain.count, chain.head, chain.bad_version, chain.reason)
+    recorded: set[str] = set()
+    for event in events:
+        entry = _decoder.decode(event.data)
+        recorded.add(f"{STREAM_PREFIX}{entry.mission_id}@{entry.version}")
+    journaled: set[str] = set()
+    for stream in store.streams():
+        if stream.startswith(STREAM_PREFIX):
+            for e in store.read(stream, archived=True):
+                if e.kind in AUDITED_KINDS:
+                    journaled.add(f"{stream}@{e.version}")
+    unaudited = tuple(sorted(journaled - recorded))
+    orphaned = tuple(sorted(recorded - journaled))
+    ok = not unaudited and not orphaned
+    reason = "" if ok else "audit entries and mission events do not match one to one"
+    return AuditReport(ok, chain.count, chain.head, 0, reason, unaudited, orphaned)
+
+
+def export_audit(store: Any) -> Iterator[dict[str, Any]]:
+    """Every audit entry, oldest first, as plain data (for JSON lines)."""
+    for event in store.read(AUDIT_STREAM, archived=True):
+        entry = _decoder.decode(event.data)
+        yield {
+            "seq": event.version,
+            "at": entry.at,
+            "kind": entry.kind,
+            "mission_id": entry.mission_id,
+            "run": entry.run,
+            "version": entry.version,
+            "detail": entry.detail,
+            "digest": event.digest.hex(),
+        }

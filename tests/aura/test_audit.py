@@ -1,0 +1,109 @@
+"""The audit chain: one entry per journaled mission event, in the same
+commit, hash-chained; verify finds tampering on disk; the CLI reports it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgspec
+import pytest
+
+import aura
+from aura._audit import AUDIT_STREAM, AuditEntry
+from eventstore import EventStore, RecordedEvent
+
+from .missions import approval, arithmetic, fails
+from .test_cli import aura_cli
+
+
+def entries(path: Path) -> list[AuditEntry]:
+    with EventStore.open(path / "events", readonly=True) as store:
+        return [msgspec.msgpack.decode(e.data, type=AuditEntry) for e in store.read(AUDIT_STREAM)]
+
+
+def test_every_journaled_event_has_exactly_one_entry(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[arithmetic, approval, fails]) as rt:
+        rt.start(arithmetic, 2, mission_id="a").result(timeout=30)
+        rt.start(approval, None, mission_id="b")
+        rt.signal("b", "approve", True)
+        rt.signal("b", "note", "ok")
+        rt.handle("b").result(timeout=30)
+        with pytest.raises(aura.MissionFailedError):
+            rt.start(fails, False, mission_id="c").result(timeout=30)
+        report = rt.verify_audit()
+    assert report.ok, report
+    kinds = [(e.mission_id, e.kind) for e in entries(tmp_path)]
+    a = [k for m, k in kinds if m == "a"]
+    assert a == [
+        "mission.started",
+        "mission.transition",  # running
+        "step.completed",
+        "step.completed",
+        "step.completed",  # the gather's three doubles
+        "step.completed",
+        "step.completed",
+        "mission.transition",  # completed
+    ]
+    assert ("b", "signal.received") in kinds
+    assert ("c", "step.failed") in kinds
+    statuses = [
+        (e.mission_id, e.detail["status"])
+        for e in entries(tmp_path)
+        if e.kind == "mission.transition"
+    ]
+    assert ("c", "failed") in statuses and ("b", "completed") in statuses
+    assert report.entries == len(kinds)
+
+
+def _tamper(path: Path, version: int, change: Any) -> None:
+    """Rewrite audit entry ``version`` on disk, as an attacker with the file would."""
+    env = lmdb.open(str(path / "events"), max_dbs=8)
+    log = env.open_db(b"log")
+    with env.begin(write=True, db=log) as txn:
+        for key, value in txn.cursor():
+            if key[:1] != b"p":
+                continue
+            event = msgspec.msgpack.decode(value[1:], type=RecordedEvent)
+            if event.stream == AUDIT_STREAM and event.version == version:
+                txn.put(key, value[:1] + msgspec.msgpack.encode(change(event)))
+                break
+        else:
+            raise AssertionError(f"no audit entry {version}")
+    env.close()
+
+
+def test_an_edited_entry_on_disk_is_found_by_api_and_cli(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[arithmetic]) as rt:
+        rt.start(arithmetic, 3, mission_id="a").result(timeout=30)
+    clean = aura_cli("--data", str(tmp_path), "audit", "verify")
+    assert clean.returncode == 0, clean.stderr
+    assert "audit chain OK: 9 entries" in clean.stdout
+
+    def forge(event: RecordedEvent) -> RecordedEvent:
+        entry = msgspec.msgpack.decode(event.data, type=AuditEntry)
+        forged = msgspec.structs.replace(entry, detail={**entry.detail, "attempt": 99})
+        return msgspec.structs.replace(event, data=msgspec.msgpack.encode(forged))
+
+    _tamper(tmp_path, 4, forge)
+    with EventStore.open(tmp_path / "events", readonly=True) as store:
+        report = aura.verify_audit(store)
+    assert not report.ok and report.bad_version == 4 and report.entries == 3
+    broken = aura_cli("--data", str(tmp_path), "audit", "verify")
+    assert broken.returncode == 1
+    assert "entry 4" in broken.stderr and "edited" in broken.stderr
+    as_json = aura_cli("--data", str(tmp_path), "audit", "verify", "--json")
+    assert json.loads(as_json.stdout)["bad_version"] == 4
+
+
+def test_export_is_json_lines_in_chain_order(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[arithmetic]) as rt:
+        rt.start(arithmetic, 1, mission_id="a").result(timeout=30)
+    out = aura_cli("--data", str(tmp_path), "audit", "export")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    assert rows[0]["kind"] == "mission.started" and rows[0]["mission_id"] == "a"
+    assert all(len(r["digest"]) == 64 for r in rows)
