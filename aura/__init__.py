@@ -27,6 +27,7 @@ from ._errors import (
     NonRetryableError,
 )
 from ._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
+from ._memory import MemoryValueError, MissionMemory
 from ._mission_actor import MissionView
 from ._retry import NO_RETRY, RetryPolicy
 from ._runtime import (
@@ -48,6 +49,8 @@ __all__ = [
     "export_audit",
     "verify_audit",
     "ArgumentEncodingError",
+    "MemoryValueError",
+    "MissionMemory",
     "MissionCancelledError",
     "MissionConflictError",
     "MissionContext",

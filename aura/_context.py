@@ -23,6 +23,7 @@ from ._errors import AuraError, DefinitionError
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from ._memory import MissionMemory
     from ._mission_actor import MissionActor
 
 
@@ -154,6 +155,12 @@ class MissionContext:
         self._name = name
         seed = hashlib.sha256(f"{mission_id}/{run}".encode()).digest()
         self._rng = random.Random(int.from_bytes(seed[:8], "big"))
+
+    @property
+    def memory(self) -> MissionMemory:
+        """The mission's memory: a mapping whose writes are journaled and
+        audited, survives crashes and restarts, readable as ``rt.get(id).memory``."""
+        return self._actor.memory
 
     @property
     def info(self) -> MissionInfo:

@@ -8,7 +8,7 @@ code being importable.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from eventstore import EventStore, RecordedEvent
 
 from ._audit import AuditReport, export_audit, verify_audit
 from ._errors import AuraError
+from ._memory import MEMORY, decode_write, fold
 from ._messages import (
     STREAM_PREFIX,
     TRANSITION,
@@ -46,6 +47,7 @@ class MissionSummary:
     steps_completed: int
     events: int
     detail: str
+    memory: dict[str, Any] = field(default_factory=dict)
 
 
 def open_log(data: Path) -> EventStore:
@@ -88,6 +90,10 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
         t = msgspec.msgpack.decode(event.data, type=Transition)
         text = t.status + (f": {t.reason}" if t.reason else "")
         out.update(summary=text)
+    elif event.kind == MEMORY:
+        w = decode_write(event.data)
+        text = f"delete {w.key}" if w.deleted else f"set {w.key} = {w.value!r}"
+        out.update(summary=text, key=w.key, value=w.value, deleted=w.deleted)
     else:
         out.update(summary=f"{len(event.data)} bytes")
     return out
@@ -104,9 +110,12 @@ def history(data: Path, mission_id: str, *, archived: bool = False) -> list[dict
 def summarize(store: EventStore, mission_id: str) -> MissionSummary:
     stream = PREFIX + mission_id
     name, status, detail, steps, count = "", "pending", "", 0, 0
+    writes = []
     for event in store.read(stream, archived=True):
         count += 1
-        if event.kind == TRANSITION:
+        if event.kind == MEMORY:
+            writes.append(decode_write(event.data))
+        elif event.kind == TRANSITION:
             t = msgspec.msgpack.decode(event.data, type=Transition)
             status, detail = t.status, t.reason
             if t.status == "completed":
@@ -117,7 +126,7 @@ def summarize(store: EventStore, mission_id: str) -> MissionSummary:
                 name = msg.mission
             elif isinstance(msg, StepDone) and msg.ok:
                 steps += 1
-    return MissionSummary(mission_id, name, status, steps, count, detail)
+    return MissionSummary(mission_id, name, status, steps, count, detail, fold(writes))
 
 
 def missions(data: Path, status: str | None = None) -> list[MissionSummary]:

@@ -21,7 +21,7 @@ terminal, dead) are appended as ``transition`` events.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
@@ -43,6 +43,7 @@ from ._context import (
 from ._definitions import StepDef
 from ._errors import NonDeterminismError
 from ._lifecycle import TERMINAL, MissionStatus, check_transition
+from ._memory import MEMORY, MemoryWrite, MissionMemory
 from ._messages import (
     TRANSITION,
     Cancel,
@@ -74,6 +75,8 @@ class MissionView:
     error: str
     steps_completed: int
     history_length: int
+    memory: dict[str, Any] = field(default_factory=dict)
+    """The mission's ``ctx.memory``, as of this view."""
 
 
 class _Command(msgspec.Struct, frozen=True):
@@ -119,6 +122,10 @@ class MissionActor(DurableActor):
         self.result_value: Any = None
         self.error = ""
         self.now = 0.0
+        self.memory = MissionMemory(self._memory_written)
+        self._memory_pending: list[MemoryWrite] = []  # made while handling this message
+        self._replay_writes: list[MemoryWrite] = []  # made by replayed code
+        self._memory_logged = 0  # memory events the log holds
         self._log_on = False  # whether info events are wanted, per message
 
     # ------------------------------------------------------------ journal
@@ -173,6 +180,7 @@ class MissionActor(DurableActor):
             self.error,
             len(self.results),
             self.version,
+            self.memory.snapshot(),
         )
 
     def handle(self, message: Any) -> Any:
@@ -194,15 +202,24 @@ class MissionActor(DurableActor):
         except NonDeterminismError as err:
             self._close_coroutine()
             self._transition(S.DEAD, str(err))
+        if self._memory_pending:
+            self._flush_memory(self._memory_pending)
+            self._memory_pending = []
         if isinstance(message, (StepDone, TimerFired)):
             return None  # delivered by the runtime, which wants no view back
         return self.query(message)
 
     def replay_other(self, event: RecordedEvent) -> None:
-        if event.kind == TRANSITION:
+        if event.kind == MEMORY:
+            self._memory_logged += 1
+        elif event.kind == TRANSITION:
             self.last_transition = msgspec.msgpack.decode(event.data, type=Transition)
 
     def on_recovery_complete(self) -> None:
+        missing = self._replay_writes[self._memory_logged :]
+        self._replay_writes = []
+        if missing:  # the code wrote them, a crash kept them out of the log
+            self._flush_memory(missing)
         logged = self.last_transition
         if logged is not None and (logged.status == S.DEAD.value or S(logged.status) in TERMINAL):
             # The journaled verdict stands, whatever the current code would do:
@@ -505,6 +522,39 @@ class MissionActor(DurableActor):
         self.compensating = len(self.commands)
         self._issue_run("compensation", undo, [value], undo.retry)
 
+    # ------------------------------------------------------------ memory
+
+    def _memory_written(self, write: MemoryWrite) -> None:
+        if self.replaying:
+            self._replay_writes.append(write)
+        else:
+            self._memory_pending.append(write)
+
+    def _flush_memory(self, writes: list[MemoryWrite]) -> None:
+        """Journal memory writes, each with its audit entry, in one commit."""
+        # A crash here (tests inject one) leaves the writes to recovery.
+        self.system.faults.check("in_handler", self.actor_id)
+        at = self.now or time.time()
+        events = [NewEvent(MEMORY, msgspec.msgpack.encode(w)) for w in writes]
+        entries = [
+            audit_event(
+                "memory.delete" if w.deleted else "memory.set",
+                self.mission_id,
+                self.run,
+                self.version + i,
+                at,
+                key=w.key,
+                digest=w.digest(),
+            )
+            for i, w in enumerate(writes, start=1)
+        ]
+        store = self.system.store
+        assert store is not None
+        self.version = store.append_many(
+            with_audit(self.stream_name(), events, self.version, entries)
+        )[0]
+        self._memory_logged += len(writes)
+
     def _close_coroutine(self) -> None:
         if self.coro is not None:
             self.coro.close()
@@ -545,6 +595,9 @@ class MissionActor(DurableActor):
                 self.runtime._settled(self.mission_id)
 
     def _append_transition(self, status: MissionStatus, reason: str) -> None:
+        if self._memory_pending:  # writes made before the status changed come first
+            self._flush_memory(self._memory_pending)
+            self._memory_pending = []
         result = self.result_value if status is S.COMPLETED else None
         transition = Transition(status.value, reason, result, self.name or "", len(self.results))
         data = msgspec.msgpack.encode(transition)

@@ -34,6 +34,7 @@ from ._definitions import MissionDef, mission_definition
 from ._delivery import Outbox
 from ._errors import AuraError
 from ._lifecycle import TERMINAL, MissionStatus
+from ._memory import MEMORY, decode_write, fold
 from ._messages import (
     STREAM_PREFIX,
     TRANSITION,
@@ -213,7 +214,12 @@ class Runtime:
         if status not in TERMINAL and status is not MissionStatus.DEAD:
             return None
         error = "" if status is MissionStatus.COMPLETED else t.reason
-        return MissionView(mission_id, t.name or None, status, t.result, error, t.steps, version)
+        memory = fold(
+            decode_write(e.data) for e in self.store.read(stream, archived=True) if e.kind == MEMORY
+        )
+        return MissionView(
+            mission_id, t.name or None, status, t.result, error, t.steps, version, memory
+        )
 
     def handle(self, mission_id: str) -> MissionHandle:
         self.get(mission_id)

@@ -18,6 +18,8 @@ LAYERS = ["eventstore", "actors", "aura"]
 
 PUBLIC = {
     "aura": {
+        "MemoryValueError",
+        "MissionMemory",
         "AuditEntry",
         "AuditReport",
         "export_audit",

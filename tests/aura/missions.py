@@ -295,3 +295,19 @@ async def mixed(ctx: aura.MissionContext, n: int) -> dict[str, Any]:
     await ctx.sleep(0.01)
     flaky_result = await ctx.step(flaky, ctx.info.mission_id, 1)
     return {"total": total, "flaky": flaky_result}
+
+
+@aura.mission
+async def remembers(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
+    ctx.memory["topic"] = topic
+    total = await ctx.step(add, 1, 2)
+    ctx.memory["notes"] = [total, {"source": "add"}]
+    ctx.memory["scratch"] = 1
+    del ctx.memory["scratch"]
+    ctx.memory.delete("never-set")
+    try:
+        ctx.memory["bad"] = object()
+    except aura.MemoryValueError as err:
+        ctx.memory["refused"] = str(err).split(":")[0]
+    await ctx.step(gated, ctx.info.mission_id)
+    return {k: ctx.memory[k] for k in sorted(ctx.memory)}

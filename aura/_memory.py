@@ -1,0 +1,112 @@
+"""The memory engine: ``ctx.memory``, a key -> value map owned by a mission.
+
+Reads see the mission's own writes at once. Each write is journaled as a
+``memory`` event of the mission's stream (with its audit entry, in one
+commit) at the end of handling the message during which the code made
+it, before the mission handles anything else. Mission code is
+deterministic, so replay rebuilds the same map; a write the code made but
+a crash kept out of the log is appended when recovery completes. Values
+must be msgspec-encodable (msgpack): anything else is refused at the write
+with ``MemoryValueError``, and the value kept is exactly what a reader of
+the log decodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import Any
+
+import msgspec
+
+from ._errors import AuraError
+
+MEMORY = "memory"
+"""Event kind of a journaled memory write."""
+
+
+class MemoryValueError(AuraError, TypeError):
+    """A memory key that is not a non-empty str, or a value that cannot be journaled."""
+
+
+class MemoryWrite(msgspec.Struct, frozen=True):
+    key: str
+    value: Any = None
+    deleted: bool = False
+
+    def digest(self) -> str:
+        """sha256 of the write (the audit entry records it, not the value)."""
+        return hashlib.sha256(msgspec.msgpack.encode(self)).hexdigest()
+
+
+_decoder = msgspec.msgpack.Decoder(MemoryWrite)
+
+
+def decode_write(data: bytes) -> MemoryWrite:
+    return _decoder.decode(data)
+
+
+def fold(writes: Iterable[MemoryWrite]) -> dict[str, Any]:
+    """The map a sequence of writes leaves behind."""
+    out: dict[str, Any] = {}
+    for w in writes:
+        if w.deleted:
+            out.pop(w.key, None)
+        else:
+            out[w.key] = w.value
+    return out
+
+
+class MissionMemory(MutableMapping[str, Any]):
+    """``ctx.memory``: a mapping whose every write is journaled and audited."""
+
+    def __init__(self, on_write: Callable[[MemoryWrite], None]) -> None:
+        self._data: dict[str, Any] = {}
+        self._on_write = on_write
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        _check_key(key)
+        try:
+            canonical = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
+        except (TypeError, msgspec.EncodeError) as err:
+            raise MemoryValueError(
+                f"ctx.memory[{key!r}]: {type(value).__name__} value cannot be journaled "
+                f"(msgpack): {err}"
+            ) from err
+        self._data[key] = canonical
+        self._on_write(MemoryWrite(key, canonical))
+
+    def __delitem__(self, key: str) -> None:
+        _check_key(key)
+        del self._data[key]  # KeyError for a missing key, like a dict
+        self._on_write(MemoryWrite(key, None, deleted=True))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present (no error if it is not)."""
+        if key in self._data:
+            del self[key]
+        else:
+            _check_key(key)
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"MissionMemory({self._data!r})"
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str) or not key:
+        raise MemoryValueError(f"ctx.memory keys are non-empty str, got {key!r}")
