@@ -11,6 +11,7 @@ missions. See the issue notes for what is still missing.
 """
 
 from ._audit import AuditEntry, AuditReport, export_audit, verify_audit
+from ._budget import Budget
 from ._context import (
     ArgumentEncodingError,
     MissionContext,
@@ -40,11 +41,20 @@ from ._runtime import (
     MissionTimeoutError,
     Runtime,
 )
-from ._steps import HeartbeatTimeoutError, StepInfo, StepTimeoutError, current_step, heartbeat
+from ._steps import (
+    HeartbeatTimeoutError,
+    StepInfo,
+    StepTimeoutError,
+    current_step,
+    heartbeat,
+    report_cost,
+)
 
 __all__ = [
     "NO_RETRY",
     "AuditEntry",
+    "Budget",
+    "report_cost",
     "AuditReport",
     "export_audit",
     "verify_audit",

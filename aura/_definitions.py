@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from ._budget import Budget
 from ._errors import DefinitionError
 from ._retry import RetryPolicy
 
@@ -37,6 +38,7 @@ class StepDef:
 class MissionDef:
     name: str
     fn: Callable[..., Any]
+    budget: Budget | None = None
 
 
 def default_name(fn: Callable[..., Any]) -> str:
@@ -101,12 +103,18 @@ def mission(fn: F, /) -> F: ...
 
 
 @overload
-def mission(*, name: str | None = None) -> Callable[[F], F]: ...
+def mission(*, name: str | None = None, budget: Budget | None = None) -> Callable[[F], F]: ...
 
 
-def mission(fn: Any = None, /, *, name: str | None = None) -> Any:
-    """Mark ``async def (ctx, *args)`` as a mission definition."""
+def mission(fn: Any = None, /, *, name: str | None = None, budget: Budget | None = None) -> Any:
+    """Mark ``async def (ctx, *args)`` as a mission definition.
+
+    ``budget``: what a run may spend (``aura.Budget(usd=, tokens=)``) before
+    it waits for ``rt.raise_budget``; ``rt.start(..., budget=)`` overrides it.
+    """
     _check_name(name)
+    if budget is not None and not isinstance(budget, Budget):
+        raise DefinitionError(f"@aura.mission budget= must be an aura.Budget, got {budget!r}")
 
     def attach(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
@@ -123,7 +131,7 @@ def mission(fn: Any = None, /, *, name: str | None = None) -> Any:
                 f"@aura.mission {default_name(f)} must take the mission context as its "
                 "first positional parameter"
             )
-        setattr(f, _MISSION_ATTR, MissionDef(name=name or default_name(f), fn=f))
+        setattr(f, _MISSION_ATTR, MissionDef(name=name or default_name(f), fn=f, budget=budget))
         return f
 
     return attach(fn) if fn is not None else attach

@@ -12,11 +12,15 @@ from typing import Any
 
 import msgspec
 
+from ._budget import Budget
+
 
 class Start(msgspec.Struct, tag="start", frozen=True):
     mission: str
     args: list[Any]
     at: float
+    budget: Budget | None = None
+    """The mission's budget (from ``rt.start``, else its definition)."""
 
 
 class StepDone(msgspec.Struct, tag="step_done", frozen=True):
@@ -37,6 +41,9 @@ class StepDone(msgspec.Struct, tag="step_done", frozen=True):
     heartbeat: Any = None
     """The attempt's last ``aura.heartbeat`` details: the next attempt starts
     from them."""
+    cost_usd: float = 0.0
+    cost_tokens: int = 0
+    """What the attempt reported with ``aura.report_cost``."""
 
 
 class Cancel(msgspec.Struct, tag="cancel", frozen=True):
@@ -60,7 +67,15 @@ class Signal(msgspec.Struct, tag="signal", frozen=True):
     at: float
 
 
-MissionMessage = Start | StepDone | Cancel | TimerFired | Signal
+class RaiseBudget(msgspec.Struct, tag="raise_budget", frozen=True):
+    """New budget limits (``None``: keep that one)."""
+
+    usd: float | None
+    tokens: int | None
+    at: float
+
+
+MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget
 
 STREAM_PREFIX = "mission/"
 """A mission's stream (and actor id) is ``mission/<mission id>``."""
@@ -81,6 +96,8 @@ class Transition(msgspec.Struct, frozen=True):
     steps: int = 0
     """Mission definition name and step results recorded, for reading a
     finished or dead mission from its log without replaying it."""
+    cost_usd: float = 0.0
+    cost_tokens: int = 0
 
 
 class Peek(msgspec.Struct, frozen=True):

@@ -30,6 +30,7 @@ from actors import DurableActor
 from eventstore import NewEvent, RecordedEvent
 
 from ._audit import AUDIT_STREAM, audit_event, with_audit
+from ._budget import Budget
 from ._context import (
     Awaitable,
     Gather,
@@ -49,6 +50,7 @@ from ._messages import (
     Cancel,
     MissionMessage,
     Peek,
+    RaiseBudget,
     Signal,
     Start,
     StepDone,
@@ -77,6 +79,12 @@ class MissionView:
     history_length: int
     memory: dict[str, Any] = field(default_factory=dict)
     """The mission's ``ctx.memory``, as of this view."""
+    cost_usd: float = 0.0
+    cost_tokens: int = 0
+    """What its steps reported with ``aura.report_cost``, all attempts."""
+    budget: Budget | None = None
+    waiting_for: str = ""
+    """Why a ``WAITING`` mission waits: ``budget``, ``timer or signal``."""
 
 
 class _Command(msgspec.Struct, frozen=True):
@@ -123,6 +131,10 @@ class MissionActor(DurableActor):
         self.error = ""
         self.now = 0.0
         self.memory = MissionMemory(self._memory_written)
+        self.cost_usd = 0.0
+        self.cost_tokens = 0
+        self.budget: Budget | None = None
+        self.over_budget = ""  # why the mission may not advance ('' if it may)
         self._memory_pending: list[MemoryWrite] = []  # made while handling this message
         self._replay_writes: list[MemoryWrite] = []  # made by replayed code
         self._memory_logged = 0  # memory events the log holds
@@ -160,6 +172,9 @@ class MissionActor(DurableActor):
             }
             if not message.ok:
                 detail["error"] = f"{message.error_type}: {message.error}"
+            if message.cost_usd or message.cost_tokens:
+                detail["cost_usd"] = message.cost_usd
+                detail["cost_tokens"] = message.cost_tokens
             return f"{family}.{outcome}", detail
         if isinstance(message, Start):
             return "mission.started", {"mission": message.mission}
@@ -169,6 +184,8 @@ class MissionActor(DurableActor):
             return "mission.cancel_requested", {"reason": message.reason}
         if isinstance(message, TimerFired):
             return "timer.fired", {"seq": message.seq, "attempt": message.attempt}
+        if isinstance(message, RaiseBudget):
+            return "budget.raised", {"usd": message.usd, "tokens": message.tokens}
         return type(message).__name__.lower(), {}
 
     def query(self, message: Any) -> MissionView:
@@ -181,7 +198,16 @@ class MissionActor(DurableActor):
             len(self.results),
             self.version,
             self.memory.snapshot(),
+            self.cost_usd,
+            self.cost_tokens,
+            self.budget,
+            self._waiting_for(),
         )
+
+    def _waiting_for(self) -> str:
+        if self.status is not S.WAITING:
+            return ""
+        return "budget" if self.over_budget else "timer or signal"
 
     def handle(self, message: Any) -> Any:
         if self.status is S.DEAD:
@@ -199,6 +225,8 @@ class MissionActor(DurableActor):
                 self._on_signal(message)
             elif isinstance(message, Cancel):
                 self._on_cancel(message)
+            elif isinstance(message, RaiseBudget):
+                self._on_raise_budget(message)
         except NonDeterminismError as err:
             self._close_coroutine()
             self._transition(S.DEAD, str(err))
@@ -251,6 +279,7 @@ class MissionActor(DurableActor):
                 "(pass it in Runtime(missions=[...]) and redrive)",
             )
             return
+        self.budget = msg.budget if msg.budget is not None else definition.budget
         self.ctx = MissionContext(self, self.mission_id, self.run, msg.mission)
         self._transition(S.RUNNING, "started")
         try:
@@ -270,6 +299,7 @@ class MissionActor(DurableActor):
 
     def _on_step_done(self, msg: StepDone) -> None:
         command = self._check_fingerprint(msg.seq, msg.fingerprint)
+        self._spend(msg.cost_usd, msg.cost_tokens)  # every attempt that ran cost something
         if msg.seq in self.results or self.status in TERMINAL:
             return  # a re-run after a crash delivered it again: the first one counts
         if msg.attempt != self.attempts.get(msg.seq):
@@ -337,8 +367,32 @@ class MissionActor(DurableActor):
         else:
             self.inbox.setdefault(msg.name, []).append(msg.payload)
 
+    def _spend(self, usd: float, tokens: int) -> None:
+        if not usd and not tokens:
+            return
+        self.cost_usd += usd
+        self.cost_tokens += tokens
+        if self.budget is not None and not self.over_budget:
+            self.over_budget = self.budget.exceeded_by(self.cost_usd, self.cost_tokens)
+            if self.over_budget and self.status is S.RUNNING:
+                self._transition(S.WAITING, f"budget: {self.over_budget}")
+
+    def _on_raise_budget(self, msg: RaiseBudget) -> None:
+        if self.status in TERMINAL or self.status is S.PENDING:
+            return
+        self.budget = (self.budget or Budget()).raised(msg.usd, msg.tokens)
+        self.over_budget = self.budget.exceeded_by(self.cost_usd, self.cost_tokens)
+        if self.over_budget:
+            return
+        if self.waiting is not None and self.waiting.ready():
+            self._wake()
+        elif self.status is S.WAITING and not (
+            self.waiting is not None and _waits_for_the_world(self.waiting)
+        ):
+            self._transition(S.RUNNING, "budget raised")  # its steps are still running
+
     def _wake(self) -> None:
-        if self.status not in (S.RUNNING, S.WAITING):
+        if self.status not in (S.RUNNING, S.WAITING) or self.over_budget:
             return
         if self.waiting is not None and self.waiting.ready():
             self.waiting = None
@@ -579,6 +633,7 @@ class MissionActor(DurableActor):
         if new is S.DEAD:
             self.error = reason
         if not self.replaying:
+            self.runtime._status_changed()
             if self.system.logging_info():
                 self.system.log.info(
                     "mission.transition",
@@ -599,7 +654,15 @@ class MissionActor(DurableActor):
             self._flush_memory(self._memory_pending)
             self._memory_pending = []
         result = self.result_value if status is S.COMPLETED else None
-        transition = Transition(status.value, reason, result, self.name or "", len(self.results))
+        transition = Transition(
+            status.value,
+            reason,
+            result,
+            self.name or "",
+            len(self.results),
+            self.cost_usd,
+            self.cost_tokens,
+        )
         data = msgspec.msgpack.encode(transition)
         entry = audit_event(
             "mission.transition",

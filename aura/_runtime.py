@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from actors import (
 from eventstore import Durability, EventStore, NewEvent
 
 from ._audit import AUDIT_STREAM, AuditReport, audit_event, verify_audit, with_audit
+from ._budget import Budget
 from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
 from ._delivery import Outbox
@@ -41,6 +42,7 @@ from ._messages import (
     Cancel,
     MissionMessage,
     Peek,
+    RaiseBudget,
     Signal,
     Start,
     StepDone,
@@ -142,6 +144,8 @@ class Runtime:
         self._passivate_after = passivate_after
         self._settled_events: dict[str, threading.Event] = {}
         self._events_lock = threading.Lock()
+        self._changed = threading.Condition()  # any mission changed status
+        self._changes = 0
         self._closed = False
         self.path = Path(path)
         self.store = EventStore.open(
@@ -171,10 +175,19 @@ class Runtime:
 
     # ------------------------------------------------------------ public API
 
-    def start(self, mission: Any, *args: Any, mission_id: str | None = None) -> MissionHandle:
-        """Start ``mission(ctx, *args)``; idempotent per ``mission_id``."""
+    def start(
+        self,
+        mission: Any,
+        *args: Any,
+        mission_id: str | None = None,
+        budget: Budget | None = None,
+    ) -> MissionHandle:
+        """Start ``mission(ctx, *args)``; idempotent per ``mission_id``.
+        ``budget`` overrides the definition's."""
         self._check_open()
         definition = self._learn(mission)
+        if budget is not None and not isinstance(budget, Budget):
+            raise AuraError(f"budget= must be an aura.Budget, got {budget!r}")
         if mission_id is None:
             mission_id = uuid.uuid4().hex
         if not isinstance(mission_id, str) or not mission_id or "/" in mission_id:
@@ -182,7 +195,9 @@ class Runtime:
         _, decoded = encode_args(f"mission {mission_id!r}", args)
         actor_id = PREFIX + mission_id
         self._ensure_actor(mission_id, activate=True)
-        view: MissionView = self._ask(actor_id, Start(definition.name, decoded, time.time()))
+        view: MissionView = self._ask(
+            actor_id, Start(definition.name, decoded, time.time(), budget)
+        )
         if view.name != definition.name:
             raise MissionConflictError(
                 f"mission id {mission_id!r} already runs {view.name!r}, not {definition.name!r}"
@@ -218,7 +233,16 @@ class Runtime:
             decode_write(e.data) for e in self.store.read(stream, archived=True) if e.kind == MEMORY
         )
         return MissionView(
-            mission_id, t.name or None, status, t.result, error, t.steps, version, memory
+            mission_id,
+            t.name or None,
+            status,
+            t.result,
+            error,
+            t.steps,
+            version,
+            memory,
+            t.cost_usd,
+            t.cost_tokens,
         )
 
     def handle(self, mission_id: str) -> MissionHandle:
@@ -240,6 +264,18 @@ class Runtime:
     def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
         self.get(mission_id)
         self._ask(PREFIX + mission_id, Cancel(reason, time.time()))
+
+    def raise_budget(
+        self, mission_id: str, *, usd: float | None = None, tokens: int | None = None
+    ) -> MissionView:
+        """Set new budget limits (``None`` keeps one); a mission waiting on its
+        budget resumes if it is now within it. Journaled and audited."""
+        new = Budget(usd, tokens)  # validates
+        view = self.get(mission_id)
+        if view.status in TERMINAL or view.status is MissionStatus.DEAD:
+            raise AuraError(f"mission {mission_id!r} is {view.status.value}: no budget to raise")
+        self._ask(PREFIX + mission_id, RaiseBudget(new.usd, new.tokens, time.time()))
+        return self.get(mission_id)
 
     def dead_letters(self) -> list[MissionView]:
         """Missions that are ``DEAD`` (non-determinism, missing definition)."""
@@ -283,14 +319,43 @@ class Runtime:
         ]
         return [v for v in views if status is None or v.status is status]
 
-    def wait(self, mission_id: str, timeout: float | None = None) -> MissionView:
-        """Block until the mission is terminal or dead; return its view."""
-        view = self.get(mission_id)
-        if view.status in TERMINAL or view.status is MissionStatus.DEAD:
-            return view
-        if not self._settled_event(mission_id).wait(timeout):
-            raise MissionTimeoutError(f"mission {mission_id!r} not finished after {timeout}s")
-        return self.get(mission_id)
+    def wait(
+        self,
+        mission_id: str,
+        timeout: float | None = None,
+        *,
+        until: Collection[MissionStatus] | None = None,
+    ) -> MissionView:
+        """Block until the mission is terminal or dead (or, with ``until``, in
+        one of those statuses); return its view. Raises ``MissionTimeoutError``."""
+        if until is None:
+            view = self.get(mission_id)
+            if view.status in TERMINAL or view.status is MissionStatus.DEAD:
+                return view
+            if not self._settled_event(mission_id).wait(timeout):
+                raise MissionTimeoutError(f"mission {mission_id!r} not finished after {timeout}s")
+            return self.get(mission_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._changed:
+                seen = self._changes
+            view = self.get(mission_id)
+            if view.status in until:
+                return view
+            with self._changed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise MissionTimeoutError(
+                        f"mission {mission_id!r} not {'/'.join(s.value for s in until)} "
+                        f"after {timeout}s (it is {view.status.value})"
+                    )
+                if self._changes == seen:
+                    self._changed.wait(left)
+
+    def _status_changed(self) -> None:
+        with self._changed:
+            self._changes += 1
+            self._changed.notify_all()
 
     def close(self) -> None:
         if self._closed:

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from ._budget import check_cost
 from ._definitions import StepDef
 from ._errors import AuraError
 from ._messages import StepDone
@@ -62,6 +63,8 @@ class _Attempt:
     done: bool = False
     future: Future[Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    cost_usd: float = 0.0
+    cost_tokens: int = 0
 
 
 _current: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
@@ -90,6 +93,18 @@ def heartbeat(details: Any = None) -> None:
     with attempt.lock:
         attempt.last_beat = time.monotonic()
         attempt.details = details
+
+
+def report_cost(usd: float = 0.0, tokens: int = 0) -> None:
+    """Inside a step: add to what this attempt cost (journaled with its
+    outcome; a mission over its budget stops advancing)."""
+    attempt = _current.get()
+    if attempt is None:
+        raise RuntimeError("aura.report_cost() is only available inside a running step")
+    usd, tokens = check_cost(usd, tokens)
+    with attempt.lock:
+        attempt.cost_usd += usd
+        attempt.cost_tokens += tokens
 
 
 class StepJob(msgspec.Struct, frozen=True):
@@ -279,6 +294,7 @@ class StepRunner:
                 return  # the first outcome of an attempt wins (e.g. a timeout)
             attempt.done = True
             details = attempt.details
+            cost_usd, cost_tokens = attempt.cost_usd, attempt.cost_tokens
         job = attempt.job
         retry_in = -1.0
         if error is None:
@@ -305,5 +321,7 @@ class StepRunner:
             at=time.time(),
             retry_in=retry_in,
             heartbeat=details,
+            cost_usd=cost_usd,
+            cost_tokens=cost_tokens,
         )
         self._deliver(job.mission_id, done)

@@ -18,6 +18,8 @@ LAYERS = ["eventstore", "actors", "aura"]
 
 PUBLIC = {
     "aura": {
+        "Budget",
+        "report_cost",
         "MemoryValueError",
         "MissionMemory",
         "AuditEntry",

@@ -311,3 +311,18 @@ async def remembers(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
         ctx.memory["refused"] = str(err).split(":")[0]
     await ctx.step(gated, ctx.info.mission_id)
     return {k: ctx.memory[k] for k in sorted(ctx.memory)}
+
+
+@aura.step
+def priced(i: int, usd: float) -> int:
+    record("priced")
+    aura.report_cost(usd=usd, tokens=100)
+    return i
+
+
+@aura.mission(budget=aura.Budget(usd=1.0))
+async def spender(ctx: aura.MissionContext, steps: int) -> int:
+    total = 0
+    for i in range(steps):
+        total += await ctx.step(priced, i, 0.4)
+    return total
