@@ -26,7 +26,9 @@ from ._errors import (
     InvalidTransitionError,
     NonDeterminismError,
     NonRetryableError,
+    ToolDenied,
 )
+from ._gateway import ToolGateway
 from ._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
 from ._memory import MemoryValueError, MissionMemory
 from ._mission_actor import MissionView
@@ -49,10 +51,21 @@ from ._steps import (
     heartbeat,
     report_cost,
 )
+from ._tokens import AgentIdentity, ExecutionToken, KeyFileError, TokenError
+from ._tools import ToolDef, tool, tool_definition
 
 __all__ = [
     "NO_RETRY",
     "AuditEntry",
+    "AgentIdentity",
+    "ExecutionToken",
+    "KeyFileError",
+    "TokenError",
+    "ToolDef",
+    "ToolDenied",
+    "ToolGateway",
+    "tool",
+    "tool_definition",
     "Budget",
     "report_cost",
     "AuditReport",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ._definitions import StepDef, step_definition
-from ._errors import AuraError, DefinitionError
+from ._errors import AuraError, DefinitionError, ToolDenied
 from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -125,6 +125,15 @@ class StepFuture(Awaitable):
         raise StepFailedError(self.name, self.seq, done.error_type, done.error, done.attempt)
 
 
+class ToolFuture(StepFuture):
+    def outcome(self) -> Any:
+        done = self._actor.results[self.seq]
+        if not done.ok and done.error_type == "ToolDenied":
+            reason = done.error.split(": ", 1)[1] if ": " in done.error else done.error
+            raise ToolDenied(self.name, reason)
+        return super().outcome()
+
+
 class Gather(Awaitable):
     def __init__(self, parts: tuple[Awaitable, ...]) -> None:
         self.parts = parts
@@ -193,6 +202,15 @@ class MissionContext:
             raise DefinitionError(f"ctx.step retry= must be a RetryPolicy, got {retry!r}")
         undo = step_definition(compensate) if compensate is not None else None
         return self._actor.issue_step(definition, args, retry, undo)
+
+    def tool(self, name: str, /, **args: Any) -> ToolFuture:
+        """Call tool ``name`` through the gateway; await its result. The
+        gateway checks this run's two tokens, the agent's allow-list and the
+        arguments first; a refusal raises ``aura.ToolDenied`` here. A tool
+        call is a step: retried, timed out, journaled, replayed."""
+        if not isinstance(name, str) or not name:
+            raise TypeError("ctx.tool needs a tool name")
+        return self._actor.issue_tool(name, args)
 
     def sleep(self, seconds: float) -> TimerFuture:
         """A durable timer: survives restarts, fires late rather than never."""

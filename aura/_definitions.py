@@ -10,7 +10,7 @@ can be matched to the code in another.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -39,6 +39,11 @@ class MissionDef:
     name: str
     fn: Callable[..., Any]
     budget: Budget | None = None
+    agent: str | None = None
+    """The agent name in its identity token (default: the mission name)."""
+    tools: frozenset[str] = frozenset()
+    """Tools its identity allows (none unless listed)."""
+    scopes: frozenset[str] = frozenset()
 
 
 def default_name(fn: Callable[..., Any]) -> str:
@@ -103,16 +108,38 @@ def mission(fn: F, /) -> F: ...
 
 
 @overload
-def mission(*, name: str | None = None, budget: Budget | None = None) -> Callable[[F], F]: ...
+def mission(
+    *,
+    name: str | None = None,
+    budget: Budget | None = None,
+    agent: str | None = None,
+    tools: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+) -> Callable[[F], F]: ...
 
 
-def mission(fn: Any = None, /, *, name: str | None = None, budget: Budget | None = None) -> Any:
+def mission(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    budget: Budget | None = None,
+    agent: str | None = None,
+    tools: Sequence[str] = (),
+    scopes: Sequence[str] = (),
+) -> Any:
     """Mark ``async def (ctx, *args)`` as a mission definition.
 
     ``budget``: what a run may spend (``aura.Budget(usd=, tokens=)``) before
     it waits for ``rt.raise_budget``; ``rt.start(..., budget=)`` overrides it.
+    ``agent``, ``tools``, ``scopes``: its ``AgentIdentity`` (which tools
+    ``ctx.tool`` may reach; none unless listed).
     """
     _check_name(name)
+    _check_name(agent)
+    for what, names in (("tools", tools), ("scopes", scopes)):
+        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+            raise DefinitionError(f"@aura.mission {what}= must be a list of names, got {names!r}")
     if budget is not None and not isinstance(budget, Budget):
         raise DefinitionError(f"@aura.mission budget= must be an aura.Budget, got {budget!r}")
 
@@ -131,7 +158,15 @@ def mission(fn: Any = None, /, *, name: str | None = None, budget: Budget | None
                 f"@aura.mission {default_name(f)} must take the mission context as its "
                 "first positional parameter"
             )
-        setattr(f, _MISSION_ATTR, MissionDef(name=name or default_name(f), fn=f, budget=budget))
+        definition = MissionDef(
+            name=name or default_name(f),
+            fn=f,
+            budget=budget,
+            agent=agent,
+            tools=frozenset(tools),
+            scopes=frozenset(scopes),
+        )
+        setattr(f, _MISSION_ATTR, definition)
         return f
 
     return attach(fn) if fn is not None else attach

@@ -34,6 +34,16 @@ class NonRetryableError(AuraError):
     """Raise from a step to fail it at once, whatever its retry policy says."""
 
 
+class ToolDenied(NonRetryableError):
+    """The tool gateway refused a call (the tool never ran): bad or expired
+    tokens, a tool this agent may not use, or arguments off the schema."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        self.tool = tool
+        self.reason = reason
+        super().__init__(f"tool {tool!r} denied: {reason}")
+
+
 class NonDeterminismError(AuraError):
     """Replaying a mission's log against its code issued different commands.
 

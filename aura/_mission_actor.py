@@ -38,6 +38,7 @@ from ._context import (
     SignalFuture,
     StepFuture,
     TimerFuture,
+    ToolFuture,
     encode_args,
     fingerprint,
 )
@@ -135,6 +136,7 @@ class MissionActor(DurableActor):
         self.cost_tokens = 0
         self.budget: Budget | None = None
         self.over_budget = ""  # why the mission may not advance ('' if it may)
+        self._tokens: tuple[bytes, bytes] | None = None  # for tool calls, never journaled
         self._memory_pending: list[MemoryWrite] = []  # made while handling this message
         self._replay_writes: list[MemoryWrite] = []  # made by replayed code
         self._memory_logged = 0  # memory events the log holds
@@ -159,7 +161,9 @@ class MissionActor(DurableActor):
             command = self.commands[message.seq] if message.seq < len(self.commands) else None
             family = "step" if command is None or command.kind == "step" else command.kind
             if message.ok:
-                outcome = "completed"
+                outcome = "allowed" if family == "tool" else "completed"
+            elif family == "tool" and message.error_type == "ToolDenied":
+                outcome = "denied"
             elif message.retry_in >= 0:
                 outcome = "retrying"
             else:
@@ -509,8 +513,42 @@ class MissionActor(DurableActor):
                 self.run,
                 command.retry,
                 self.beats.get(command.seq),
+                self._tool_tokens() if command.kind == "tool" else None,
             )
         )
+
+    def _tool_tokens(self) -> tuple[bytes, bytes]:
+        """This run's identity and execution tokens, issued (again) when
+        missing or past half their life: they are never journaled."""
+        gateway = self.runtime._gateway
+        definition = self.runtime._definitions.get(self.name or "")
+        if definition is None:
+            return b"", b""  # the gateway will deny: no identity for unknown code
+        tokens = self._tokens
+        if tokens is None or gateway.expires_soon(tokens[0]) or gateway.expires_soon(tokens[1]):
+            tokens = self._tokens = (
+                gateway.identity_token(definition),
+                gateway.execution_token(definition, self.mission_id, self.run),
+            )
+        return tokens
+
+    def issue_tool(self, name: str, args: dict[str, Any]) -> ToolFuture:
+        what = f"mission {self.mission_id!r} tool {name!r}"
+        raw, decoded = encode_args(what, [name, args])
+        definition = self.runtime._gateway.step_definition(name)
+        command = _Command(
+            len(self.commands),
+            "tool",
+            fingerprint("tool", name, raw),
+            definition,
+            [decoded[1]],
+            definition.retry,
+        )
+        self.commands.append(command)
+        self.attempts[command.seq] = 1
+        if not self.replaying:
+            self._submit(command)
+        return ToolFuture(self, command.seq, name)
 
     def _arm(self, command: _Command, deadline: float, attempt: int = 0) -> None:
         self.runtime._arm_timer(
@@ -647,6 +685,7 @@ class MissionActor(DurableActor):
             if new is S.RUNNING or new is S.DEAD or new in TERMINAL:
                 self._append_transition(new, reason)
             if new is S.DEAD or new in TERMINAL:
+                self.runtime._gateway.end_run(self.mission_id, self.run)
                 self.runtime._settled(self.mission_id)
 
     def _append_transition(self, status: MissionStatus, reason: str) -> None:

@@ -34,6 +34,7 @@ from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
 from ._delivery import Outbox
 from ._errors import AuraError
+from ._gateway import ToolGateway
 from ._lifecycle import TERMINAL, MissionStatus
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
@@ -51,6 +52,7 @@ from ._messages import (
 )
 from ._mission_actor import MissionActor, MissionView
 from ._steps import StepRunner
+from ._tokens import load_or_create_key
 
 PREFIX = STREAM_PREFIX
 SUPERVISOR = "missions"
@@ -122,6 +124,10 @@ class Runtime:
     """Durable missions over ``path``. Use as a context manager.
 
     ``missions``: the definitions this process can run (and recover).
+    ``tools``: the ``@aura.tool`` functions missions may call through the
+    gateway; ``key``: the HMAC key signing their tokens (default: kept in
+    ``<path>/keys/runtime.key``, 0600); ``token_ttl``: seconds an execution
+    token lives (renewed while its run goes on).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
     before an idle mission gives its thread back. ``faults``: crash
     injection at the missions' journal points (tests).
@@ -137,6 +143,9 @@ class Runtime:
         passivate_after: float = 60.0,
         logger: Any = None,
         faults: FaultInjector | None = None,
+        tools: Sequence[Any] = (),
+        key: bytes | None = None,
+        token_ttl: float = 86_400.0,
     ) -> None:
         self._definitions: dict[str, MissionDef] = {}
         for fn in missions:
@@ -148,6 +157,11 @@ class Runtime:
         self._changes = 0
         self._closed = False
         self.path = Path(path)
+        self._gateway = ToolGateway(
+            key if key is not None else load_or_create_key(self.path / "keys"),
+            tools,
+            execution_ttl=token_ttl,
+        )
         self.store = EventStore.open(
             self.path / "events", durability=durability, chained=(AUDIT_STREAM,)
         )
@@ -305,6 +319,11 @@ class Runtime:
         self._ensure_actor(mission_id, activate=True)
         self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
         return MissionHandle(self, mission_id)
+
+    @property
+    def gateway(self) -> ToolGateway:
+        """The tool gateway (register tools, revoke tokens)."""
+        return self._gateway
 
     def verify_audit(self) -> AuditReport:
         """Walk the audit chain and match it against every mission's log."""

@@ -117,6 +117,8 @@ class StepJob(msgspec.Struct, frozen=True):
     run: int
     retry: RetryPolicy | None = None
     heartbeat_details: Any = None
+    tokens: tuple[bytes, bytes] | None = None
+    """For a tool call: the identity and execution tokens the gateway checks."""
 
 
 _SCALARS = (str, bool, float)  # msgpack gives them back unchanged (ints may overflow)

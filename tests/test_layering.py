@@ -18,6 +18,15 @@ LAYERS = ["eventstore", "actors", "aura"]
 
 PUBLIC = {
     "aura": {
+        "AgentIdentity",
+        "ExecutionToken",
+        "KeyFileError",
+        "TokenError",
+        "ToolDef",
+        "ToolDenied",
+        "ToolGateway",
+        "tool",
+        "tool_definition",
         "Budget",
         "report_cost",
         "MemoryValueError",

@@ -17,6 +17,7 @@ def clean_hooks() -> Iterator[None]:
     m.FLAKY.clear()
     m.SAGA.clear()
     m.CANCELLED.clear()
+    m.TOOL_CALLS.clear()
     yield
     for gate in m.GATES.values():
         gate.set()

@@ -326,3 +326,43 @@ async def spender(ctx: aura.MissionContext, steps: int) -> int:
     for i in range(steps):
         total += await ctx.step(priced, i, 0.4)
     return total
+
+
+TOOL_CALLS: list[tuple[str, Any]] = []
+
+
+@aura.tool(scopes=["web"])
+def search(query: str, limit: int = 3) -> list[str]:
+    TOOL_CALLS.append(("search", query))
+    return [f"{query} #{i}" for i in range(limit)]
+
+
+@aura.tool
+async def shout(text: str) -> str:
+    TOOL_CALLS.append(("shout", text))
+    return text.upper()
+
+
+@aura.tool
+def forbidden(x: int) -> int:  # registered, but no mission's identity lists it
+    TOOL_CALLS.append(("forbidden", x))
+    return x
+
+
+@aura.mission(agent="researcher", tools=["search", "shout"], scopes=["web"])
+async def uses_tools(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
+    hits = await ctx.tool("search", query=topic, limit=2)
+    loud = await ctx.tool("shout", text=hits[0])
+    denied = []
+    for name, args in (
+        ("forbidden", {"x": 1}),
+        ("search", {"query": 42}),
+        ("search", {"query": "x", "extra": True}),
+        ("nowhere", {}),
+    ):
+        try:
+            await ctx.tool(name, **args)
+        except aura.ToolDenied as err:
+            denied.append(err.reason)
+    await ctx.step(gated, ctx.info.mission_id)
+    return {"hits": hits, "loud": loud, "denied": denied}
