@@ -203,14 +203,20 @@ class MissionContext:
         undo = step_definition(compensate) if compensate is not None else None
         return self._actor.issue_step(definition, args, retry, undo)
 
-    def tool(self, name: str, /, **args: Any) -> ToolFuture:
-        """Call tool ``name`` through the gateway; await its result. The
-        gateway checks this run's two tokens, the agent's allow-list and the
-        arguments first; a refusal raises ``aura.ToolDenied`` here. A tool
-        call is a step: retried, timed out, journaled, replayed."""
+    def tool(
+        self, name: str, /, *, compensate: Callable[..., Any] | None = None, **args: Any
+    ) -> ToolFuture:
+        """Call tool ``name`` with keyword ``args`` through the gateway; await
+        its result. The gateway checks this run's two tokens, the agent's
+        allow-list and the arguments first; a refusal raises
+        ``aura.ToolDenied`` here. A tool call is a step: retried, timed out,
+        heartbeated, journaled, replayed, and with ``compensate=`` (a step,
+        called with the tool's result) undone if the mission later fails or
+        is cancelled. (So a tool cannot take an argument named ``compensate``.)"""
         if not isinstance(name, str) or not name:
             raise TypeError("ctx.tool needs a tool name")
-        return self._actor.issue_tool(name, args)
+        undo = step_definition(compensate) if compensate is not None else None
+        return self._actor.issue_tool(name, args, undo)
 
     def sleep(self, seconds: float) -> TimerFuture:
         """A durable timer: survives restarts, fires late rather than never."""

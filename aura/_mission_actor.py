@@ -532,7 +532,9 @@ class MissionActor(DurableActor):
             )
         return tokens
 
-    def issue_tool(self, name: str, args: dict[str, Any]) -> ToolFuture:
+    def issue_tool(
+        self, name: str, args: dict[str, Any], compensate: StepDef | None = None
+    ) -> ToolFuture:
         what = f"mission {self.mission_id!r} tool {name!r}"
         raw, decoded = encode_args(what, [name, args])
         definition = self.runtime._gateway.step_definition(name)
@@ -543,6 +545,7 @@ class MissionActor(DurableActor):
             definition,
             [decoded[1]],
             definition.retry,
+            compensate=compensate,
         )
         self.commands.append(command)
         self.attempts[command.seq] = 1

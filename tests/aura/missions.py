@@ -366,3 +366,17 @@ async def uses_tools(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
             denied.append(err.reason)
     await ctx.step(gated, ctx.info.mission_id)
     return {"hits": hits, "loud": loud, "denied": denied}
+
+
+@aura.tool
+def reserve_room(room: str) -> dict[str, str]:
+    TOOL_CALLS.append(("reserve_room", room))
+    SAGA.append(f"book {room}")
+    return {"booking": room}
+
+
+@aura.mission(tools=["reserve_room"])
+async def tool_saga(ctx: aura.MissionContext) -> str:
+    await ctx.tool("reserve_room", room="suite", compensate=cancel_booking)
+    await ctx.step(charge, 900)
+    return "booked"

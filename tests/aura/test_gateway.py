@@ -214,3 +214,11 @@ def test_the_runtime_key_is_created_private_and_refused_if_readable(tmp_path: Pa
     os.chmod(key_file, 0o644)
     with pytest.raises(aura.KeyFileError, match="chmod 600"):
         aura.Runtime(tmp_path / "a", missions=[])
+
+
+def test_a_tool_call_is_compensated_like_a_step(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.tool_saga], tools=[m.reserve_room]) as rt:
+        with pytest.raises(aura.MissionFailedError, match="card declined"):
+            rt.start(m.tool_saga, mission_id="s").result(timeout=30)
+        assert rt.verify_audit().ok
+    assert m.SAGA == ["book suite", "cancel suite"]
