@@ -1,13 +1,14 @@
 """aura: an embeddable runtime that makes AI-agent work durable.
 
-Status (issue 4 in progress): ``Runtime`` runs and recovers missions made
-of steps (``ctx.step``, ``ctx.gather``, ``ctx.now/random/uuid``) with
-durable retries (``RetryPolicy``), durable timers (``ctx.sleep``) and
-signals (``rt.signal`` / ``ctx.wait_signal``), detects non-determinism on
-replay, supports cancel, compensates completed steps in reverse order (saga)
-when a mission fails or is cancelled, enforces per-attempt ``timeout`` and
-``heartbeat_timeout`` (``aura.heartbeat``), and dead-letters and redrives
-missions. See the issue notes for what is still missing.
+``Runtime`` runs and recovers missions made of steps (``ctx.step``,
+``ctx.gather``, ``ctx.now/random/uuid``) with durable retries
+(``RetryPolicy``), durable timers (``ctx.sleep``), signals (``rt.signal`` /
+``ctx.wait_signal``), saga compensation, cancel, per-attempt timeouts and
+heartbeats, non-determinism detection, dead letters and redrive. Governance:
+``ctx.memory`` (journaled, audited), the audit hash chain
+(``verify_audit``), tools behind a gateway that checks two signed tokens
+(``@aura.tool``, ``ctx.tool``, ``ToolDenied``) and budgets (``Budget``,
+``report_cost``, ``rt.raise_budget``).
 """
 
 from ._audit import AuditEntry, AuditReport, export_audit, verify_audit
