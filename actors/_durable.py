@@ -157,6 +157,15 @@ class DurableActor(Actor):
             ) from err
         return self._handle_journaled(message, version)
 
+    def journal_own(self, message: Any) -> int:
+        """Journal a message this actor decided on itself (not received), with
+        its companions, durably; it is replayed like a received one. The
+        caller applies it (this does not call ``handle``). Returns its version."""
+        entries = self._journal_entry(message)
+        version: int = self._store().append_many(entries)[0]
+        self.version = version
+        return version
+
     def _journal_entry(self, message: Any) -> list[tuple[str, Sequence[NewEvent], int | None]]:
         """What journaling ``message`` appends (the first half of ``receive``):
         its own entry first, then its companions."""
@@ -234,12 +243,14 @@ class DurableActor(Actor):
                     self.replay_other(event)
                 if event.kind == MESSAGE and event.version not in skip:
                     faults.check("during_recovery", self.actor_id)
+                    previous, self.version = self.version, event.version  # as when it was live
                     try:
                         message = self._decoder.decode(event.data)
                         self.handle(message)
                     except SimulatedCrash:
                         raise
                     except Exception as err:
+                        self.version = previous
                         return event, f"{type(err).__name__}: {err}"
                     self.recovered_messages += 1
                 self.version = event.version

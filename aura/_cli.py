@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check the chain and its match with the log")
     verify.add_argument("--json", action="store_true")
     audit_sub.add_parser("export", help="every entry as JSON lines, oldest first")
+    compact = command("compact", "archive finished runs, finished missions, old audit entries")
+    compact.add_argument(
+        "--completed-after",
+        type=float,
+        default=0.0,
+        help="archive missions finished at least this many seconds ago (default 0)",
+    )
+    compact.add_argument("--json", action="store_true")
     return parser
 
 
@@ -104,6 +112,13 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         return 0
     if args.command == "audit":
         return _audit(args, data)
+    if args.command == "compact":
+        report = _inspect.compact(data, args.completed_after)
+        if args.json:
+            print(_json(report))
+        else:
+            print(f"archived {report.events} events from {report.streams} stream(s) in {data}")
+        return 0
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
 
 

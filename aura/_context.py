@@ -14,7 +14,7 @@ import random
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
@@ -151,7 +151,19 @@ class MissionInfo:
     run: int
     name: str
     history_length: int
+    """Events in the log of this run so far."""
     replaying: bool
+    continue_as_new_suggested: bool = False
+    """This run's history passed the mission's ``history_limit``: call
+    ``ctx.continue_as_new(...)`` at the next convenient point."""
+
+
+class ContinueAsNew(BaseException):
+    """Raised by ``ctx.continue_as_new`` to end the run; never catch it."""
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        super().__init__("continue as new")
+        self.args_for_next_run = args
 
 
 class MissionContext:
@@ -173,13 +185,21 @@ class MissionContext:
 
     @property
     def info(self) -> MissionInfo:
+        actor = self._actor
         return MissionInfo(
             self._mission_id,
             self._run,
             self._name,
-            self._actor.version,
-            self._actor.replaying,
+            actor.run_history(),
+            actor.replaying,
+            actor.continue_as_new_suggested(),
         )
+
+    def continue_as_new(self, *args: Any) -> NoReturn:
+        """End this run and start the next run of the same mission id with
+        ``args``: memory, cost, budget and pending signals carry over, the
+        history starts empty (the old run is archived). Does not return."""
+        raise ContinueAsNew(args)
 
     def step(
         self,

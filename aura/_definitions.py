@@ -44,6 +44,13 @@ class MissionDef:
     tools: frozenset[str] = frozenset()
     """Tools its identity allows (none unless listed)."""
     scopes: frozenset[str] = frozenset()
+    history_limit: int | None = None
+    """Events per run past which ``ctx.info.continue_as_new_suggested`` is
+    true (default: the runtime's ``history_limit``)."""
+    auto_continue: bool = False
+    """Past ``history_limit``, continue as new by itself at the next command
+    issued with nothing in flight, with the run's own arguments: for
+    missions whose progress lives in ``ctx.memory``."""
 
 
 def default_name(fn: Callable[..., Any]) -> str:
@@ -115,6 +122,8 @@ def mission(
     agent: str | None = None,
     tools: Sequence[str] = (),
     scopes: Sequence[str] = (),
+    history_limit: int | None = None,
+    auto_continue: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -127,6 +136,8 @@ def mission(
     agent: str | None = None,
     tools: Sequence[str] = (),
     scopes: Sequence[str] = (),
+    history_limit: int | None = None,
+    auto_continue: bool = False,
 ) -> Any:
     """Mark ``async def (ctx, *args)`` as a mission definition.
 
@@ -134,7 +145,12 @@ def mission(
     it waits for ``rt.raise_budget``; ``rt.start(..., budget=)`` overrides it.
     ``agent``, ``tools``, ``scopes``: its ``AgentIdentity`` (which tools
     ``ctx.tool`` may reach; none unless listed).
+    ``history_limit``, ``auto_continue``: continue-as-new (see ``MissionDef``).
     """
+    if history_limit is not None and (
+        isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 1
+    ):
+        raise DefinitionError(f"history_limit must be an int >= 1, got {history_limit!r}")
     _check_name(name)
     _check_name(agent)
     for what, names in (("tools", tools), ("scopes", scopes)):
@@ -165,6 +181,8 @@ def mission(
             agent=agent,
             tools=frozenset(tools),
             scopes=frozenset(scopes),
+            history_limit=history_limit,
+            auto_continue=bool(auto_continue),
         )
         setattr(f, _MISSION_ATTR, definition)
         return f

@@ -16,7 +16,9 @@ import msgspec
 
 from eventstore import EventStore, RecordedEvent
 
-from ._audit import AuditReport, export_audit, verify_audit
+from ._audit import AUDIT_STREAM, AuditReport, export_audit, verify_audit
+from ._compactor import CompactionReport
+from ._compactor import compact as compact_store
 from ._errors import AuraError
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
@@ -152,3 +154,11 @@ def audit_verify(data: Path) -> AuditReport:
 def audit_export(data: Path) -> list[dict[str, Any]]:
     with open_log(data) as store:
         return list(export_audit(store))
+
+
+def compact(data: Path, completed_after: float) -> CompactionReport:
+    """Archive what no replay needs (a writer: safe beside a running runtime,
+    LMDB serialises writers and the archive op is atomic)."""
+    open_log(data).close()  # a clear error if there is no data directory
+    with EventStore.open(data / "events", chained=(AUDIT_STREAM,)) as store:
+        return compact_store(store, now=time.time(), completed_after=completed_after)

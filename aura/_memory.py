@@ -103,6 +103,10 @@ class MissionMemory(MutableMapping[str, Any]):
     def snapshot(self) -> dict[str, Any]:
         return dict(self._data)
 
+    def replace(self, data: dict[str, Any]) -> None:
+        """Take over a previous run's memory (continue-as-new): not a write."""
+        self._data = dict(data)
+
     def __repr__(self) -> str:
         return f"MissionMemory({self._data!r})"
 

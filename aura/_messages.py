@@ -44,6 +44,8 @@ class StepDone(msgspec.Struct, tag="step_done", frozen=True):
     cost_usd: float = 0.0
     cost_tokens: int = 0
     """What the attempt reported with ``aura.report_cost``."""
+    run: int = 0
+    """The run that issued the step (0 in logs from before runs existed: run 1)."""
 
 
 class Cancel(msgspec.Struct, tag="cancel", frozen=True):
@@ -59,6 +61,7 @@ class TimerFired(msgspec.Struct, tag="timer_fired", frozen=True):
     fingerprint: str
     at: float
     attempt: int = 0
+    run: int = 0
 
 
 class Signal(msgspec.Struct, tag="signal", frozen=True):
@@ -75,7 +78,25 @@ class RaiseBudget(msgspec.Struct, tag="raise_budget", frozen=True):
     at: float
 
 
-MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget
+class NewRun(msgspec.Struct, tag="new_run", frozen=True):
+    """Continue-as-new: run ``run`` of the mission starts with ``args`` and
+    what the previous run carries over. Journaled by the mission itself, and
+    saved as its snapshot: recovery starts from here, older runs can be
+    archived."""
+
+    run: int
+    mission: str
+    args: list[Any]
+    at: float
+    memory: dict[str, Any] = {}
+    cost_usd: float = 0.0
+    cost_tokens: int = 0
+    budget: Budget | None = None
+    inbox: dict[str, list[Any]] = {}
+    """Signals received but not yet waited for: the new run gets them."""
+
+
+MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun
 
 STREAM_PREFIX = "mission/"
 """A mission's stream (and actor id) is ``mission/<mission id>``."""

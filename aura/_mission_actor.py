@@ -32,7 +32,9 @@ from eventstore import NewEvent, RecordedEvent
 from ._audit import AUDIT_STREAM, audit_event, with_audit
 from ._budget import Budget
 from ._context import (
+    ArgumentEncodingError,
     Awaitable,
+    ContinueAsNew,
     Gather,
     MissionContext,
     SignalFuture,
@@ -50,6 +52,7 @@ from ._messages import (
     TRANSITION,
     Cancel,
     MissionMessage,
+    NewRun,
     Peek,
     RaiseBudget,
     Signal,
@@ -102,6 +105,8 @@ class _Command(msgspec.Struct, frozen=True):
 
 class MissionActor(DurableActor):
     journal_type: ClassVar[Any] = MissionMessage
+    state_type: ClassVar[Any] = NewRun | None
+    """Its snapshot is the ``NewRun`` that began the current run (if any)."""
 
     def __init__(self, runtime: Runtime, mission_id: str) -> None:
         super().__init__()
@@ -110,24 +115,11 @@ class MissionActor(DurableActor):
         self.run = 1
         self.status = S.PENDING
         self.name: str | None = None
-        self.coro: Any = None
-        self.ctx: MissionContext | None = None
-        self.commands: list[_Command] = []
-        self.results: dict[int, StepDone] = {}  # final step outcomes
-        self.attempts: dict[int, int] = {}  # current attempt of each step
-        self.retry_due: dict[int, tuple[int, float]] = {}  # seq -> (next attempt, deadline)
-        self.beats: dict[int, Any] = {}  # last heartbeat details of a step's failed attempt
-        self.fired: set[int] = set()  # timers (sleeps, signal timeouts) that fired
-        self.delivered: dict[int, Any] = {}  # signal waits answered, by seq
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
-        self.waits: dict[str, list[int]] = {}  # signal waits not answered, in order
-        self.compensable: list[tuple[StepDef, Any]] = []  # in completion order
-        self.compensating: int | None = None  # seq of the compensation running
-        self.final: tuple[MissionStatus, str] | None = None  # status after compensating
-        self.compensation_errors: list[str] = []
         self.last_transition: Transition | None = None  # as journaled
-        self.logged: dict[int, str] = {}  # fingerprints the log recorded, by seq
-        self.waiting: Awaitable | None = None
+        self._reset_run()
+        self._pending_run: NewRun | None = None  # a run to begin, from the snapshot
+        self._can_requested: list[Any] | None = None  # continue-as-new seen in replay only
         self.result_value: Any = None
         self.error = ""
         self.now = 0.0
@@ -142,7 +134,42 @@ class MissionActor(DurableActor):
         self._memory_logged = 0  # memory events the log holds
         self._log_on = False  # whether info events are wanted, per message
 
+    def _reset_run(self) -> None:
+        """Forget everything of the run that ended (not memory, cost, budget)."""
+        self.coro: Any = None
+        self.ctx: MissionContext | None = None
+        self.run_args: list[Any] = []
+        self.run_start_version = self.version
+        self.commands: list[_Command] = []
+        self.results: dict[int, StepDone] = {}  # final step outcomes
+        self.attempts: dict[int, int] = {}  # current attempt of each step
+        self.retry_due: dict[int, tuple[int, float]] = {}  # seq -> (next attempt, deadline)
+        self.beats: dict[int, Any] = {}  # last heartbeat details of a step's failed attempt
+        self.fired: set[int] = set()  # timers (sleeps, signal timeouts) that fired
+        self.delivered: dict[int, Any] = {}  # signal waits answered, by seq
+        self.waits: dict[str, list[int]] = {}  # signal waits not answered, in order
+        self.compensable: list[tuple[StepDef, Any]] = []  # in completion order
+        self.compensating: int | None = None  # seq of the compensation running
+        self.final: tuple[MissionStatus, str] | None = None  # status after compensating
+        self.compensation_errors: list[str] = []
+        self.logged: dict[int, str] = {}  # fingerprints the log recorded, by seq
+        self.waiting: Awaitable | None = None
+
     # ------------------------------------------------------------ journal
+
+    def decode_state(self, data: bytes) -> Any:
+        run = super().decode_state(data)
+        self._pending_run = run  # begun before the first message replayed after it
+        return run
+
+    def run_history(self) -> int:
+        """Events journaled in this run so far."""
+        return self.version - self.run_start_version
+
+    def continue_as_new_suggested(self) -> bool:
+        definition = self.runtime._definitions.get(self.name or "")
+        limit = definition.history_limit if definition is not None else None
+        return self.run_history() >= (limit or self.runtime._history_limit)
 
     def stream_name(self) -> str:
         return self.actor_id
@@ -190,6 +217,11 @@ class MissionActor(DurableActor):
             return "timer.fired", {"seq": message.seq, "attempt": message.attempt}
         if isinstance(message, RaiseBudget):
             return "budget.raised", {"usd": message.usd, "tokens": message.tokens}
+        if isinstance(message, NewRun):
+            return "mission.continued_as_new", {
+                "next_run": message.run,
+                "history": self.run_history(),
+            }
         return type(message).__name__.lower(), {}
 
     def query(self, message: Any) -> MissionView:
@@ -214,6 +246,9 @@ class MissionActor(DurableActor):
         return "budget" if self.over_budget else "timer or signal"
 
     def handle(self, message: Any) -> Any:
+        if self._pending_run is not None:
+            pending, self._pending_run = self._pending_run, None
+            self._begin_run(pending)
         if self.status is S.DEAD:
             return self.query(message)
         self.now = message.at
@@ -231,6 +266,8 @@ class MissionActor(DurableActor):
                 self._on_cancel(message)
             elif isinstance(message, RaiseBudget):
                 self._on_raise_budget(message)
+            elif isinstance(message, NewRun):
+                self._begin_run(message)
         except NonDeterminismError as err:
             self._close_coroutine()
             self._transition(S.DEAD, str(err))
@@ -248,10 +285,20 @@ class MissionActor(DurableActor):
             self.last_transition = msgspec.msgpack.decode(event.data, type=Transition)
 
     def on_recovery_complete(self) -> None:
+        if self._pending_run is not None:  # nothing journaled after the snapshot
+            pending, self._pending_run = self._pending_run, None
+            self.replaying = True  # begin it like a replay: _rearm submits its steps
+            try:
+                self._begin_run(pending)
+            finally:
+                self.replaying = False
         missing = self._replay_writes[self._memory_logged :]
         self._replay_writes = []
         if missing:  # the code wrote them, a crash kept them out of the log
             self._flush_memory(missing)
+        if self._can_requested is not None:  # decided, but a crash kept the new run out
+            args, self._can_requested = self._can_requested, None
+            self._continue_as_new(args)
         logged = self.last_transition
         if logged is not None and (logged.status == S.DEAD.value or S(logged.status) in TERMINAL):
             # The journaled verdict stands, whatever the current code would do:
@@ -285,6 +332,7 @@ class MissionActor(DurableActor):
             return
         self.budget = msg.budget if msg.budget is not None else definition.budget
         self.ctx = MissionContext(self, self.mission_id, self.run, msg.mission)
+        self.run_args = list(msg.args)
         self._transition(S.RUNNING, "started")
         try:
             self.coro = definition.fn(self.ctx, *msg.args)
@@ -302,6 +350,8 @@ class MissionActor(DurableActor):
         return self.commands[seq]
 
     def _on_step_done(self, msg: StepDone) -> None:
+        if msg.run and msg.run != self.run:
+            return  # a step of a run that has ended (continue-as-new)
         command = self._check_fingerprint(msg.seq, msg.fingerprint)
         self._spend(msg.cost_usd, msg.cost_tokens)  # every attempt that ran cost something
         if msg.seq in self.results or self.status in TERMINAL:
@@ -342,6 +392,8 @@ class MissionActor(DurableActor):
             self._arm(command, deadline, attempt=msg.attempt + 1)
 
     def _on_timer(self, msg: TimerFired) -> None:
+        if msg.run and msg.run != self.run:
+            return
         command = self._check_fingerprint(msg.seq, msg.fingerprint)
         if self.status in TERMINAL:
             return
@@ -420,6 +472,9 @@ class MissionActor(DurableActor):
             except StopIteration as stop:
                 self._complete(stop.value)
                 return
+            except ContinueAsNew as can:
+                self._continue_as_new(list(can.args_for_next_run))
+                return
             except Exception as err:
                 self._fail(err)
                 return
@@ -445,6 +500,7 @@ class MissionActor(DurableActor):
         retry: RetryPolicy | None,
         compensate: StepDef | None = None,
     ) -> StepFuture:
+        self._maybe_auto_continue()
         policy = retry if retry is not None else definition.retry
         command = self._issue_run("step", definition, list(args), policy, compensate)
         return StepFuture(self, command.seq, definition.name)
@@ -477,6 +533,7 @@ class MissionActor(DurableActor):
         return command
 
     def issue_timer(self, seconds: float) -> TimerFuture:
+        self._maybe_auto_continue()
         deadline = self.now + seconds
         command = _Command(len(self.commands), "timer", f"timer {seconds:g}s", deadline=deadline)
         self.commands.append(command)
@@ -535,6 +592,7 @@ class MissionActor(DurableActor):
     def issue_tool(
         self, name: str, args: dict[str, Any], compensate: StepDef | None = None
     ) -> ToolFuture:
+        self._maybe_auto_continue()
         what = f"mission {self.mission_id!r} tool {name!r}"
         raw, decoded = encode_args(what, [name, args])
         definition = self.runtime._gateway.step_definition(name)
@@ -555,7 +613,7 @@ class MissionActor(DurableActor):
 
     def _arm(self, command: _Command, deadline: float, attempt: int = 0) -> None:
         self.runtime._arm_timer(
-            self.mission_id, command.seq, command.fingerprint, deadline, attempt
+            self.mission_id, command.seq, command.fingerprint, deadline, attempt, self.run
         )
 
     def _rearm(self) -> None:
@@ -616,6 +674,94 @@ class MissionActor(DurableActor):
         # Set before submitting: an inline delivery may already carry its result.
         self.compensating = len(self.commands)
         self._issue_run("compensation", undo, [value], undo.retry)
+
+    # ------------------------------------------------------------ continue-as-new
+
+    def _continue_as_new(self, args: list[Any]) -> None:
+        """The code ended its run: journal the next one (``NewRun``, which is
+        also the snapshot recovery starts from) and begin it."""
+        self._close_coroutine()
+        self.waiting = None
+        if self.replaying:
+            self._can_requested = args  # the NewRun follows in the log, or recovery adds it
+            return
+        try:
+            _, decoded = encode_args(f"mission {self.mission_id!r} continue_as_new", args)
+        except ArgumentEncodingError as err:
+            self._fail(err)
+            return
+        if self._memory_pending:
+            self._flush_memory(self._memory_pending)
+            self._memory_pending = []
+        new = NewRun(
+            run=self.run + 1,
+            mission=self.name or "",
+            args=decoded,
+            at=self.now or time.time(),
+            memory=self.memory.snapshot(),
+            cost_usd=self.cost_usd,
+            cost_tokens=self.cost_tokens,
+            budget=self.budget,
+            inbox=self.inbox,
+        )
+        self.journal_own(new)  # with its audit entry (journal_companions)
+        self.system.faults.check("after_append", self.actor_id)
+        store = self.system.store
+        assert store is not None
+        stream = self.stream_name()
+        store.save_snapshot(stream, self.version, msgspec.msgpack.encode(new))
+        self.state = new
+        self._begin_run(new)
+        self.runtime._compact_later(stream, self.version - 1)
+
+    def _begin_run(self, new: NewRun) -> None:
+        self.runtime._gateway.end_run(self.mission_id, self.run)
+        self._tokens = None
+        self._can_requested = None
+        self.run = new.run
+        self._reset_run()
+        self.name = new.mission
+        self.run_args = list(new.args)
+        self.memory.replace(new.memory)
+        self.cost_usd, self.cost_tokens, self.budget = new.cost_usd, new.cost_tokens, new.budget
+        self.over_budget = (
+            self.budget.exceeded_by(self.cost_usd, self.cost_tokens) if self.budget else ""
+        )
+        self.inbox = {name: list(queued) for name, queued in new.inbox.items()}
+        if self.status is S.PENDING:  # recovering from the snapshot
+            self.status = S.RUNNING
+        definition = self.runtime._definitions.get(new.mission)
+        if definition is None:
+            self._transition(
+                S.DEAD,
+                f"no definition of mission {new.mission!r} in this runtime "
+                "(pass it in Runtime(missions=[...]) and redrive)",
+            )
+            return
+        self.ctx = MissionContext(self, self.mission_id, self.run, new.mission)
+        if self._log_on:
+            self.system.log.info(
+                "mission.continued_as_new", mission_id=self.mission_id, run=self.run
+            )
+        try:
+            self.coro = definition.fn(self.ctx, *new.args)
+        except Exception as err:
+            self._fail(err)
+            return
+        self._advance()
+
+    def _maybe_auto_continue(self) -> None:
+        """Called as the code issues a command: past the history limit, with
+        nothing in flight, an ``auto_continue`` mission continues as new."""
+        definition = self.runtime._definitions.get(self.name or "")
+        if (
+            definition is not None
+            and definition.auto_continue
+            and len(self.results) == len(self.commands)
+            and not self.waits
+            and self.continue_as_new_suggested()
+        ):
+            raise ContinueAsNew(tuple(self.run_args))
 
     # ------------------------------------------------------------ memory
 

@@ -30,6 +30,7 @@ from eventstore import Durability, EventStore, NewEvent
 
 from ._audit import AUDIT_STREAM, AuditReport, audit_event, verify_audit, with_audit
 from ._budget import Budget
+from ._compactor import ArchiveRun, CompactionReport, Compactor, compact
 from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
 from ._delivery import Outbox
@@ -56,6 +57,7 @@ from ._tokens import load_or_create_key
 
 PREFIX = STREAM_PREFIX
 SUPERVISOR = "missions"
+COMPACTOR = "compactor"
 MISSION_MAX_RESTARTS = 5
 MISSION_RESTART_PERIOD = 30.0
 
@@ -127,7 +129,11 @@ class Runtime:
     ``tools``: the ``@aura.tool`` functions missions may call through the
     gateway; ``key``: the HMAC key signing their tokens (default: kept in
     ``<path>/keys/runtime.key``, 0600); ``token_ttl``: seconds an execution
-    token lives (renewed while its run goes on).
+    token lives (renewed while its run goes on). ``history_limit``: events
+    per run past which ``ctx.info.continue_as_new_suggested`` is true (a
+    mission's own ``history_limit`` wins). ``archive_completed_after``:
+    seconds after which a finished mission's history is archived (``None``:
+    only by ``rt.compact()``).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
     before an idle mission gives its thread back. ``faults``: crash
     injection at the missions' journal points (tests).
@@ -146,11 +152,20 @@ class Runtime:
         tools: Sequence[Any] = (),
         key: bytes | None = None,
         token_ttl: float = 86_400.0,
+        history_limit: int = 10_000,
+        archive_completed_after: float | None = 3600.0,
     ) -> None:
         self._definitions: dict[str, MissionDef] = {}
         for fn in missions:
             self._learn(fn)
         self._passivate_after = passivate_after
+        if (
+            isinstance(history_limit, bool)
+            or not isinstance(history_limit, int)
+            or history_limit < 1
+        ):
+            raise AuraError(f"history_limit must be an int >= 1, got {history_limit!r}")
+        self._history_limit = history_limit
         self._settled_events: dict[str, threading.Event] = {}
         self._events_lock = threading.Lock()
         self._changed = threading.Condition()  # any mission changed status
@@ -169,6 +184,13 @@ class Runtime:
             self.system = ActorSystem("aura", store=self.store, logger=logger, faults=faults)
             self.system.spawn(
                 ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
+            )
+            sweep_every = min(archive_completed_after or 60.0, 60.0)
+            self.system.spawn(
+                ChildSpec(
+                    COMPACTOR,
+                    lambda: Compactor(self.store, archive_completed_after, sweep_every),
+                )
             )
             self._steps = StepRunner(
                 self._deliver,
@@ -320,6 +342,18 @@ class Runtime:
         self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
         return MissionHandle(self, mission_id)
 
+    def compact(self, *, completed_after: float | None = 0.0) -> CompactionReport:
+        """Archive now what no replay needs (see ``aura._compactor``):
+        finished runs, missions finished ``completed_after`` seconds ago or
+        more (``None``: leave finished missions alone), old audit entries."""
+        self._check_open()
+        return compact(self.store, now=time.time(), completed_after=completed_after)
+
+    def _compact_later(self, stream: str, up_to: int) -> None:
+        """A mission continued as new: archive its finished run (compactor thread)."""
+        with contextlib.suppress(ActorError):
+            self.system.tell(COMPACTOR, ArchiveRun(stream, up_to))
+
     @property
     def gateway(self) -> ToolGateway:
         """The tool gateway (register tools, revoke tokens)."""
@@ -439,8 +473,8 @@ class Runtime:
         if not self._closed:
             self._outbox.put(PREFIX + mission_id, done)
 
-    def _arm_timer(
-        self, mission_id: str, seq: int, fingerprint: str, deadline: float, attempt: int
+    def _arm_timer(  # noqa: PLR0917
+        self, mission_id: str, seq: int, fingerprint: str, deadline: float, attempt: int, run: int
     ) -> None:
         """Deliver ``TimerFired`` at ``deadline`` (on a step thread: delivery
         may re-activate a passivated mission, which must not block timers)."""
@@ -448,7 +482,7 @@ class Runtime:
         def fire() -> None:
             if self._closed:
                 return
-            message = TimerFired(seq, fingerprint, time.time(), attempt)
+            message = TimerFired(seq, fingerprint, time.time(), attempt, run)
             self._steps.call(lambda: self._deliver_any(mission_id, message))
 
         with contextlib.suppress(ActorError):

@@ -325,5 +325,6 @@ class StepRunner:
             heartbeat=details,
             cost_usd=cost_usd,
             cost_tokens=cost_tokens,
+            run=job.run,
         )
         self._deliver(job.mission_id, done)

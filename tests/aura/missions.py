@@ -380,3 +380,30 @@ async def tool_saga(ctx: aura.MissionContext) -> str:
     await ctx.tool("reserve_room", room="suite", compensate=cancel_booking)
     await ctx.step(charge, 900)
     return "booked"
+
+
+@aura.mission(history_limit=40)
+async def looper(ctx: aura.MissionContext, start: int, end: int) -> dict[str, Any]:
+    """Sums start..end-1 by steps, continuing as new when the history is long."""
+    acc = ctx.memory.get("acc", 0)
+    for i in range(start, end):
+        acc = await ctx.step(add, acc, i)
+        ctx.memory["acc"] = acc
+        if ctx.info.continue_as_new_suggested and i + 1 < end:
+            ctx.continue_as_new(i + 1, end)
+    return {"acc": acc, "run": ctx.info.run}
+
+
+@aura.mission(history_limit=20, auto_continue=True)
+async def auto_loop(ctx: aura.MissionContext, n: int) -> dict[str, Any]:
+    """Keeps its progress in memory; the runtime continues it as new."""
+    while ctx.memory.get("i", 0) < n:
+        i = ctx.memory.get("i", 0)
+        ctx.memory["acc"] = await ctx.step(add, ctx.memory.get("acc", 0), i)
+        ctx.memory["i"] = i + 1
+    return {"acc": ctx.memory.get("acc", 0), "run": ctx.info.run}
+
+
+@aura.step
+def noop_add(a: int, b: int) -> int:
+    return a + b
