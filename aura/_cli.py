@@ -59,6 +59,27 @@ def _parser() -> argparse.ArgumentParser:
         help="archive missions finished at least this many seconds ago (default 0)",
     )
     compact.add_argument("--json", action="store_true")
+    run = command("run", "run a mission in this process until it finishes")
+    run.add_argument("mission", help="module:mission (the current directory is importable)")
+    run.add_argument("--input", default="[]", help="JSON: a list of arguments (or one value)")
+    run.add_argument("--id", dest="mission_id", help="mission id (idempotent)")
+    run.add_argument("--timeout", type=float, default=3600.0)
+    sig = command("signal", "send a signal to a mission (via the runtime serving the directory)")
+    sig.add_argument("mission_id")
+    sig.add_argument("name")
+    sig.add_argument("payload", nargs="?", default="null", help="JSON (default null)")
+    sig.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    cancel = command("cancel", "cancel a mission (compensating what it completed)")
+    cancel.add_argument("mission_id")
+    cancel.add_argument("--reason", default="cancelled from the CLI")
+    cancel.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    redrive = command("redrive", "resume a dead-lettered mission with the current code")
+    redrive.add_argument("mission_id")
+    redrive.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    dead = command("dead", "list dead-lettered missions and why")
+    dead.add_argument("--json", action="store_true")
+    stats = command("stats", "counts: missions by status, events hot and archived, audit")
+    stats.add_argument("--json", action="store_true")
     return parser
 
 
@@ -112,6 +133,27 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         return 0
     if args.command == "audit":
         return _audit(args, data)
+    if args.command in ("signal", "cancel", "redrive"):
+        return _command(args, data)
+    if args.command == "run":
+        return _run_mission(args, data)
+    if args.command == "dead":
+        found = _inspect.missions(data, "dead")
+        for m in found:
+            print(_json(m) if args.json else f"{m.mission_id:<24} {_clip(m.detail, 110)}")
+        if not args.json:
+            print(f"{len(found)} dead-lettered mission(s); resume one with: aura redrive ID")
+        return 0
+    if args.command == "stats":
+        from ._operate import stats
+
+        result = stats(data)
+        if args.json:
+            print(_json(result))
+        else:
+            for f in dataclasses.fields(result):
+                print(f"{f.name:>20}: {getattr(result, f.name)}")
+        return 0
     if args.command == "compact":
         report = _inspect.compact(data, args.completed_after)
         if args.json:
@@ -120,6 +162,50 @@ def _run(args: argparse.Namespace, data: Path) -> int:
             print(f"archived {report.events} events from {report.streams} stream(s) in {data}")
         return 0
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as err:
+        raise AuraError(f"{what} is not valid JSON: {err}") from err
+
+
+def _command(args: argparse.Namespace, data: Path) -> int:
+    import time
+
+    from ._commands import Command
+    from ._operate import queue, wait_delivered
+
+    if args.command == "signal":
+        payload = _parse_json(args.payload, "the signal payload")
+        cmd = Command("signal", args.mission_id, time.time(), name=args.name, payload=payload)
+    elif args.command == "cancel":
+        cmd = Command("cancel", args.mission_id, time.time(), reason=args.reason)
+    else:
+        cmd = Command("redrive", args.mission_id, time.time())
+    number = queue(data, cmd)
+    print(f"{args.command} queued for mission {args.mission_id!r} (command {number})")
+    if args.wait > 0:
+        if not wait_delivered(data, number, args.wait):
+            print(
+                f"aura: error: no runtime delivered command {number} within {args.wait}s "
+                "(it stays queued: a runtime opening the directory delivers it)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"delivered to mission {args.mission_id!r}")
+    return 0
+
+
+def _run_mission(args: argparse.Namespace, data: Path) -> int:
+    from ._operate import run
+
+    given = _parse_json(args.input, "--input")
+    values = given if isinstance(given, list) else [given]
+    result = run(data, args.mission, values, args.mission_id, args.timeout)
+    print(_json(result))
+    return 0
 
 
 def _audit(args: argparse.Namespace, data: Path) -> int:

@@ -68,6 +68,8 @@ class Signal(msgspec.Struct, tag="signal", frozen=True):
     name: str
     payload: Any
     at: float
+    command: int = 0
+    """Its number in ``$commands`` when another process sent it (0: in-process)."""
 
 
 class RaiseBudget(msgspec.Struct, tag="raise_budget", frozen=True):
@@ -94,6 +96,7 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     budget: Budget | None = None
     inbox: dict[str, list[Any]] = {}
     """Signals received but not yet waited for: the new run gets them."""
+    last_command: int = 0
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun

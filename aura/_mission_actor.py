@@ -116,6 +116,7 @@ class MissionActor(DurableActor):
         self.status = S.PENDING
         self.name: str | None = None
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
+        self.last_command = 0  # the newest $commands number applied
         self.last_transition: Transition | None = None  # as journaled
         self._reset_run()
         self._pending_run: NewRun | None = None  # a run to begin, from the snapshot
@@ -414,6 +415,10 @@ class MissionActor(DurableActor):
         self._wake()
 
     def _on_signal(self, msg: Signal) -> None:
+        if msg.command:
+            if msg.command <= self.last_command:
+                return  # delivered again after a crash: applied once
+            self.last_command = msg.command
         if self.status in TERMINAL:
             return
         waiting = self.waits.get(msg.name)
@@ -703,6 +708,7 @@ class MissionActor(DurableActor):
             cost_tokens=self.cost_tokens,
             budget=self.budget,
             inbox=self.inbox,
+            last_command=self.last_command,
         )
         self.journal_own(new)  # with its audit entry (journal_companions)
         self.system.faults.check("after_append", self.actor_id)
@@ -728,6 +734,7 @@ class MissionActor(DurableActor):
             self.budget.exceeded_by(self.cost_usd, self.cost_tokens) if self.budget else ""
         )
         self.inbox = {name: list(queued) for name, queued in new.inbox.items()}
+        self.last_command = max(self.last_command, new.last_command)
         if self.status is S.PENDING:  # recovering from the snapshot
             self.status = S.RUNNING
         definition = self.runtime._definitions.get(new.mission)

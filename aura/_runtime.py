@@ -26,10 +26,18 @@ from actors import (
     LifecycleState,
     Supervisor,
 )
-from eventstore import Durability, EventStore, NewEvent
+from eventstore import Durability, EventStore, EventStoreError, NewEvent
 
 from ._audit import AUDIT_STREAM, AuditReport, audit_event, verify_audit, with_audit
 from ._budget import Budget
+from ._commands import (
+    COMMAND_POLL,
+    COMMANDS,
+    Command,
+    delivered_upto,
+    mark_delivered,
+    pending_commands,
+)
 from ._compactor import ArchiveRun, CompactionReport, Compactor, compact
 from ._context import encode_args
 from ._definitions import MissionDef, mission_definition
@@ -205,6 +213,10 @@ class Runtime:
                 self.system.log,
             )
             self._recover()
+            self._polling = threading.Lock()
+            self._commands_done = delivered_upto(self.store)
+            self._poll_commands()  # what was queued while no runtime served this directory
+            self._schedule_poll()
         except BaseException:
             self.store.close()
             raise
@@ -285,7 +297,7 @@ class Runtime:
         self.get(mission_id)
         return MissionHandle(self, mission_id)
 
-    def signal(self, mission_id: str, name: str, payload: Any = None) -> None:
+    def signal(self, mission_id: str, name: str, payload: Any = None, *, _command: int = 0) -> None:
         """Deliver signal ``name`` to a mission (journaled; kept until awaited)."""
         if not isinstance(name, str) or not name:
             raise AuraError("a signal needs a non-empty name")
@@ -295,7 +307,7 @@ class Runtime:
             raise AuraError(
                 f"mission {mission_id!r} is {view.status.value}: it takes no more signals"
             )
-        self._ask(PREFIX + mission_id, Signal(name, decoded[0], time.time()))
+        self._ask(PREFIX + mission_id, Signal(name, decoded[0], time.time(), _command))
 
     def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
         self.get(mission_id)
@@ -516,6 +528,47 @@ class Runtime:
             self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
         for actor_id in unfinished:
             self.system.ask(actor_id, Peek())  # activation replays and resubmits steps
+
+    def _poll_commands(self) -> None:
+        """Deliver commands other processes queued (see ``_commands``)."""
+        if self._closed or not self._polling.acquire(blocking=False):
+            return
+        try:
+            if self.store.version(COMMANDS) <= self._commands_done:
+                return
+            for number, command in pending_commands(self.store, self._commands_done):
+                self._apply_command(number, command)
+                self._commands_done = number
+            mark_delivered(self.store, self._commands_done)
+        except (AuraError, EventStoreError, ActorError) as err:
+            self.system.log.error("command.poll_failed", error=str(err))
+        finally:
+            self._polling.release()
+
+    def _apply_command(self, number: int, command: Command) -> None:
+        try:
+            if command.kind == "signal":
+                self.signal(command.mission_id, command.name, command.payload, _command=number)
+            elif command.kind == "cancel":
+                self.cancel(command.mission_id, command.reason or "cancelled from the CLI")
+            elif command.kind == "redrive":
+                self.redrive(command.mission_id)
+            else:
+                raise AuraError(f"unknown command {command.kind!r}")
+        except AuraError as err:  # e.g. the mission finished meanwhile: nothing to do
+            self.system.log.warning(
+                "command.rejected", number=number, kind=command.kind, error=str(err)
+            )
+
+    def _schedule_poll(self) -> None:
+        def tick() -> None:
+            if self._closed:
+                return
+            self._steps.call(self._poll_commands)
+            self._schedule_poll()
+
+        with contextlib.suppress(ActorError):
+            self.system.call_later(COMMAND_POLL, tick)
 
     def _gave_up(self, actor_id: str, error: BaseException) -> None:
         """The missions supervisor gave up on a crash-looping mission (its

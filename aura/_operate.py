@@ -1,0 +1,148 @@
+"""What the CLI does to a data directory from outside a runtime: queue
+signals, cancels and redrives for the runtime serving it, run a mission in
+the foreground, and count what is there."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from eventstore import EventStore
+
+from ._audit import AUDIT_STREAM
+from ._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
+from ._definitions import mission_definition
+from ._errors import AuraError
+from ._inspect import PREFIX, open_log, summarize
+from ._messages import MissionMessage, Signal
+
+SETTLED = ("completed", "failed", "cancelled", "dead")
+
+
+def _writable(data: Path) -> EventStore:
+    open_log(data).close()  # one clear error if there is no data directory
+    return EventStore.open(data / "events", chained=(AUDIT_STREAM,))
+
+
+def queue(data: Path, command: Command) -> int:
+    """Check the command makes sense for the mission as the log shows it,
+    then queue it; returns its number."""
+    with _writable(data) as store:
+        if store.version(PREFIX + command.mission_id) == 0:
+            raise AuraError(f"no mission {command.mission_id!r} in {data}")
+        status = summarize(store, command.mission_id).status
+        if command.kind in ("signal", "cancel") and status in SETTLED:
+            raise AuraError(
+                f"mission {command.mission_id!r} is {status}: nothing to {command.kind}"
+            )
+        if command.kind == "redrive" and status != "dead":
+            raise AuraError(f"mission {command.mission_id!r} is {status}, not dead")
+        try:
+            msgspec.msgpack.encode(command)
+        except (TypeError, msgspec.EncodeError) as err:
+            raise AuraError(f"the payload cannot be journaled: {err}") from err
+        return queue_command(store, command)
+
+
+def wait_delivered(data: Path, number: int, timeout: float) -> bool:
+    """Until a runtime recorded command ``number`` as delivered (or timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open_log(data) as store:
+            if delivered_upto(store) >= number:
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)  # another process does the work: poll its progress
+
+
+def signal_journaled(data: Path, mission_id: str, number: int) -> bool:
+    decoder = msgspec.msgpack.Decoder(MissionMessage)
+    with open_log(data) as store:
+        for e in store.read(PREFIX + mission_id, archived=True):
+            if e.kind == "message":
+                msg = decoder.decode(e.data)
+                if isinstance(msg, Signal) and msg.command == number:
+                    return True
+    return False
+
+
+def load_mission(spec: str) -> Any:
+    """``module:function`` (the current directory is importable)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise AuraError(f"expected module:mission, got {spec!r}")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # the user's module failed to import, for whatever reason
+        raise AuraError(f"cannot import {module_name!r}: {type(err).__name__}: {err}") from err
+    fn: Any = module
+    for part in attr.split("."):
+        fn = getattr(fn, part, None)
+        if fn is None:
+            raise AuraError(f"{module_name!r} has no {attr!r}")
+    mission_definition(fn)  # a clear error if it is not a mission
+    return fn
+
+
+def run(data: Path, spec: str, args: list[Any], mission_id: str | None, timeout: float) -> Any:
+    from ._runtime import Runtime
+
+    fn = load_mission(spec)
+    with Runtime(data, missions=[fn]) as rt:
+        return rt.start(fn, *args, mission_id=mission_id).result(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Stats:
+    data: str
+    missions: int
+    by_status: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    hot_events: int = 0
+    archived_events: int = 0
+    audit_entries: int = 0
+    commands: int = 0
+    commands_delivered: int = 0
+    file_bytes: int = 0
+
+
+def stats(data: Path) -> Stats:
+    by_status: dict[str, int] = {}
+    events = hot = archived = missions = 0
+    with open_log(data) as store:
+        for stream in store.streams():
+            info = store.stream_info(stream)
+            if info is None:
+                continue
+            events += info.version
+            archived += info.archived_upto
+            hot += info.version - info.archived_upto
+            if stream.startswith(PREFIX):
+                missions += 1
+                status = summarize(store, stream[len(PREFIX) :]).status
+                by_status[status] = by_status.get(status, 0) + 1
+        audit = store.version(AUDIT_STREAM)
+        commands = store.version(COMMANDS)
+        delivered = delivered_upto(store) if store.version(COMMANDS_DONE) else 0
+    size = sum(f.stat().st_size for f in (data / "events").iterdir() if f.is_file())
+    return Stats(
+        str(data),
+        missions,
+        dict(sorted(by_status.items())),
+        events,
+        hot,
+        archived,
+        audit,
+        commands,
+        delivered,
+        size,
+    )
