@@ -33,6 +33,7 @@ from ._gateway import ToolGateway
 from ._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
 from ._memory import MemoryValueError, MissionMemory
 from ._mission_actor import MissionView
+from ._replay import Replay, ReplayStep, replay
 from ._retry import NO_RETRY, RetryPolicy
 from ._runtime import (
     MissionCancelledError,
@@ -58,6 +59,9 @@ from ._tools import ToolDef, tool, tool_definition
 __all__ = [
     "NO_RETRY",
     "AuditEntry",
+    "Replay",
+    "ReplayStep",
+    "replay",
     "AgentIdentity",
     "ExecutionToken",
     "KeyFileError",

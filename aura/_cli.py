@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
     dead = command("dead", "list dead-lettered missions and why")
     dead.add_argument("--json", action="store_true")
+    rep = command("replay", "rebuild a mission from its log event by event (the replay debugger)")
+    rep.add_argument("mission_id")
+    rep.add_argument("--to", type=int, help="stop after event N")
+    rep.add_argument("--app", help="module defining the mission: replay through its code")
+    rep.add_argument("--json", action="store_true", help="JSON lines")
     stats = command("stats", "counts: missions by status, events hot and archived, audit")
     stats.add_argument("--json", action="store_true")
     return parser
@@ -144,6 +149,8 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         if not args.json:
             print(f"{len(found)} dead-lettered mission(s); resume one with: aura redrive ID")
         return 0
+    if args.command == "replay":
+        return _replay(args, data)
     if args.command == "stats":
         from ._operate import stats
 
@@ -205,6 +212,30 @@ def _run_mission(args: argparse.Namespace, data: Path) -> int:
     values = given if isinstance(given, list) else [given]
     result = run(data, args.mission, values, args.mission_id, args.timeout)
     print(_json(result))
+    return 0
+
+
+def _replay(args: argparse.Namespace, data: Path) -> int:
+    from ._replay import replay
+
+    result = replay(data, args.mission_id, to=args.to, app=args.app)
+    for step in result.steps:
+        if args.json:
+            print(_json(step))
+            continue
+        issued = f"  -> {', '.join(step.commands)}" if step.commands else ""
+        state = f"[{step.status} run {step.run}, {step.steps_completed} steps]"
+        print(_clip(f"{step.version:>5} {step.kind:<12} {step.summary}  {state}{issued}", 160))
+    if result.steps and not args.json:
+        last = result.steps[-1]
+        mode = "through the code" if result.with_code else "from the log alone"
+        print(f"state after event {last.version} ({mode}): {last.status}")
+        print(_clip(f"  memory: {last.memory!r}", 160))
+        print(f"  cost: ${last.cost_usd:.4f}, {last.cost_tokens} tokens")
+    if result.divergence is not None:
+        d = result.divergence
+        print(f"aura: non-determinism at event {d.version}: {d.error}", file=sys.stderr)
+        return 1
     return 0
 
 

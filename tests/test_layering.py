@@ -18,6 +18,9 @@ LAYERS = ["eventstore", "actors", "aura"]
 
 PUBLIC = {
     "aura": {
+        "Replay",
+        "ReplayStep",
+        "replay",
         "AgentIdentity",
         "ExecutionToken",
         "KeyFileError",
