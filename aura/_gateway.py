@@ -57,6 +57,7 @@ class ToolGateway:
         self._lock = threading.Lock()
         self._tools: dict[str, ToolDef] = {}
         self._step_defs: dict[str, StepDef] = {}
+        self.log: Any = None  # a structlog logger: gateway.allowed / gateway.denied
         self._revoked: set[str] = set()  # execution-token nonces
         self._ended: set[tuple[str, int]] = set()  # (mission id, run) that finished
         for fn in tools:
@@ -201,12 +202,22 @@ class ToolGateway:
             raise ToolDenied(name, "tools run only as mission steps (ctx.tool)")
         job = attempt.job
         identity, execution = job.tokens if job.tokens is not None else (b"", b"")
-        tool, valid = self.check(
-            name,
-            args,
-            identity=identity,
-            execution=execution,
-            mission_id=job.mission_id,
-            run=job.run,
-        )
+        where = {"mission_id": job.mission_id, "run": job.run, "seq": job.seq, "tool": name}
+        try:
+            tool, valid = self.check(
+                name,
+                args,
+                identity=identity,
+                execution=execution,
+                mission_id=job.mission_id,
+                run=job.run,
+            )
+        except ToolDenied as denied:
+            if self.log is not None:
+                self.log.warning(
+                    "gateway.denied", attempt=job.attempt, reason=denied.reason, **where
+                )
+            raise
+        if self.log is not None:
+            self.log.info("gateway.allowed", attempt=job.attempt, **where)
         return tool.fn(**valid)

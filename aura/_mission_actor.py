@@ -816,7 +816,23 @@ class MissionActor(DurableActor):
                 seq=command.seq,
                 step=command.definition.name if command.definition else command.kind,
                 attempt=attempt,
+                key=f"{self.mission_id}/{self.run}/{command.seq}",
                 **fields,
+            )
+
+    def started(self) -> None:
+        log = self.system.log if self.system.logging_info() else None
+        if log is not None:
+            log.info("mission.replay_started", mission_id=self.mission_id)
+        super().started()
+        if log is not None:
+            log.info(
+                "mission.replay_finished",
+                mission_id=self.mission_id,
+                run=self.run,
+                seq=self.version,
+                replayed=self.recovered_messages,
+                status=self.status.value,
             )
 
     # ------------------------------------------------------------ lifecycle

@@ -45,6 +45,7 @@ from ._delivery import Outbox
 from ._errors import AuraError
 from ._gateway import ToolGateway
 from ._lifecycle import TERMINAL, MissionStatus
+from ._logging import make_logger
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
     STREAM_PREFIX,
@@ -141,7 +142,9 @@ class Runtime:
     per run past which ``ctx.info.continue_as_new_suggested`` is true (a
     mission's own ``history_limit`` wins). ``archive_completed_after``:
     seconds after which a finished mission's history is archived (``None``:
-    only by ``rt.compact()``).
+    only by ``rt.compact()``). ``log``: ``"json"`` or ``"console"`` to print
+    the structured events to stderr (default: silent unless the application
+    configures stdlib logging, or passes its own structlog ``logger``).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
     before an idle mission gives its thread back. ``faults``: crash
     injection at the missions' journal points (tests).
@@ -162,6 +165,7 @@ class Runtime:
         token_ttl: float = 86_400.0,
         history_limit: int = 10_000,
         archive_completed_after: float | None = 3600.0,
+        log: str | None = None,
     ) -> None:
         self._definitions: dict[str, MissionDef] = {}
         for fn in missions:
@@ -189,7 +193,10 @@ class Runtime:
             self.path / "events", durability=durability, chained=(AUDIT_STREAM,)
         )
         try:
+            if logger is None and log is not None:
+                logger = make_logger(log)
             self.system = ActorSystem("aura", store=self.store, logger=logger, faults=faults)
+            self._gateway.log = self.system.log
             self.system.spawn(
                 ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
             )
@@ -217,6 +224,7 @@ class Runtime:
             self._commands_done = delivered_upto(self.store)
             self._poll_commands()  # what was queued while no runtime served this directory
             self._schedule_poll()
+            self.system.log.info("runtime.start", path=str(self.path))
         except BaseException:
             self.store.close()
             raise
@@ -426,6 +434,7 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        self.system.log.info("runtime.stop", path=str(self.path))
         self._outbox.closed = True
         self._steps.close()
         self.system.shutdown()
