@@ -77,8 +77,10 @@ class AuditReport:
 
 
 def verify_audit(store: Any) -> AuditReport:
-    """Walk the audit chain of ``store`` and match it against the missions' logs."""
-    events = list(store.read(AUDIT_STREAM, archived=True))
+    """Walk the audit chain of ``store`` and match it against the missions' logs
+    (as of one moment: a writer may go on appending meanwhile)."""
+    horizon = store.head_position()  # an event and its entry share a commit: both or neither
+    events = [e for e in store.read(AUDIT_STREAM, archived=True) if e.position <= horizon]
     chain = verify_chain(events, AUDIT_STREAM)
     if not chain.ok:
         return AuditReport(False, chain.count, chain.head, chain.bad_version, chain.reason)
@@ -90,7 +92,7 @@ def verify_audit(store: Any) -> AuditReport:
     for stream in store.streams():
         if stream.startswith(STREAM_PREFIX):
             for e in store.read(stream, archived=True):
-                if e.kind in AUDITED_KINDS:
+                if e.kind in AUDITED_KINDS and e.position <= horizon:
                     journaled.add(f"{stream}@{e.version}")
     unaudited = tuple(sorted(journaled - recorded))
     orphaned = tuple(sorted(recorded - journaled))
