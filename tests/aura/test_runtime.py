@@ -189,6 +189,8 @@ def test_every_step_and_transition_is_a_structured_event(tmp_path: Path) -> None
         rt.start(m.retrying, 1, mission_id="ev").result(timeout=30)
     mine = [e for e in log.events if e.get("mission_id") == "ev"]
     assert [(e["event"], e.get("attempt"), e.get("status")) for e in mine] == [
+        ("mission.replay_started", None, None),  # a new actor: nothing to replay
+        ("mission.replay_finished", None, "pending"),
         ("mission.transition", None, "running"),
         ("step.scheduled", 1, None),
         ("step.retrying", 1, None),
@@ -196,8 +198,8 @@ def test_every_step_and_transition_is_a_structured_event(tmp_path: Path) -> None
         ("step.completed", 2, None),
         ("mission.transition", None, "completed"),
     ]
-    assert all(e["run"] == 1 and "seq" in e for e in mine)
-    assert mine[2]["error"].startswith("ConnectionError")
+    assert all(e["run"] == 1 and "seq" in e for e in mine[1:])
+    assert mine[4]["error"].startswith("ConnectionError")
 
 
 def test_a_waiting_mission_passivates_and_its_signal_wakes_it(tmp_path: Path) -> None:
