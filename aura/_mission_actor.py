@@ -130,6 +130,7 @@ class MissionActor(DurableActor):
         self.budget: Budget | None = None
         self.over_budget = ""  # why the mission may not advance ('' if it may)
         self._tokens: tuple[bytes, bytes] | None = None  # for tool calls, never journaled
+        self._scheduled: list[tuple[_Command, int, float]] = []  # attempts not yet audited
         self._memory_pending: list[MemoryWrite] = []  # made while handling this message
         self._replay_writes: list[MemoryWrite] = []  # made by replayed code
         self._memory_logged = 0  # memory events the log holds
@@ -179,10 +180,33 @@ class MissionActor(DurableActor):
         return isinstance(message, Peek)
 
     def journal_companions(self, message: Any) -> list[tuple[str, list[NewEvent]]]:
-        """The audit entry of ``message``, committed with it."""
+        """The audit entry of ``message``, committed with it (after the
+        entries of the steps scheduled since the last commit)."""
         kind, detail = self._audit_of(message)
-        entry = audit_event(kind, self.mission_id, self.run, self.version + 1, message.at, **detail)
-        return [(AUDIT_STREAM, [entry])]
+        version = self.version + 1
+        entry = audit_event(kind, self.mission_id, self.run, version, message.at, **detail)
+        return [(AUDIT_STREAM, [*self._scheduled_entries(version), entry])]
+
+    def _scheduled_entries(self, version: int) -> list[NewEvent]:
+        """Audit entries of the step attempts scheduled since the mission's
+        last commit. Scheduling is not an event of its own (that would cost a
+        commit per step): its entries ride with the next event the mission
+        journals, usually that step's outcome, and name that event."""
+        scheduled, self._scheduled = self._scheduled, []
+        return [
+            audit_event(
+                f"{'step' if c.kind == 'step' else c.kind}.scheduled",
+                self.mission_id,
+                self.run,
+                version,
+                at,
+                seq=c.seq,
+                step=c.definition.name if c.definition else c.kind,
+                attempt=attempt,
+                fingerprint=c.fingerprint,
+            )
+            for c, attempt, at in scheduled
+        ]
 
     def _audit_of(self, message: Any) -> tuple[str, dict[str, Any]]:
         if isinstance(message, StepDone):
@@ -564,6 +588,7 @@ class MissionActor(DurableActor):
     def _submit(self, command: _Command) -> None:
         assert command.definition is not None and command.args is not None
         self._log_step("step.scheduled", command, self.attempts[command.seq])
+        self._scheduled.append((command, self.attempts[command.seq], self.now or time.time()))
         self.runtime._steps.submit(
             StepJob(
                 self.mission_id,
@@ -799,7 +824,12 @@ class MissionActor(DurableActor):
         store = self.system.store
         assert store is not None
         self.version = store.append_many(
-            with_audit(self.stream_name(), events, self.version, entries)
+            with_audit(
+                self.stream_name(),
+                events,
+                self.version,
+                [*self._scheduled_entries(self.version + 1), *entries],
+            )
         )[0]
         self._memory_logged += len(writes)
 
@@ -887,7 +917,12 @@ class MissionActor(DurableActor):
         store = self.system.store
         assert store is not None
         self.version = store.append_many(
-            with_audit(self.stream_name(), [NewEvent(TRANSITION, data)], self.version, [entry])
+            with_audit(
+                self.stream_name(),
+                [NewEvent(TRANSITION, data)],
+                self.version,
+                [*self._scheduled_entries(self.version + 1), entry],
+            )
         )[0]
 
     def _log_status_if_missing(self) -> None:

@@ -40,13 +40,21 @@ def test_every_journaled_event_has_exactly_one_entry(tmp_path: Path) -> None:
     assert a == [
         "mission.started",
         "mission.transition",  # running
+        "step.scheduled",  # scheduled entries ride with the next commit: the outcome
         "step.completed",
+        "step.scheduled",
         "step.completed",
-        "step.completed",  # the gather's three doubles
+        "step.scheduled",  # the gather's three doubles
+        "step.scheduled",
+        "step.scheduled",
+        "step.completed",
         "step.completed",
         "step.completed",
         "mission.transition",  # completed
     ]
+    scheduled = [e for e in entries(tmp_path) if e.mission_id == "a" and e.kind == "step.scheduled"]
+    assert [e.detail["seq"] for e in scheduled] == [0, 1, 2, 3, 4]
+    assert all(e.detail["fingerprint"].startswith("step tests.aura.missions:") for e in scheduled)
     assert ("b", "signal.received") in kinds
     assert ("c", "step.failed") in kinds
     statuses = [
@@ -80,7 +88,7 @@ def test_an_edited_entry_on_disk_is_found_by_api_and_cli(tmp_path: Path) -> None
         rt.start(arithmetic, 3, mission_id="a").result(timeout=30)
     clean = aura_cli("--data", str(tmp_path), "audit", "verify")
     assert clean.returncode == 0, clean.stderr
-    assert "audit chain OK: 9 entries" in clean.stdout
+    assert "audit chain OK: 15 entries" in clean.stdout
 
     def forge(event: RecordedEvent) -> RecordedEvent:
         entry = msgspec.msgpack.decode(event.data, type=AuditEntry)
