@@ -210,6 +210,7 @@ class ActorSystem:
         batch: list[tuple[int, Cell, DurableActor, object, int]] = []  # ..., entry index
         entries: list[tuple[str, Sequence[NewEvent], int | None]] = []
         later: list[int] = []
+        companions: dict[str, list[NewEvent]] = {}  # appended after all own entries
         try:
             for i, (actor_id, message) in enumerate(items):
                 try:
@@ -236,8 +237,11 @@ class ActorSystem:
                     results[i] = self._crash_claimed(cell, actor, err, journaled=False)
                     continue
                 batch.append((i, cell, durable, message, len(entries)))
-                entries.extend(journal)
+                entries.append(journal[0])
+                for stream, events, _ in journal[1:]:  # one entry per companion stream
+                    companions.setdefault(stream, []).extend(events)
             versions: list[int] | None = None
+            entries.extend((stream, events, None) for stream, events in companions.items())
             if entries:
                 assert self.store is not None  # durable actors started, so there is one
                 try:

@@ -26,9 +26,15 @@ _encoder = msgspec.msgpack.Encoder()
 
 def chain_digest(previous: bytes, event: RecordedEvent) -> bytes:
     """The digest of ``event`` (its own ``digest`` field aside) after ``previous``."""
-    canonical = _encoder.encode(
-        [event.stream, event.version, event.position, event.kind, event.data, event.ts]
+    return digest_of(
+        previous, event.stream, event.version, event.position, event.kind, event.data, event.ts
     )
+
+
+def digest_of(  # noqa: PLR0917 - the writer's hot path: no struct built twice
+    previous: bytes, stream: str, version: int, position: int, kind: str, data: bytes, ts: float
+) -> bytes:
+    canonical = _encoder.encode([stream, version, position, kind, data, ts])
     return hashlib.sha256(previous + canonical).digest()
 
 

@@ -24,10 +24,9 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import lmdb
-import msgspec
 
 from . import _codec as codec
-from ._chain import GENESIS, chain_digest
+from ._chain import GENESIS, digest_of
 from ._errors import (
     ArchiveError,
     ConcurrencyError,
@@ -379,11 +378,9 @@ class EventStore:
         for ev in events:
             version += 1
             pkey = event_key(pos)
-            rec = RecordedEvent(stream, version, pos, ev.kind, ev.data, ts)
             if chained:
-                digest = chain_digest(digest, rec)
-                rec = msgspec.structs.replace(rec, digest=digest)
-            value = encode(rec)
+                digest = digest_of(digest, stream, version, pos, ev.kind, ev.data, ts)
+            value = encode(RecordedEvent(stream, version, pos, ev.kind, ev.data, ts, digest))
             if not put_event(pkey, value, append=True):
                 raise corrupt_meta(self._path, pos)  # pragma: no cover
             put_index(index_key(sid, version), pkey, db=log_db)
