@@ -56,10 +56,17 @@ def archive_run(store: Any, stream: str, up_to: int) -> int:
 
 
 def compact(
-    store: Any, *, now: float, completed_after: float | None, keep_audit: int = 10_000
+    store: Any,
+    *,
+    now: float,
+    completed_after: float | None,
+    keep_audit: int = 10_000,
+    progress: Any = None,
 ) -> CompactionReport:
     streams = events = 0
     for stream in store.streams():
+        if progress is not None:
+            progress.advance()
         info = store.stream_info(stream)
         if info is None:
             continue

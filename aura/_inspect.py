@@ -160,5 +160,13 @@ def compact(data: Path, completed_after: float) -> CompactionReport:
     """Archive what no replay needs (a writer: safe beside a running runtime,
     LMDB serialises writers and the archive op is atomic)."""
     open_log(data).close()  # a clear error if there is no data directory
+    from ._progress import Progress
+
     with EventStore.open(data / "events", chained=(AUDIT_STREAM,)) as store:
-        return compact_store(store, now=time.time(), completed_after=completed_after)
+        progress = Progress("compacting", len(store.streams()))
+        try:
+            return compact_store(
+                store, now=time.time(), completed_after=completed_after, progress=progress
+            )
+        finally:
+            progress.close()

@@ -36,6 +36,7 @@ from ._inspect import PREFIX, describe, open_log
 from ._memory import MEMORY, decode_write, fold
 from ._messages import TRANSITION, MissionMessage, NewRun, StepDone, Transition
 from ._mission_actor import MissionActor
+from ._progress import Progress
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ def replay(
     if app is None:
         return Replay(mission_id, False, _from_log(events))
     definitions = _definitions(app)
-    steps = _with_code(mission_id, events, definitions)
+    progress = Progress(f"replaying {mission_id}", len(events))
+    try:
+        steps = _with_code(mission_id, events, definitions, progress)
+    finally:
+        progress.close()
     divergence = next((s for s in steps if s.error), None)
     return Replay(mission_id, True, steps, divergence)
 
@@ -180,6 +185,7 @@ class _Probe(MissionActor):
         super().__init__(sandbox, mission_id)
         self._described = {e.version: describe(e) for e in events}
         self.timeline: list[ReplayStep] = []
+        self.progress: Progress | None = None
         self._seen_commands = 0
         self._seen_error = ""
 
@@ -198,6 +204,8 @@ class _Probe(MissionActor):
         d = self._described.get(version)
         if d is None:
             return
+        if self.progress is not None:
+            self.progress.advance()
         issued = tuple(c.fingerprint for c in self.commands[self._seen_commands :])
         self._seen_commands = len(self.commands)
         error = self.error if self.status.value == "dead" and self.error != self._seen_error else ""
@@ -225,7 +233,10 @@ class _Probe(MissionActor):
 
 
 def _with_code(
-    mission_id: str, events: list[RecordedEvent], definitions: dict[str, MissionDef]
+    mission_id: str,
+    events: list[RecordedEvent],
+    definitions: dict[str, MissionDef],
+    progress: Progress,
 ) -> list[ReplayStep]:
     store = MemoryEventStore(chained=(AUDIT_STREAM,))
     stream = PREFIX + mission_id
@@ -233,6 +244,7 @@ def _with_code(
         store.append(stream, [NewEvent(e.kind, e.data)])
     sandbox = _Sandbox(definitions)
     probe = _Probe(sandbox, mission_id, events)
+    probe.progress = progress
     with ActorSystem("replay", store=store) as system:
         try:
             system.spawn(ChildSpec(stream, lambda: probe, threaded=False, restart="temporary"))
