@@ -1,8 +1,9 @@
 """`aura demo`: an agent mission survives a SIGKILL without redoing work.
 
-A research agent (plan -> several tool calls -> a compensable booking -> a
-human approval -> summary) runs in a child process. The "model" is a
-scripted stand-in, said so plainly; the tools are real local functions.
+A research agent (plan -> several tool calls through the gateway -> a
+compensable booking tool -> a human approval -> summary, with memory
+writes and a budget) runs in a child process. The "model" is a scripted
+stand-in, said so plainly; the tools are real local functions.
 The parent SIGKILLs the child mid-mission, starts a new process on the same
 data directory, approves the booking as the human, and shows the mission
 finishing from where it stopped: every step whose result had been journaled
@@ -49,18 +50,19 @@ def _effect(name: str) -> None:
 def plan(topic: str) -> list[str]:
     """Scripted stand-in for a model call: a fixed plan for any topic."""
     _effect("plan")
+    aura.report_cost(usd=0.004, tokens=900)  # what a real model call would report
     return ["durable execution", "lmdb", "sagas", "actors"]
 
 
-@aura.step(name="demo:search", retry=aura.RetryPolicy(initial_interval=0.05, max_attempts=3))
+@aura.tool(name="web_search", retry=aura.RetryPolicy(initial_interval=0.05, max_attempts=3))
 def search(query: str) -> str:
-    _effect(f"search {query!r}")
+    _effect(f"tool web_search {query!r}")
     return CORPUS.get(query, "nothing found")
 
 
-@aura.step(name="demo:book")
+@aura.tool(name="book_gpu", scopes=["billing"])
 def book(resource: str) -> dict[str, str]:
-    _effect(f"book {resource}")
+    _effect(f"tool book_gpu {resource}")
     return {"booking": f"{resource}-42"}
 
 
@@ -73,24 +75,38 @@ def release(booking: dict[str, str]) -> None:
 def summarize(topic: str, notes: list[str]) -> str:
     """Scripted stand-in for a model call: joins the notes."""
     _effect("summarize")
+    aura.report_cost(usd=0.006, tokens=1400)
     return f"{topic}: " + " ".join(notes)
 
 
-@aura.mission(name="demo:research")
+@aura.mission(
+    name="demo:research",
+    agent="researcher",
+    tools=["web_search", "book_gpu"],
+    scopes=["billing"],
+    budget=aura.Budget(usd=1.0),
+)
 async def research(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
     queries = await ctx.step(plan, topic)
-    notes = await ctx.gather(*(ctx.step(search, q) for q in queries))
-    booking = await ctx.step(book, "gpu-hours", compensate=release)
+    ctx.memory["plan"] = queries
+    notes = await ctx.gather(*(ctx.tool("web_search", query=q) for q in queries))
+    ctx.memory["notes"] = notes
+    booking = await ctx.tool("book_gpu", resource="gpu-hours", compensate=release)
+    ctx.memory["booking"] = booking
     approved = await ctx.wait_signal("approve", timeout=600)
     if not approved:
         raise RuntimeError("the human declined the booking")
     summary = await ctx.step(summarize, topic, notes)
+    ctx.memory["summary"] = summary
     return {"summary": summary, "booking": booking}
+
+
+TOOLS = [search, book]
 
 
 def child(data: str, mode: str, mission_id: str) -> None:
     """Runs in a child process: ``start`` the mission, or ``resume`` it."""
-    with aura.Runtime(data, missions=[research]) as rt:
+    with aura.Runtime(data, missions=[research], tools=TOOLS) as rt:
         if mode == "start":
             rt.start(research, "durable agents", mission_id=mission_id)
             rt.wait(mission_id)  # never returns: the parent kills us
@@ -101,6 +117,8 @@ def child(data: str, mode: str, mission_id: str) -> None:
         sys.stdout.flush()
         rt.signal(mission_id, "approve", True)  # the human approves the booking
         result = rt.handle(mission_id).result(timeout=60)
+        done = rt.get(mission_id)
+        result = {**result, "memory": sorted(done.memory), "cost_usd": done.cost_usd}
         sys.stdout.write(f"RESULT {msgspec.json.encode(result).decode()}\n")
 
 
@@ -189,6 +207,7 @@ def run(data: Path, kill_after_steps: int = 4) -> int:
         print(f"  {names[key][:36]:<38}{journaled:<23}{in_first} + {in_second}")
     rerun = [key for key in before if len(runs[key]) > 1]
     print(f"  result: {result['summary'][:70]}...")
+    print(f"  memory keys: {', '.join(result['memory'])}; cost ${result['cost_usd']:.3f}")
     if rerun:
         print(f"aura demo: FAILED, finished steps ran again: {rerun}", file=sys.stderr)
         return 1

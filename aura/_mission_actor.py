@@ -651,7 +651,7 @@ class MissionActor(DurableActor):
         (a deadline already past fires at once: late rather than never)."""
         for command in self.commands:
             seq = command.seq
-            if command.kind in ("step", "compensation"):
+            if command.kind in ("step", "compensation", "tool"):
                 if seq in self.results:
                     continue
                 if seq in self.retry_due:

@@ -12,7 +12,7 @@ import inspect
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -39,6 +39,22 @@ class ToolDef:
         """``args`` converted to the schema, or ``msgspec.ValidationError``."""
         value = msgspec.convert(args, type=self.schema)
         return {f: getattr(value, f) for f in self.schema.__struct_fields__}
+
+
+@overload
+def tool(fn: F, /) -> F: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    scopes: Sequence[str] = (),
+    schema: type[msgspec.Struct] | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    heartbeat_timeout: float | None = None,
+) -> Callable[[F], F]: ...
 
 
 def tool(

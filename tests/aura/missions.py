@@ -407,3 +407,19 @@ async def auto_loop(ctx: aura.MissionContext, n: int) -> dict[str, Any]:
 @aura.step
 def noop_add(a: int, b: int) -> int:
     return a + b
+
+
+@aura.tool
+def slow_lookup(key: str) -> str:
+    TOOL_CALLS.append(("slow_lookup", aura.current_step().idempotency_key))
+    record("slow_lookup")
+    gate = GATES.get(key)
+    if gate is not None and len(TOOL_CALLS) == 1:
+        gate.wait(30)  # the first call hangs: the runtime goes away meanwhile
+    return key.upper()
+
+
+@aura.mission(tools=["slow_lookup"])
+async def looks_up(ctx: aura.MissionContext, key: str) -> str:
+    value: str = await ctx.tool("slow_lookup", key=key)
+    return value

@@ -222,3 +222,14 @@ def test_a_tool_call_is_compensated_like_a_step(tmp_path: Path) -> None:
             rt.start(m.tool_saga, mission_id="s").result(timeout=30)
         assert rt.verify_audit().ok
     assert m.SAGA == ["book suite", "cancel suite"]
+
+
+def test_a_tool_call_in_flight_at_a_crash_runs_again_after_recovery(tmp_path: Path) -> None:
+    m.GATES["k"] = threading.Event()
+    with aura.Runtime(tmp_path, missions=[m.looks_up], tools=[m.slow_lookup]) as rt:
+        rt.start(m.looks_up, "k", mission_id="lk")
+        m.wait_call(("slow_lookup", "lk/1/0"))  # in flight when the runtime goes away
+    with aura.Runtime(tmp_path, missions=[m.looks_up], tools=[m.slow_lookup]) as rt:
+        assert rt.handle("lk").result(timeout=30) == "K"
+    m.GATES["k"].set()
+    assert [key for _, key in m.TOOL_CALLS] == ["lk/1/0", "lk/1/0"]  # same idempotency key
