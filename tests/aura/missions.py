@@ -423,3 +423,15 @@ def slow_lookup(key: str) -> str:
 async def looks_up(ctx: aura.MissionContext, key: str) -> str:
     value: str = await ctx.tool("slow_lookup", key=key)
     return value
+
+
+@aura.mission(history_limit=12)
+async def many_steps_can(ctx: aura.MissionContext, n: int, start: int = 0) -> int:
+    """many_steps, continuing as new every few steps (its total in memory)."""
+    total = ctx.memory.get("total", 0)
+    for i in range(start, n):
+        total += await ctx.step(journal_effect, ctx.info.mission_id, i)
+        ctx.memory["total"] = total
+        if ctx.info.continue_as_new_suggested and i + 1 < n:
+            ctx.continue_as_new(n, i + 1)
+    return int(total)

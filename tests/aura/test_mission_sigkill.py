@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from aura import verify_audit
 from aura._messages import MissionMessage, StepDone
@@ -37,11 +38,13 @@ def journaled_keys(data: Path) -> set[str]:
                 if event.kind == "message":
                     msg = decoder.decode(event.data)
                     if isinstance(msg, StepDone) and msg.ok:
-                        keys.add(f"{mission_id}/1/{msg.seq}")
+                        keys.add(f"{mission_id}/{msg.run or 1}/{msg.seq}")
     return keys
 
 
-def run_child(data: Path, effects: Path, incarnation: int) -> subprocess.Popen[bytes]:
+def run_child(
+    data: Path, effects: Path, incarnation: int, mission: str = "many_steps"
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -49,20 +52,25 @@ def run_child(data: Path, effects: Path, incarnation: int) -> subprocess.Popen[b
         "AURA_TEST_INCARNATION": str(incarnation),
     }
     return subprocess.Popen(
-        [sys.executable, str(CHILD), str(data), str(MISSIONS), str(STEPS)],
+        [sys.executable, str(CHILD), str(data), str(MISSIONS), str(STEPS), mission],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
     )
 
 
-def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mission", ["many_steps", "many_steps_can"])
+def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(
+    tmp_path: Path, mission: str
+) -> None:
+    """``many_steps_can`` continues as new every few steps: kills land across
+    run boundaries (before, during and after a new run is journaled)."""
     rng = random.Random(int(os.environ.get("AURA_CRASH_SEED", "11")))
     data, effects = tmp_path / "data", tmp_path / "effects.txt"
     journaled_before: dict[int, set[str]] = {}
     for incarnation in range(KILLS):
         journaled_before[incarnation] = journaled_keys(data) if data.exists() else set()
-        proc = run_child(data, effects, incarnation)
+        proc = run_child(data, effects, incarnation, mission)
         assert proc.stdout is not None
         # Let it do a random number of new side effects, then kill it.
         wanted = rng.randrange(1, 15)
@@ -75,7 +83,7 @@ def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(tmp_path
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     journaled_before[KILLS] = journaled_keys(data)
-    final = run_child(data, effects, KILLS)
+    final = run_child(data, effects, KILLS, mission)
     out, err = final.communicate(timeout=300)
     assert final.returncode == 0, err.decode()
     results = {
@@ -89,7 +97,10 @@ def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(tmp_path
     for line in effects.read_text().splitlines():
         key, incarnation = line.split()
         runs[key].append(int(incarnation))
-    assert set(runs) == {f"m-{i}/1/{s}" for i in range(MISSIONS) for s in range(STEPS)}
+    if mission == "many_steps":
+        assert set(runs) == {f"m-{i}/1/{s}" for i in range(MISSIONS) for s in range(STEPS)}
+    else:  # every mission went through several runs, each run's steps keyed by run
+        assert {key.split("/")[1] for key in runs} > {"1", "2"}
     for key, incarnations in runs.items():
         for inc in incarnations:
             assert key not in journaled_before[inc], (

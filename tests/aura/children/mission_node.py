@@ -1,20 +1,22 @@
 """Child: a runtime that runs (or resumes) MISSIONS missions of STEPS steps.
 
-argv: data_dir missions steps. Env: AURA_TEST_EFFECTS (side-effect file),
-AURA_TEST_INCARNATION. Prints "STARTED" once every mission is started and
-"RESULT <id> <value>" as each finishes; the parent SIGKILLs it at random.
+argv: data_dir missions steps [mission name, default many_steps].
+Env: AURA_TEST_EFFECTS (side-effect file), AURA_TEST_INCARNATION. Prints
+"STARTED" once every mission is started and "RESULT <id> <value>" as each
+finishes; the parent SIGKILLs it at random.
 """
 
 import sys
 
 import aura
-from tests.aura.missions import many_steps
+from tests.aura import missions
 
 
 def main() -> None:
     path, count, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    with aura.Runtime(path, missions=[many_steps], max_workers=4) as rt:
-        handles = [rt.start(many_steps, steps, mission_id=f"m-{i}") for i in range(count)]
+    mission = getattr(missions, sys.argv[4] if len(sys.argv) > 4 else "many_steps")
+    with aura.Runtime(path, missions=[mission], max_workers=4) as rt:
+        handles = [rt.start(mission, steps, mission_id=f"m-{i}") for i in range(count)]
         sys.stdout.write("STARTED\n")
         sys.stdout.flush()
         for h in handles:
