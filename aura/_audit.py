@@ -89,13 +89,17 @@ def verify_audit(store: Any) -> AuditReport:
         entry = _decoder.decode(event.data)
         recorded.add(f"{STREAM_PREFIX}{entry.mission_id}@{entry.version}")
     journaled: set[str] = set()
+    purged: set[str] = set()  # entries of events a retention policy deleted
     for stream in store.streams():
         if stream.startswith(STREAM_PREFIX):
             for e in store.read(stream, archived=True):
                 if e.kind in AUDITED_KINDS and e.position <= horizon:
                     journaled.add(f"{stream}@{e.version}")
+            info = store.stream_info(stream)
+            if info is not None and info.purged_upto:
+                purged.update(f"{stream}@{v}" for v in range(1, info.purged_upto + 1))
     unaudited = tuple(sorted(journaled - recorded))
-    orphaned = tuple(sorted(recorded - journaled))
+    orphaned = tuple(sorted(recorded - journaled - purged))
     ok = not unaudited and not orphaned
     reason = "" if ok else "audit entries and mission events do not match one to one"
     return AuditReport(ok, chain.count, chain.head, 0, reason, unaudited, orphaned)

@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="archive missions finished at least this many seconds ago (default 0)",
     )
+    compact.add_argument(
+        "--retention",
+        type=float,
+        help="also delete archived history older than this many seconds (default: keep)",
+    )
     compact.add_argument("--json", action="store_true")
     run = command("run", "run a mission in this process until it finishes")
     run.add_argument("mission", help="module:mission (the current directory is importable)")
@@ -162,11 +167,13 @@ def _run(args: argparse.Namespace, data: Path) -> int:
                 print(f"{f.name:>20}: {getattr(result, f.name)}")
         return 0
     if args.command == "compact":
-        report = _inspect.compact(data, args.completed_after)
+        report = _inspect.compact(data, args.completed_after, args.retention)
         if args.json:
             print(_json(report))
         else:
             print(f"archived {report.events} events from {report.streams} stream(s) in {data}")
+            if args.retention is not None:
+                print(f"deleted {report.purged} archived events older than {args.retention:g}s")
         return 0
     raise AssertionError(f"unhandled command {args.command}")  # argparse refuses others
 

@@ -10,6 +10,12 @@ readable with ``read(..., archived=True)`` and verified by the audit chain):
   event (the verdict read without replaying);
 - the audit chain except its newest ``keep_audit`` entries.
 
+Retention (``retention`` seconds; ``None``, the default, keeps archives
+forever) then deletes archived mission history for good: a finished
+mission's once it finished that long ago, a long mission's archived runs
+once its current run began that long ago. The audit chain is never
+purged (its entries of purged events stay, and still verify).
+
 Archiving is one atomic eventstore operation per stream, and only up to a
 version the snapshot covers: a crash before, during or after it loses
 nothing and duplicates nothing. The ``Compactor`` actor does this on the
@@ -41,6 +47,8 @@ class CompactionReport:
     """Streams that had something archived."""
     events: int
     """Events moved from the hot log to the archive."""
+    purged: int = 0
+    """Archived events deleted by the retention policy."""
 
 
 def archive_run(store: Any, stream: str, up_to: int) -> int:
@@ -62,8 +70,9 @@ def compact(
     completed_after: float | None,
     keep_audit: int = 10_000,
     progress: Any = None,
+    retention: float | None = None,
 ) -> CompactionReport:
-    streams = events = 0
+    streams = events = purged = 0
     for stream in store.streams():
         if progress is not None:
             progress.advance()
@@ -87,7 +96,30 @@ def compact(
             store.archive(stream, up_to)
             streams += 1
             events += up_to - info.archived_upto
-    return CompactionReport(streams, events)
+            info = store.stream_info(stream)
+        if retention is not None and stream.startswith(STREAM_PREFIX) and info is not None:
+            purged += _apply_retention(store, stream, info, now - retention)
+    return CompactionReport(streams, events, purged)
+
+
+def _apply_retention(store: Any, stream: str, info: Any, before: float) -> int:
+    """Purge what retention allows of one mission's archive; returns how many."""
+    if info.archived_upto <= info.purged_upto:
+        return 0
+    last = next(iter(store.read(stream, info.version, info.version, archived=True)), None)
+    snap = store.load_snapshot(stream)
+    up_to = 0
+    if last is not None and last.kind == TRANSITION and last.ts < before:
+        status = msgspec.msgpack.decode(last.data, type=Transition).status
+        if status in SETTLED:
+            up_to = min(info.archived_upto, info.version - 1)
+    if not up_to and snap is not None and snap.ts < before:
+        up_to = min(info.archived_upto, snap.version - 1)
+    if up_to <= info.purged_upto:
+        return 0
+    store.purge_archive(stream, up_to)
+    gone: int = up_to - info.purged_upto
+    return gone
 
 
 class ArchiveRun(msgspec.Struct, frozen=True):
@@ -103,11 +135,18 @@ class Compactor(Actor):
     """Archives finished runs as missions continue-as-new, and sweeps
     periodically for finished missions and old audit entries."""
 
-    def __init__(self, store: Any, completed_after: float | None, every: float) -> None:
+    def __init__(
+        self,
+        store: Any,
+        completed_after: float | None,
+        every: float,
+        retention: float | None = None,
+    ) -> None:
         super().__init__()
         self._store = store
         self._completed_after = completed_after
         self._every = every
+        self._retention = retention
 
     def started(self) -> None:
         self._schedule()
@@ -120,11 +159,17 @@ class Compactor(Actor):
                 import time
 
                 report = compact(
-                    self._store, now=time.time(), completed_after=self._completed_after
+                    self._store,
+                    now=time.time(),
+                    completed_after=self._completed_after,
+                    retention=self._retention,
                 )
-                if report.events:
+                if report.events or report.purged:
                     self.system.log.info(
-                        "compaction.done", streams=report.streams, events=report.events
+                        "compaction.done",
+                        streams=report.streams,
+                        events=report.events,
+                        purged=report.purged,
                     )
                 self._schedule()
                 return report
@@ -133,7 +178,7 @@ class Compactor(Actor):
         return None
 
     def _schedule(self) -> None:
-        if self._completed_after is None:
+        if self._completed_after is None and self._retention is None:
             return
         with contextlib.suppress(Exception):
             self.system.schedule(self._every, self.actor_id, Sweep())

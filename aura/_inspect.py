@@ -156,7 +156,7 @@ def audit_export(data: Path) -> list[dict[str, Any]]:
         return list(export_audit(store))
 
 
-def compact(data: Path, completed_after: float) -> CompactionReport:
+def compact(data: Path, completed_after: float, retention: float | None = None) -> CompactionReport:
     """Archive what no replay needs (a writer: safe beside a running runtime,
     LMDB serialises writers and the archive op is atomic)."""
     open_log(data).close()  # a clear error if there is no data directory
@@ -166,7 +166,11 @@ def compact(data: Path, completed_after: float) -> CompactionReport:
         progress = Progress("compacting", len(store.streams()))
         try:
             return compact_store(
-                store, now=time.time(), completed_after=completed_after, progress=progress
+                store,
+                now=time.time(),
+                completed_after=completed_after,
+                progress=progress,
+                retention=retention,
             )
         finally:
             progress.close()

@@ -142,7 +142,9 @@ class Runtime:
     per run past which ``ctx.info.continue_as_new_suggested`` is true (a
     mission's own ``history_limit`` wins). ``archive_completed_after``:
     seconds after which a finished mission's history is archived (``None``:
-    only by ``rt.compact()``). ``log``: ``"json"`` or ``"console"`` to print
+    only by ``rt.compact()``). ``archive_retention``: seconds after which
+    archived mission history is deleted for good (``None``: kept forever;
+    the audit chain is always kept). ``log``: ``"json"`` or ``"console"`` to print
     the structured events to stderr (default: silent unless the application
     configures stdlib logging, or passes its own structlog ``logger``).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
@@ -165,6 +167,7 @@ class Runtime:
         token_ttl: float = 86_400.0,
         history_limit: int = 10_000,
         archive_completed_after: float | None = 3600.0,
+        archive_retention: float | None = None,
         log: str | None = None,
     ) -> None:
         self._definitions: dict[str, MissionDef] = {}
@@ -200,11 +203,13 @@ class Runtime:
             self.system.spawn(
                 ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
             )
-            sweep_every = min(archive_completed_after or 60.0, 60.0)
+            sweep_every = min(archive_completed_after or 60.0, archive_retention or 60.0, 60.0)
             self.system.spawn(
                 ChildSpec(
                     COMPACTOR,
-                    lambda: Compactor(self.store, archive_completed_after, sweep_every),
+                    lambda: Compactor(
+                        self.store, archive_completed_after, sweep_every, archive_retention
+                    ),
                 )
             )
             self._steps = StepRunner(
@@ -362,12 +367,17 @@ class Runtime:
         self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
         return MissionHandle(self, mission_id)
 
-    def compact(self, *, completed_after: float | None = 0.0) -> CompactionReport:
+    def compact(
+        self, *, completed_after: float | None = 0.0, retention: float | None = None
+    ) -> CompactionReport:
         """Archive now what no replay needs (see ``aura._compactor``):
         finished runs, missions finished ``completed_after`` seconds ago or
-        more (``None``: leave finished missions alone), old audit entries."""
+        more (``None``: leave finished missions alone), old audit entries;
+        with ``retention`` (seconds), delete archived history that old."""
         self._check_open()
-        return compact(self.store, now=time.time(), completed_after=completed_after)
+        return compact(
+            self.store, now=time.time(), completed_after=completed_after, retention=retention
+        )
 
     def _compact_later(self, stream: str, up_to: int) -> None:
         """A mission continued as new: archive its finished run (compactor thread)."""

@@ -64,6 +64,7 @@ from ._write_batch import (
     AppendOp,
     ArchiveOp,
     Op,
+    PurgeOp,
     SnapshotOp,
     StreamState,
     WriteBatch,
@@ -273,6 +274,17 @@ class EventStore:
         archived_upto: int = self._submit(ArchiveOp(stream, up_to_version))
         return archived_upto
 
+    def purge_archive(self, stream: str, up_to_version: int) -> int:
+        """Delete archived events ``..up_to_version`` for good (a retention
+        policy). Only archived events, never the stream's last; versions do
+        not change and ``read(..., archived=True)`` starts after them.
+        Returns the stream's new ``purged_upto``."""
+        check_stream(stream)
+        check_version("up_to_version", up_to_version, minimum=1)
+        self._check_writable("purge")
+        purged: int = self._submit(PurgeOp(stream, up_to_version))
+        return purged
+
     def _submit(self, op: Op) -> Any:
         self._check_open()
         return self._committer.submit(op)
@@ -344,7 +356,56 @@ class EventStore:
             return self._apply_append(st, op)
         if isinstance(op, SnapshotOp):
             return self._apply_snapshot(st, op)
+        if isinstance(op, PurgeOp):
+            return self._apply_purge(st, op)
         return self._apply_archive(st, op)
+
+    def _apply_purge(self, st: WriteBatch, op: PurgeOp) -> int:
+        row = st.stream(op.stream)
+        if row is None or op.up_to > row.archived_upto or op.up_to >= row.version:
+            raise ArchiveError(
+                f"stream {op.stream!r}: cannot purge up to version {op.up_to}: only archived "
+                f"events ({row.archived_upto if row else 0}) and never the last "
+                f"({row.version if row else 0})"
+            )
+        if op.up_to <= row.purged_upto:
+            return row.purged_upto
+        db = self._db["archive"]
+        where = f"stream {op.stream!r} archive"
+        chunks = [
+            (key, cur_value)
+            for key, cur_value in self._archive_chunks(st.txn, row.sid)
+            if codec.from_pair(key)[1] <= op.up_to
+        ]
+        for key, raw in chunks:
+            chunk = codec.decode_compressed(
+                raw, _ArchiveChunk, what="archive chunk", where=where, path=self._path
+            )
+            st.txn.delete(key, db=db)
+            kept = [r for r in chunk.rows if r.version > op.up_to]
+            if kept:  # the chunk straddles the line: keep its tail, keyed by its new first
+                st.txn.put(
+                    codec.pair(row.sid, kept[0].version),
+                    codec.encode_compressed(_ArchiveChunk(kept)),
+                    db=db,
+                )
+        st.set_stream(
+            op.stream,
+            StreamState(row.sid, row.version, row.archived_upto, op.up_to),
+            row_changed=True,
+        )
+        return op.up_to
+
+    def _archive_chunks(self, txn: Any, sid: int) -> list[tuple[bytes, bytes]]:
+        cur = txn.cursor(db=self._db["archive"])
+        out: list[tuple[bytes, bytes]] = []
+        if not cur.set_range(codec.pair(sid, 0)):
+            return out
+        for key, value in cur.iternext():
+            if codec.from_pair(bytes(key))[0] != sid:
+                break
+            out.append((bytes(key), bytes(value)))
+        return out
 
     def _apply_append(self, st: WriteBatch, op: AppendOp) -> list[int]:
         # Check every expected version first: a rejected op writes nothing.
@@ -386,7 +447,11 @@ class EventStore:
             put_index(index_key(sid, version), pkey, db=log_db)
             pos += 1
         st.next_position = pos
-        st.set_stream(stream, StreamState(sid, version, row.archived_upto), row_changed=created)
+        st.set_stream(
+            stream,
+            StreamState(sid, version, row.archived_upto, row.purged_upto),
+            row_changed=created,
+        )
         if chained:
             st.digests[stream] = digest
         return version
@@ -457,7 +522,11 @@ class EventStore:
         for ikey, pkey, _ in moving:
             txn.delete(ikey, db=self._db["log"])
             txn.delete(pkey, db=self._db["log"])
-        st.set_stream(op.stream, StreamState(row.sid, row.version, op.up_to), row_changed=True)
+        st.set_stream(
+            op.stream,
+            StreamState(row.sid, row.version, op.up_to, row.purged_upto),
+            row_changed=True,
+        )
         # The archived events may include the newest one: persist the position
         # counter so it never goes back and reuses a position.
         st.meta_dirty = True
@@ -477,7 +546,9 @@ class EventStore:
         check_stream(stream)
         with self._read_txn() as txn:
             row = self._load_stream(txn, stream)
-        return None if row is None else StreamInfo(stream, row.version, row.archived_upto)
+        if row is None:
+            return None
+        return StreamInfo(stream, row.version, row.archived_upto, row.purged_upto)
 
     def streams(self) -> list[str]:
         """Every stream name, in byte order of the UTF-8 name."""
@@ -521,6 +592,8 @@ class EventStore:
                 end = row.version if to_version is None else min(to_version, row.version)
                 if next_v <= row.archived_upto and not archived:
                     next_v = row.archived_upto + 1
+                if next_v <= row.purged_upto:
+                    next_v = row.purged_upto + 1  # deleted by retention
                 if next_v > end:
                     return
                 if next_v <= row.archived_upto:
@@ -728,7 +801,9 @@ class EventStore:
             sid, last = codec.from_index_key(cur.key())
             if sid == row.sid:
                 version = last
-        return StreamState(row.sid, max(version, row.archived_upto), row.archived_upto)
+        return StreamState(
+            row.sid, max(version, row.archived_upto), row.archived_upto, row.purged_upto
+        )
 
     @staticmethod
     def _keys_with_sid(txn: Any, db: Any, sid: int) -> Iterator[bytes]:

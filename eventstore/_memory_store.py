@@ -27,12 +27,13 @@ from ._validate import check_batch, check_data, check_item, check_stream, check_
 
 
 class _Stream:
-    __slots__ = ("archived", "archived_upto", "hot", "snapshots")
+    __slots__ = ("archived", "archived_upto", "hot", "purged_upto", "snapshots")
 
     def __init__(self) -> None:
         self.hot: list[RecordedEvent] = []
-        self.archived: list[RecordedEvent] = []
+        self.archived: list[RecordedEvent] = []  # purged ones removed
         self.archived_upto = 0
+        self.purged_upto = 0
         self.snapshots: list[Snapshot] = []
 
     @property
@@ -159,7 +160,9 @@ class MemoryEventStore:
         with self._lock:
             self._check_open()
             st = self._streams.get(stream)
-            return None if st is None else StreamInfo(stream, st.version, st.archived_upto)
+            if st is None:
+                return None
+            return StreamInfo(stream, st.version, st.archived_upto, st.purged_upto)
 
     def streams(self) -> list[str]:
         with self._lock:
@@ -222,6 +225,23 @@ class MemoryEventStore:
             self._check_open()
             st = self._streams.get(stream)
             return st.snapshots[-1] if st is not None and st.snapshots else None
+
+    def purge_archive(self, stream: str, up_to_version: int) -> int:
+        check_stream(stream)
+        check_version("up_to_version", up_to_version, minimum=1)
+        with self._lock:
+            self._check_open()
+            st = self._streams.get(stream)
+            if st is None or up_to_version > st.archived_upto or up_to_version >= st.version:
+                raise ArchiveError(
+                    f"stream {stream!r}: cannot purge up to version {up_to_version}: only "
+                    f"archived events ({st.archived_upto if st else 0}) and never the last "
+                    f"({st.version if st else 0})"
+                )
+            if up_to_version > st.purged_upto:
+                st.archived = [e for e in st.archived if e.version > up_to_version]
+                st.purged_upto = up_to_version
+            return st.purged_upto
 
     def archive(self, stream: str, up_to_version: int) -> int:
         check_stream(stream)

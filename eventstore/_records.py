@@ -58,6 +58,8 @@ class StreamInfo(msgspec.Struct, frozen=True):
     version: int
     archived_upto: int
     """Events ``1..archived_upto`` live in the archive, not in the hot log."""
+    purged_upto: int = 0
+    """Events ``1..purged_upto`` were deleted from the archive (retention)."""
 
 
 # ---------------------------------------------------------------- on disk
@@ -69,6 +71,7 @@ class _StreamRow(msgspec.Struct, array_like=True, frozen=True):
 
     sid: int
     archived_upto: int = 0
+    purged_upto: int = 0
 
 
 class _SnapshotRow(msgspec.Struct, array_like=True, frozen=True):

@@ -19,6 +19,7 @@ class StreamState(NamedTuple):
     sid: int
     version: int
     archived_upto: int
+    purged_upto: int = 0
 
 
 class WriteBatch:
@@ -94,7 +95,7 @@ class WriteBatch:
         for name in self.dirty_rows:
             state = self.streams[name]
             assert state is not None
-            row = _StreamRow(state.sid, state.archived_upto)
+            row = _StreamRow(state.sid, state.archived_upto, state.purged_upto)
             self.txn.put(name.encode("utf-8"), codec.encode(row), db=db["streams"])
         if self.meta_dirty:
             meta = _MetaRow(self.next_position, self.next_sid)
@@ -127,7 +128,15 @@ class ArchiveOp:
         self.up_to = up_to
 
 
-Op = AppendOp | SnapshotOp | ArchiveOp
+class PurgeOp:
+    __slots__ = ("stream", "up_to")
+
+    def __init__(self, stream: str, up_to: int) -> None:
+        self.stream = stream
+        self.up_to = up_to
+
+
+Op = AppendOp | SnapshotOp | ArchiveOp | PurgeOp
 
 
 class WriteCache:

@@ -145,3 +145,22 @@ def test_a_hundred_thousand_steps_keep_hot_history_bounded(tmp_path: Path) -> No
         audit = rt.store.stream_info("$audit")
         assert audit is not None and audit.version - audit.archived_upto <= 10_000
         assert rt.verify_audit().ok  # archived entries included
+
+
+def test_retention_deletes_old_archives_and_the_audit_still_verifies(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.looper], archive_completed_after=None) as rt:
+        rt.start(m.looper, 0, 100, mission_id="keep")
+        result = rt.handle("keep").result(timeout=60)
+        kept = rt.compact(completed_after=None)  # the finished runs are archived, kept
+        archived = rt.store.stream_info("mission/keep")
+        assert kept.purged == 0 and archived is not None and archived.archived_upto > 0
+        gone = rt.compact(completed_after=None, retention=0)  # now delete them
+        assert gone.purged > 0
+        info = rt.store.stream_info("mission/keep")
+        assert info is not None and info.purged_upto > 0
+        assert rt.verify_audit().ok  # their audit entries stay and still verify
+    with aura.Runtime(tmp_path, missions=[m.looper]) as rt:  # still readable, recoverable
+        assert rt.get("keep").result == result
+    out = aura_cli("--data", str(tmp_path), "compact", "--retention", "0")
+    assert out.returncode == 0 and "deleted" in out.stdout
+    assert aura_cli("--data", str(tmp_path), "audit", "verify").returncode == 0

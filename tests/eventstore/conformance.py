@@ -94,6 +94,38 @@ class EventStoreConformance(abc.ABC):
         swapped = [events[0], events[2], events[1], events[3]]
         assert verify_chain(swapped).bad_version == 2
 
+    # ------------------------------------------------------------ retention
+
+    def test_purge_deletes_archived_events_for_good(self, store: Any) -> None:
+        for i in range(10):
+            store.append("s", [ev("e", bytes([i]))])
+        store.archive("s", 7)
+        assert store.purge_archive("s", 4) == 4
+        assert [e.version for e in store.read("s", archived=True)] == [5, 6, 7, 8, 9, 10]
+        assert [e.version for e in store.read("s")] == [8, 9, 10]
+        info = store.stream_info("s")
+        assert (info.version, info.archived_upto, info.purged_upto) == (10, 7, 4)
+        assert store.purge_archive("s", 2) == 4  # already purged: a no-op
+        store.append("s", [ev("after")])
+        assert store.version("s") == 11
+        store = self.reopen(store)
+        assert [e.version for e in store.read("s", 1, 6, archived=True)] == [5, 6]
+        assert store.stream_info("s").purged_upto == 4
+        store.close()
+
+    def test_purge_refuses_the_hot_log_and_the_last_event(self, store: Any) -> None:
+        for _ in range(3):
+            store.append("s", [ev()])
+        store.archive("s", 3)
+        with pytest.raises(ArchiveError):
+            store.purge_archive("s", 3)  # the last event stays
+        store.append("s", [ev()])
+        with pytest.raises(ArchiveError):
+            store.purge_archive("s", 4)  # not archived
+        with pytest.raises(ArchiveError):
+            store.purge_archive("nope", 1)
+        assert [e.version for e in store.read("s", archived=True)] == [1, 2, 3, 4]
+
     # ------------------------------------------------------------ append/read
 
     def test_unknown_stream_is_version_zero_and_empty(self, store: Any) -> None:
