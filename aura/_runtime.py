@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,9 @@ class Runtime:
     seconds after which a finished mission's history is archived (``None``:
     only by ``rt.compact()``). ``archive_retention``: seconds after which
     archived mission history is deleted for good (``None``: kept forever;
-    the audit chain is always kept). ``log``: ``"json"`` or ``"console"`` to print
+    the audit chain is always kept). ``clock``: wall-clock seconds stamped
+    on journaled messages (``ctx.now()``); ``aura.testing.VirtualClock``
+    makes durable timers and retry waits fire at once. ``log``: ``"json"`` or ``"console"`` to print
     the structured events to stderr (default: silent unless the application
     configures stdlib logging, or passes its own structlog ``logger``).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
@@ -169,7 +171,9 @@ class Runtime:
         archive_completed_after: float | None = 3600.0,
         archive_retention: float | None = None,
         log: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._definitions: dict[str, MissionDef] = {}
         for fn in missions:
             self._learn(fn)
@@ -217,6 +221,8 @@ class Runtime:
                 max_workers,
                 self.system.call_later,
                 lambda err: self.system.log.error("step.thread_error", error=repr(err)),
+                clock=clock,
+                faults=faults,
             )
             self._outbox = Outbox(
                 self.system,
@@ -231,6 +237,10 @@ class Runtime:
             self._schedule_poll()
             self.system.log.info("runtime.start", path=str(self.path))
         except BaseException:
+            if hasattr(self, "_steps"):
+                self._steps.close()
+            if hasattr(self, "system"):
+                self.system.shutdown()
             self.store.close()
             raise
 
@@ -257,7 +267,7 @@ class Runtime:
         actor_id = PREFIX + mission_id
         self._ensure_actor(mission_id, activate=True)
         view: MissionView = self._ask(
-            actor_id, Start(definition.name, decoded, time.time(), budget)
+            actor_id, Start(definition.name, decoded, self._clock(), budget)
         )
         if view.name != definition.name:
             raise MissionConflictError(
@@ -320,11 +330,11 @@ class Runtime:
             raise AuraError(
                 f"mission {mission_id!r} is {view.status.value}: it takes no more signals"
             )
-        self._ask(PREFIX + mission_id, Signal(name, decoded[0], time.time(), _command))
+        self._ask(PREFIX + mission_id, Signal(name, decoded[0], self._clock(), _command))
 
     def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
         self.get(mission_id)
-        self._ask(PREFIX + mission_id, Cancel(reason, time.time()))
+        self._ask(PREFIX + mission_id, Cancel(reason, self._clock()))
 
     def raise_budget(
         self, mission_id: str, *, usd: float | None = None, tokens: int | None = None
@@ -335,7 +345,7 @@ class Runtime:
         view = self.get(mission_id)
         if view.status in TERMINAL or view.status is MissionStatus.DEAD:
             raise AuraError(f"mission {mission_id!r} is {view.status.value}: no budget to raise")
-        self._ask(PREFIX + mission_id, RaiseBudget(new.usd, new.tokens, time.time()))
+        self._ask(PREFIX + mission_id, RaiseBudget(new.usd, new.tokens, self._clock()))
         return self.get(mission_id)
 
     def dead_letters(self) -> list[MissionView]:
@@ -358,7 +368,7 @@ class Runtime:
         self.system.stop(actor_id)  # drop the dead incarnation and its state
         redriven = msgspec.msgpack.encode(Transition(MissionStatus.RUNNING.value, "redriven"))
         version = self.store.version(actor_id)
-        entry = audit_event("mission.redriven", mission_id, 0, version + 1, time.time())
+        entry = audit_event("mission.redriven", mission_id, 0, version + 1, self._clock())
         self.store.append_many(
             with_audit(actor_id, [NewEvent(TRANSITION, redriven)], version, [entry])
         )
@@ -513,11 +523,16 @@ class Runtime:
         def fire() -> None:
             if self._closed:
                 return
-            message = TimerFired(seq, fingerprint, time.time(), attempt, run)
+            # A clock that skips waits (aura.testing.VirtualClock) jumps to the deadline.
+            reached = getattr(self._clock, "reach", None)
+            at = reached(deadline) if reached is not None else self._clock()
+            message = TimerFired(seq, fingerprint, at, attempt, run)
             self._steps.call(lambda: self._deliver_any(mission_id, message))
 
         with contextlib.suppress(ActorError):
-            self.system.call_later(max(0.0, deadline - time.time()), fire)
+            delay_until = getattr(self._clock, "delay_until", None)
+            delay = delay_until(deadline) if delay_until is not None else deadline - self._clock()
+            self.system.call_later(max(0.0, delay), fire)
 
     def _deliver_any(self, mission_id: str, message: object) -> None:
         if self._closed:
@@ -546,7 +561,11 @@ class Runtime:
         if specs:
             self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
         for actor_id in unfinished:
-            self.system.ask(actor_id, Peek())  # activation replays and resubmits steps
+            # Activation replays and resubmits steps. A mission that fails to
+            # recover is its supervisor's business (restart, then dead letter):
+            # it must not keep the others, or the runtime, from opening.
+            with contextlib.suppress(ActorError):
+                self.system.ask(actor_id, Peek())
 
     def _poll_commands(self) -> None:
         """Deliver commands other processes queued (see ``_commands``)."""

@@ -27,6 +27,8 @@ from typing import Any
 
 import msgspec
 
+from actors import SimulatedCrash
+
 from ._budget import check_cost
 from ._definitions import StepDef
 from ._errors import AuraError
@@ -146,7 +148,12 @@ class StepRunner:
         max_workers: int,
         call_later: Callable[[float, Callable[[], None]], None],
         on_error: Callable[[BaseException], None],
+        *,
+        clock: Callable[[], float] = time.time,
+        faults: Any = None,
     ) -> None:
+        self._clock = clock
+        self._faults = faults  # crash injection around step bodies (aura.testing)
         self._deliver = deliver
         self._call_later = call_later
         self._pool = WorkerPool(max_workers, "aura-step", on_error)
@@ -222,10 +229,18 @@ class StepRunner:
             if leftover is not None and not self._closed:
                 self._pool.submit(self._run_chain, leftover)  # never drop an issued step
 
+    def _fault(self, point: str, attempt: _Attempt) -> None:
+        if self._faults is not None:
+            self._faults.check(point, attempt.info.idempotency_key)
+
     def _run_sync(self, attempt: _Attempt) -> None:
         token = _current.set(attempt)
         try:
+            self._fault("step_before", attempt)
             value = attempt.job.definition.fn(*attempt.job.args)
+            self._fault("step_after", attempt)
+        except SimulatedCrash:
+            return  # injected "process death" (aura.testing): no outcome is delivered
         except BaseException as err:
             # SystemExit, KeyboardInterrupt, ... too: swallowed by the pool they
             # would leave the mission waiting forever. They are never retried.
@@ -238,9 +253,13 @@ class StepRunner:
     async def _run_async(self, attempt: _Attempt) -> None:
         token = _current.set(attempt)
         try:
+            self._fault("step_before", attempt)
             value = await attempt.job.definition.fn(*attempt.job.args)
+            self._fault("step_after", attempt)
         except asyncio.CancelledError:
             return  # the watchdog gave up on it and reported the timeout
+        except SimulatedCrash:
+            return
         except BaseException as err:  # as in _run_sync
             outcome: tuple[Any, BaseException | None] = (None, err)
         else:
@@ -320,7 +339,7 @@ class StepRunner:
             error_type="" if error is None else type(error).__name__,
             error="" if error is None else str(error),
             attempt=job.attempt,
-            at=time.time(),
+            at=self._clock(),
             retry_in=retry_in,
             heartbeat=details,
             cost_usd=cost_usd,

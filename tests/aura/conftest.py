@@ -18,6 +18,7 @@ def clean_hooks() -> Iterator[None]:
     m.SAGA.clear()
     m.CANCELLED.clear()
     m.TOOL_CALLS.clear()
+    m.CHARGES.clear()
     yield
     for gate in m.GATES.values():
         gate.set()

@@ -435,3 +435,22 @@ async def many_steps_can(ctx: aura.MissionContext, n: int, start: int = 0) -> in
         if ctx.info.continue_as_new_suggested and i + 1 < n:
             ctx.continue_as_new(n, i + 1)
     return int(total)
+
+
+CHARGES: list[int] = []
+_DRIFT = [0]
+
+
+@aura.mission
+async def charges_outside_a_step(ctx: aura.MissionContext, amount: int) -> int:
+    """A planted bug: a side effect in mission code, not in a step."""
+    CHARGES.append(amount)  # runs again on every replay
+    return int(await ctx.step(add, amount, 0))
+
+
+@aura.mission
+async def drifts(ctx: aura.MissionContext) -> int:
+    """A planted bug: mission code that is not deterministic."""
+    _DRIFT[0] += 1  # differs on replay: a different step argument
+    first = await ctx.step(add, _DRIFT[0], 0)
+    return int(await ctx.step(add, first, 1))

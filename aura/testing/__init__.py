@@ -1,0 +1,43 @@
+"""aura.testing: prove your own missions survive crashes, in pytest, with
+hypothesis, without a server.
+
+- ``VirtualClock``: pass as ``Runtime(clock=...)``; durable timers and retry
+  waits fire at once, stamped with their deadline (``ctx.now()`` jumps).
+- ``run_mission(mission, *args, schedule=...)``: runs a mission to the end on
+  a fresh data directory, injecting crashes at journal points. Every
+  injected crash is a process death: the runtime is dropped on the spot and
+  a new one opens the directory and recovers (as after ``kill -9``).
+  Points: the mission's journal (``before_append``, ``after_append``,
+  ``in_handler`` - after handling, before its outputs are journaled -,
+  ``during_recovery``) and each step body (``step_before``, ``step_after``
+  its side effect; compensations and tool calls are steps too).
+- ``check_crash_safety(...)``: runs it with and without the schedule and
+  raises ``CrashSafetyError`` unless both end the same (status, result,
+  recorded step results), no step ran again after its result was
+  journaled, and the audit chain verifies.
+- ``aura.testing.strategies``: hypothesis strategies for crash schedules,
+  signal orders and step failure patterns.
+- A pytest plugin (installed with aura): fixtures ``aura_runtime`` and
+  ``crash_runtime``.
+"""
+
+from ._check import CrashSafetyError, Outcome, check_crash_safety, run_mission
+from ._clock import VirtualClock
+
+POINTS = (
+    "before_append",
+    "after_append",
+    "in_handler",
+    "during_recovery",
+    "step_before",
+    "step_after",
+)
+
+__all__ = [
+    "POINTS",
+    "CrashSafetyError",
+    "Outcome",
+    "VirtualClock",
+    "check_crash_safety",
+    "run_mission",
+]
