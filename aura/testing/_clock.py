@@ -9,7 +9,7 @@ import time
 class VirtualClock:
     """Real time plus an offset that grows whenever a durable timer fires:
     timers and retry backoffs fire at once and ``ctx.now()`` reads their
-    deadline. Time never goes back. Thread-safe."""
+    deadline. The clock itself never goes back. Thread-safe."""
 
     def __init__(self, start: float | None = None) -> None:
         self._lock = threading.Lock()
@@ -24,13 +24,14 @@ class VirtualClock:
         return 0.0
 
     def reach(self, deadline: float) -> float:
-        """A timer due at ``deadline`` fires: move time up to it; return now."""
+        """A timer due at ``deadline`` fires: move time up to it (never back)
+        and stamp the firing with the deadline itself, so a timer re-armed
+        after a crash fires at the same virtual moment as the first time."""
         with self._lock:
             now = time.time() + self._offset
             if deadline > now:
                 self._offset += deadline - now
-                now = deadline
-            return now
+            return deadline
 
     def advance(self, seconds: float) -> None:
         with self._lock:

@@ -3,6 +3,7 @@ checker, strategies and the pytest fixtures (used here as a user would)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,11 @@ from aura.testing.strategies import crash_schedules
 
 from . import missions as m
 
+# The in-process chaos suite: AURA_CHAOS_EXAMPLES=2000 for thousands of schedules.
 SLOW = settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("AURA_CHAOS_EXAMPLES", "15")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -43,6 +47,7 @@ def test_representative_missions_survive_any_schedule(schedule: frozenset[Any]) 
     check_crash_safety(
         m.approval, None, schedule=schedule, signals=[("approve", True), ("note", "n")]
     )
+    check_crash_safety(m.sleeper, 30.0, schedule=schedule)  # a durable timer
 
 
 @SLOW
