@@ -146,7 +146,9 @@ class Runtime:
     archived mission history is deleted for good (``None``: kept forever;
     the audit chain is always kept). ``clock``: wall-clock seconds stamped
     on journaled messages (``ctx.now()``); ``aura.testing.VirtualClock``
-    makes durable timers and retry waits fire at once. ``log``: ``"json"`` or ``"console"`` to print
+    makes durable timers and retry waits fire at once. ``store_wrapper``:
+    wraps the event log (``aura.testing`` injects store faults with it).
+    ``log``: ``"json"`` or ``"console"`` to print
     the structured events to stderr (default: silent unless the application
     configures stdlib logging, or passes its own structlog ``logger``).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
@@ -172,6 +174,7 @@ class Runtime:
         archive_retention: float | None = None,
         log: str | None = None,
         clock: Callable[[], float] = time.time,
+        store_wrapper: Callable[[EventStore], Any] | None = None,
     ) -> None:
         self._clock = clock
         self._definitions: dict[str, MissionDef] = {}
@@ -196,9 +199,10 @@ class Runtime:
             tools,
             execution_ttl=token_ttl,
         )
-        self.store = EventStore.open(
+        store = EventStore.open(
             self.path / "events", durability=durability, chained=(AUDIT_STREAM,)
         )
+        self.store: Any = store if store_wrapper is None else store_wrapper(store)
         try:
             if logger is None and log is not None:
                 logger = make_logger(log)
@@ -229,6 +233,7 @@ class Runtime:
                 lambda actor_id, message: self._deliver_any(actor_id[len(PREFIX) :], message),
                 self._steps.unchain,
                 self.system.log,
+                lambda delay, fn: self.system.call_later(delay, lambda: self._steps.call(fn)),
             )
             self._recover()
             self._polling = threading.Lock()

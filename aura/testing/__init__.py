@@ -9,8 +9,10 @@ hypothesis, without a server.
   a new one opens the directory and recovers (as after ``kill -9``).
   Points: the mission's journal (``before_append``, ``after_append``,
   ``in_handler`` - after handling, before its outputs are journaled -,
-  ``during_recovery``) and each step body (``step_before``, ``step_after``
-  its side effect; compensations and tool calls are steps too).
+  ``during_recovery``), each step body (``step_before``, ``step_after``
+  its side effect; compensations and tool calls are steps too), and the
+  event log itself (``store_append``, ``store_read``: the operation fails
+  with ``StoreIOError`` as on a bad disk, and the runtime must cope).
 - ``check_crash_safety(...)``: runs it with and without the schedule and
   raises ``CrashSafetyError`` unless both end the same (status, result,
   recorded step results), no step ran again after its result was
@@ -31,6 +33,8 @@ POINTS = (
     "during_recovery",
     "step_before",
     "step_after",
+    "store_append",
+    "store_read",
 )
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from actors import CrashAt, FaultInjector
-from eventstore import EventStore
+from eventstore import EventStore, EventStoreError
 
 from .._audit import verify_audit
 from .._definitions import mission_definition
@@ -21,6 +21,7 @@ from .._errors import AuraError
 from .._messages import STREAM_PREFIX, MissionMessage, StepDone
 from .._runtime import Runtime
 from ._clock import VirtualClock
+from ._faulty_store import FaultyStore
 
 MISSION_ID = "checked"
 
@@ -58,7 +59,7 @@ class _Deaths:
         if point == "step_before":
             self.executions.append((where, self.incarnation))
         crash = self._crash(point, where, hit)
-        if crash:
+        if crash and not point.startswith("store_"):  # a store fault is an error, not a death
             with self.changed:
                 self.died.set()
                 self.changed.notify_all()
@@ -166,9 +167,10 @@ def _open(
             faults=faults,
             clock=clock,
             archive_completed_after=None,
+            store_wrapper=lambda store: FaultyStore(store, faults),
         )
-    except (SimulatedCrash, AuraError, ActorError):
-        return None  # died while recovering
+    except (SimulatedCrash, AuraError, ActorError, EventStoreError):
+        return None  # died, or the log failed, while recovering: open again
 
 
 def _start(rt: Runtime, mission: Any, args: tuple[Any, ...], signals: list[Any]) -> bool:

@@ -75,3 +75,9 @@ def test_a_side_effect_outside_a_step_shows_up_after_crashes(
 def test_a_function_that_is_not_a_mission_is_refused() -> None:
     with pytest.raises(aura.DefinitionError):
         run_mission(m.add, 1, 2)
+
+
+@SLOW
+@given(crash_schedules(["store_append", "store_read", "after_append"], max_hit=30))
+def test_store_faults_lose_nothing(schedule: frozenset[Any]) -> None:
+    check_crash_safety(m.arithmetic, 3, schedule=schedule)
