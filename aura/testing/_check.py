@@ -18,12 +18,14 @@ from eventstore import EventStore, EventStoreError
 from .._audit import verify_audit
 from .._definitions import mission_definition
 from .._errors import AuraError
+from .._lifecycle import TERMINAL, MissionStatus
 from .._messages import STREAM_PREFIX, MissionMessage, StepDone
 from .._runtime import Runtime
 from ._clock import VirtualClock
 from ._faulty_store import FaultyStore
 
 MISSION_ID = "checked"
+SETTLED = {*TERMINAL, MissionStatus.DEAD}
 
 
 class CrashSafetyError(AssertionError):
@@ -182,7 +184,13 @@ def _start(rt: Runtime, mission: Any, args: tuple[Any, ...], signals: list[Any])
         rt.start(mission, *args, mission_id=MISSION_ID)
         while signals:
             name, payload = signals[0]
-            rt.signal(MISSION_ID, name, payload)
+            try:
+                rt.signal(MISSION_ID, name, payload)
+            except AuraError:
+                if rt.get(MISSION_ID).status in SETTLED:
+                    signals.clear()  # it finished before wanting them: nothing to send
+                    break
+                raise
             signals.pop(0)
     except (AuraError, ActorError):
         return False

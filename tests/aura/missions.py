@@ -454,3 +454,20 @@ async def drifts(ctx: aura.MissionContext) -> int:
     _DRIFT[0] += 1  # differs on replay: a different step argument
     first = await ctx.step(add, _DRIFT[0], 0)
     return int(await ctx.step(add, first, 1))
+
+
+@aura.step(retry=aura.RetryPolicy(initial_interval=30.0, backoff=2.0, max_attempts=4))
+def patterned(pattern: list[bool]) -> int:
+    """Fails on the attempts ``pattern`` marks True (long backoffs: virtual time)."""
+    attempt = aura.current_step().attempt
+    if attempt <= len(pattern) and pattern[attempt - 1]:
+        raise ConnectionError(f"attempt {attempt} fails by pattern")
+    return attempt
+
+
+@aura.mission
+async def follows_pattern(ctx: aura.MissionContext, pattern: list[bool]) -> Any:
+    try:
+        return await ctx.step(patterned, pattern)
+    except aura.StepFailedError as err:
+        return f"gave up after {err.attempt}"

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 import aura
 from aura.testing import CrashSafetyError, check_crash_safety, run_mission
-from aura.testing.strategies import crash_schedules
+from aura.testing.strategies import crash_schedules, failure_patterns, signal_orders
 
 from . import missions as m
 
@@ -81,3 +81,21 @@ def test_a_function_that_is_not_a_mission_is_refused() -> None:
 @given(crash_schedules(["store_append", "store_read", "after_append"], max_hit=30))
 def test_store_faults_lose_nothing(schedule: frozenset[Any]) -> None:
     check_crash_safety(m.arithmetic, 3, schedule=schedule)
+
+
+@SLOW
+@given(
+    signal_orders([("approve", True), ("note", "n"), ("extra", 1)]),
+    crash_schedules(max_crashes=2),
+)
+def test_any_signal_order_under_crashes(order: list[Any], schedule: frozenset[Any]) -> None:
+    outcome = check_crash_safety(m.approval, None, schedule=schedule, signals=order)
+    assert outcome.result == {"draft": 2, "verdict": True, "note": "n"}
+
+
+@SLOW
+@given(failure_patterns(4), crash_schedules(max_crashes=2))
+def test_any_failure_pattern_under_crashes(pattern: list[bool], schedule: frozenset[Any]) -> None:
+    outcome = check_crash_safety(m.follows_pattern, pattern, schedule=schedule)
+    first_ok = next((i + 1 for i, fails in enumerate(pattern) if not fails), None)
+    assert outcome.result == (first_ok if first_ok is not None else "gave up after 4")
