@@ -3,7 +3,9 @@
 Every event a mission journals (each mailbox message, each status
 transition, each memory write) gets an ``AuditEntry`` in the ``$audit``
 stream, appended in the same commit as the event itself: no event without
-its entry, no entry without its event. The store hash-chains ``$audit``
+its entry, no entry without its event. The entries written by one commit of
+one mission form one chained ``$audit`` event (a list of entries): one
+digest and one record per commit instead of one per entry. The store hash-chains ``$audit``
 (sha256 over the previous entry's digest and the entry), so
 :func:`verify_audit` finds the first entry that was edited, deleted,
 inserted or reordered, and also checks that entries and mission events
@@ -43,32 +45,41 @@ class AuditEntry(msgspec.Struct, frozen=True):
     detail: dict[str, Any] = {}
 
 
-_decoder = msgspec.msgpack.Decoder(AuditEntry)
+_decoder = msgspec.msgpack.Decoder(list[AuditEntry])
+_encoder = msgspec.msgpack.Encoder()
 
 
 def audit_event(
     kind: str, mission_id: str, run: int, version: int, at: float, **detail: Any
-) -> NewEvent:
-    entry = AuditEntry(kind, mission_id, run, version, at, detail)
-    return NewEvent(AUDIT, msgspec.msgpack.encode(entry))
+) -> AuditEntry:
+    return AuditEntry(kind, mission_id, run, version, at, detail)
+
+
+def bundle(entries: Sequence[AuditEntry]) -> NewEvent:
+    """One chained ``$audit`` event holding ``entries``."""
+    return NewEvent(AUDIT, _encoder.encode(list(entries)))
+
+
+def decode_entries(data: bytes) -> list[AuditEntry]:
+    return _decoder.decode(data)
 
 
 def with_audit(
-    stream: str, events: Sequence[NewEvent], expected: int, entries: Sequence[NewEvent]
+    stream: str, events: Sequence[NewEvent], expected: int, entries: Sequence[AuditEntry]
 ) -> list[tuple[str, Sequence[NewEvent], int | None]]:
     """An ``append_many`` batch: ``events`` on ``stream`` and their audit entries."""
-    return [(stream, events, expected), (AUDIT_STREAM, entries, None)]
+    return [(stream, events, expected), (AUDIT_STREAM, [bundle(entries)], None)]
 
 
 @dataclass(frozen=True)
 class AuditReport:
     ok: bool
     entries: int
-    """Entries checked (the good prefix when the chain is broken)."""
+    """Entries checked (those of the good prefix when the chain is broken)."""
     head: str
-    """Hex digest of the last good entry: publish it to anchor the chain."""
+    """Hex digest of the last good ``$audit`` event: publish it to anchor the chain."""
     bad_version: int = 0
-    """The first entry of ``$audit`` that is not what was written."""
+    """The first ``$audit`` event (a commit's entries) that is not what was written."""
     reason: str = ""
     unaudited: tuple[str, ...] = ()
     """Mission events (``stream@version``) with no audit entry."""
@@ -83,11 +94,14 @@ def verify_audit(store: Any) -> AuditReport:
     events = [e for e in store.read(AUDIT_STREAM, archived=True) if e.position <= horizon]
     chain = verify_chain(events, AUDIT_STREAM)
     if not chain.ok:
-        return AuditReport(False, chain.count, chain.head, chain.bad_version, chain.reason)
+        good = sum(len(decode_entries(e.data)) for e in events[: chain.count])
+        return AuditReport(False, good, chain.head, chain.bad_version, chain.reason)
     recorded: set[str] = set()
+    count = 0
     for event in events:
-        entry = _decoder.decode(event.data)
-        recorded.add(f"{STREAM_PREFIX}{entry.mission_id}@{entry.version}")
+        for entry in decode_entries(event.data):
+            recorded.add(f"{STREAM_PREFIX}{entry.mission_id}@{entry.version}")
+            count += 1
     journaled: set[str] = set()
     purged: set[str] = set()  # entries of events a retention policy deleted
     for stream in store.streams():
@@ -102,20 +116,21 @@ def verify_audit(store: Any) -> AuditReport:
     orphaned = tuple(sorted(recorded - journaled - purged))
     ok = not unaudited and not orphaned
     reason = "" if ok else "audit entries and mission events do not match one to one"
-    return AuditReport(ok, chain.count, chain.head, 0, reason, unaudited, orphaned)
+    return AuditReport(ok, count, chain.head, 0, reason, unaudited, orphaned)
 
 
 def export_audit(store: Any) -> Iterator[dict[str, Any]]:
     """Every audit entry, oldest first, as plain data (for JSON lines)."""
     for event in store.read(AUDIT_STREAM, archived=True):
-        entry = _decoder.decode(event.data)
-        yield {
-            "seq": event.version,
-            "at": entry.at,
-            "kind": entry.kind,
-            "mission_id": entry.mission_id,
-            "run": entry.run,
-            "version": entry.version,
-            "detail": entry.detail,
-            "digest": event.digest.hex(),
-        }
+        for i, entry in enumerate(decode_entries(event.data)):
+            yield {
+                "seq": event.version,
+                "index": i,
+                "at": entry.at,
+                "kind": entry.kind,
+                "mission_id": entry.mission_id,
+                "run": entry.run,
+                "version": entry.version,
+                "detail": entry.detail,
+                "digest": event.digest.hex(),
+            }

@@ -261,7 +261,7 @@ def _audit(args: argparse.Namespace, data: Path) -> int:
             print(f"audit chain OK: {report.entries} entries, head {report.head}")
         return 0
     if report.bad_version:
-        where = f"entry {report.bad_version} (after {report.entries} good ones)"
+        where = f"record {report.bad_version} (after {report.entries} good entries)"
     else:
         shown = [*report.unaudited[:3], *report.orphaned[:3]]
         where = (

@@ -29,7 +29,7 @@ import msgspec
 from actors import DurableActor
 from eventstore import NewEvent, RecordedEvent
 
-from ._audit import AUDIT_STREAM, audit_event, with_audit
+from ._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, with_audit
 from ._budget import Budget
 from ._context import (
     ArgumentEncodingError,
@@ -185,9 +185,9 @@ class MissionActor(DurableActor):
         kind, detail = self._audit_of(message)
         version = self.version + 1
         entry = audit_event(kind, self.mission_id, self.run, version, message.at, **detail)
-        return [(AUDIT_STREAM, [*self._scheduled_entries(version), entry])]
+        return [(AUDIT_STREAM, [bundle([*self._scheduled_entries(version), entry])])]
 
-    def _scheduled_entries(self, version: int) -> list[NewEvent]:
+    def _scheduled_entries(self, version: int) -> list[AuditEntry]:
         """Audit entries of the step attempts scheduled since the mission's
         last commit. Scheduling is not an event of its own (that would cost a
         commit per step): its entries ride with the next event the mission

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 import aura
-from aura._audit import AUDIT_STREAM, AuditEntry
+from aura._audit import AUDIT_STREAM, AuditEntry, decode_entries
 from eventstore import EventStore, RecordedEvent
 
 from .missions import approval, arithmetic, fails
@@ -21,7 +21,7 @@ from .test_cli import aura_cli
 
 def entries(path: Path) -> list[AuditEntry]:
     with EventStore.open(path / "events", readonly=True) as store:
-        return [msgspec.msgpack.decode(e.data, type=AuditEntry) for e in store.read(AUDIT_STREAM)]
+        return [a for e in store.read(AUDIT_STREAM) for a in decode_entries(e.data)]
 
 
 def test_every_journaled_event_has_exactly_one_entry(tmp_path: Path) -> None:
@@ -91,17 +91,17 @@ def test_an_edited_entry_on_disk_is_found_by_api_and_cli(tmp_path: Path) -> None
     assert "audit chain OK: 15 entries" in clean.stdout
 
     def forge(event: RecordedEvent) -> RecordedEvent:
-        entry = msgspec.msgpack.decode(event.data, type=AuditEntry)
-        forged = msgspec.structs.replace(entry, detail={**entry.detail, "attempt": 99})
-        return msgspec.structs.replace(event, data=msgspec.msgpack.encode(forged))
+        first, *rest = decode_entries(event.data)
+        forged = msgspec.structs.replace(first, detail={**first.detail, "attempt": 99})
+        return msgspec.structs.replace(event, data=msgspec.msgpack.encode([forged, *rest]))
 
     _tamper(tmp_path, 4, forge)
     with EventStore.open(tmp_path / "events", readonly=True) as store:
         report = aura.verify_audit(store)
-    assert not report.ok and report.bad_version == 4 and report.entries == 3
+    assert not report.ok and report.bad_version == 4 and report.entries == 4  # in events 1-3
     broken = aura_cli("--data", str(tmp_path), "audit", "verify")
     assert broken.returncode == 1
-    assert "entry 4" in broken.stderr and "edited" in broken.stderr
+    assert "record 4" in broken.stderr and "edited" in broken.stderr
     as_json = aura_cli("--data", str(tmp_path), "audit", "verify", "--json")
     assert json.loads(as_json.stdout)["bad_version"] == 4
 
@@ -112,6 +112,8 @@ def test_export_is_json_lines_in_chain_order(tmp_path: Path) -> None:
     out = aura_cli("--data", str(tmp_path), "audit", "export")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    order = [(r["seq"], r["index"]) for r in rows]
+    assert order == sorted(order) and len(set(order)) == len(rows)
+    assert {r["seq"] for r in rows} == set(range(1, rows[-1]["seq"] + 1))
     assert rows[0]["kind"] == "mission.started" and rows[0]["mission_id"] == "a"
     assert all(len(r["digest"]) == 64 for r in rows)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
 
 import aura
-from aura._audit import AUDIT_STREAM, AuditEntry
+from aura._audit import AUDIT_STREAM, decode_entries
 from eventstore import EventStore
 
 from . import missions as m
@@ -43,9 +42,7 @@ def test_over_budget_waits_then_resumes_when_raised(tmp_path: Path) -> None:
         assert done.cost_usd == pytest.approx(2.0) and done.cost_tokens == 500
         assert rt.verify_audit().ok
     with EventStore.open(tmp_path / "events", readonly=True) as store:
-        kinds = [
-            msgspec.msgpack.decode(e.data, type=AuditEntry).kind for e in store.read(AUDIT_STREAM)
-        ]
+        kinds = [a.kind for e in store.read(AUDIT_STREAM) for a in decode_entries(e.data)]
     assert kinds.count("budget.raised") == 2
     with aura.Runtime(tmp_path, missions=[]) as rt:  # read from the log, no code
         assert rt.get("s").cost_usd == pytest.approx(2.0)

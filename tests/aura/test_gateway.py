@@ -10,13 +10,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aura
-from aura._audit import AUDIT_STREAM, AuditEntry
+from aura._audit import AUDIT_STREAM, decode_entries
 from eventstore import EventStore
 
 from . import missions as m
@@ -199,9 +198,7 @@ def test_a_mission_reaches_tools_only_through_the_gateway(tmp_path: Path) -> Non
     assert "arguments do not match" in reasons[1] and "arguments do not match" in reasons[2]
     assert "no such tool" in reasons[3]
     with EventStore.open(tmp_path / "events", readonly=True) as store:
-        kinds = [
-            msgspec.msgpack.decode(e.data, type=AuditEntry).kind for e in store.read(AUDIT_STREAM)
-        ]
+        kinds = [a.kind for e in store.read(AUDIT_STREAM) for a in decode_entries(e.data)]
     assert kinds.count("tool.allowed") == 2 and kinds.count("tool.denied") == 4
     assert h.mission_id == "t"
 

@@ -10,7 +10,7 @@ import pytest
 
 import aura
 from actors import CrashAt, FaultInjector
-from aura._audit import AUDIT_STREAM, AuditEntry
+from aura._audit import AUDIT_STREAM, decode_entries
 from aura._memory import MemoryWrite
 from eventstore import EventStore
 
@@ -39,7 +39,7 @@ def test_writes_are_visible_at_once_journaled_and_audited(tmp_path: Path) -> Non
             for e in store.read("mission/r")
             if e.kind == "memory"
         ]
-        audit = [msgspec.msgpack.decode(e.data, type=AuditEntry) for e in store.read(AUDIT_STREAM)]
+        audit = [a for e in store.read(AUDIT_STREAM) for a in decode_entries(e.data)]
     assert [(w.key, w.deleted) for w in writes] == [
         ("topic", False),
         ("notes", False),
