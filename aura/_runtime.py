@@ -24,6 +24,7 @@ from actors import (
     DuplicateActorError,
     FaultInjector,
     LifecycleState,
+    MessageRejectedError,
     Supervisor,
 )
 from eventstore import Durability, EventStore, EventStoreError, NewEvent
@@ -539,11 +540,25 @@ class Runtime:
             delay = delay_until(deadline) if delay_until is not None else deadline - self._clock()
             self.system.call_later(max(0.0, delay), fire)
 
-    def _deliver_any(self, mission_id: str, message: object) -> None:
+    def _deliver_any(self, mission_id: str, message: object, delay: float = 0.25) -> None:
+        """Deliver a step outcome or a timer (a step thread). If the store
+        refuses to journal it (full disk, I/O error), nothing was recorded:
+        try again later, backing off, rather than leave the mission waiting
+        for something that is gone."""
         if self._closed:
             return
-        with contextlib.suppress(ActorError):
+        try:
             self._ask(PREFIX + mission_id, message)
+        except MessageRejectedError as err:
+            self.system.log.error("delivery.retrying", mission_id=mission_id, error=str(err))
+            again = min(delay * 2, 10.0)
+            with contextlib.suppress(ActorError):
+                self.system.call_later(
+                    delay,
+                    lambda: self._steps.call(lambda: self._deliver_any(mission_id, message, again)),
+                )
+        except ActorError:
+            pass  # the mission is gone (stopped, removed): nothing to deliver to
 
     def _settled_event(self, mission_id: str) -> threading.Event:
         with self._events_lock:
