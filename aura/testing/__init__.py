@@ -3,6 +3,8 @@ hypothesis, without a server.
 
 - ``VirtualClock``: pass as ``Runtime(clock=...)``; durable timers and retry
   waits fire at once, stamped with their deadline (``ctx.now()`` jumps).
+  The harness and fixtures also run sync steps on one thread, one at a
+  time in the order issued (async steps share one event loop).
 - ``run_mission(mission, *args, schedule=...)``: runs a mission to the end on
   a fresh data directory, injecting crashes at journal points. Every
   injected crash is a process death: the runtime is dropped on the spot and

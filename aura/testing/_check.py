@@ -170,6 +170,7 @@ def _open(
             clock=clock,
             archive_completed_after=None,
             store_wrapper=lambda store: FaultyStore(store, faults),
+            max_workers=1,  # sync steps run one at a time, in the order issued
         )
     except (SimulatedCrash, AuraError, ActorError, EventStoreError):
         return None  # died, or the log failed, while recovering: open again

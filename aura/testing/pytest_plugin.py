@@ -17,12 +17,14 @@ from ._clock import VirtualClock
 @pytest.fixture
 def aura_runtime(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
     """A factory of runtimes on a fresh data directory with a virtual clock
-    (timers and retry waits fire at once); each is closed after the test.
+    (timers and retry waits fire at once) and one step thread (sync steps
+    run one at a time, in the order issued); each is closed after the test.
     Its RNG (restart jitter) is registered with hypothesis."""
     opened: list[Runtime] = []
 
     def make(**options: Any) -> Runtime:
         options.setdefault("clock", VirtualClock())
+        options.setdefault("max_workers", 1)
         rt = Runtime(tmp_path / f"aura-{len(opened)}", **options)
         opened.append(rt)
         try:
