@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import platform
 import shutil
@@ -356,13 +357,17 @@ def _results_md(rows: list[dict[str, Any]], notes: list[str], args: Any) -> None
         "| workload | system | steps/s | p50 us | p99 us | aura / this |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
+
+    def us(x: float) -> str:
+        return "-" if math.isnan(x) else f"{x:.0f}"  # not measured for this workload
+
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['system']} | {r['steps/s']:,.0f} | "
-            f"{r['p50 us']:.0f} | {r['p99 us']:.0f} | {r['aura / this']:.2f} |"
+            f"{us(r['p50 us'])} | {us(r['p99 us'])} | {r['aura / this']:.2f} |"
         )
     lines += ["", *[f"- {n}" for n in notes], ""]
-    (HERE / "RESULTS.md").write_text("\n".join(lines).replace("| nan |", "| - |"))
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":
