@@ -268,9 +268,7 @@ class ActorSystem:
         for i in sorted(later):
             try:
                 results[i] = self.ask(items[i][0], items[i][1])
-            except ActorStoppedError:
-                raise
-            except Exception as err:
+            except Exception as err:  # one stopped or failing target spoils no other
                 results[i] = err
         return results
 

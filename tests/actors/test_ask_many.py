@@ -12,6 +12,7 @@ import pytest
 from actors import (
     ActorCrashedError,
     ActorNotFoundError,
+    ActorStoppedError,
     ActorSystem,
     ChildSpec,
     MessageRejectedError,
@@ -146,3 +147,17 @@ def test_companions_commit_with_their_message(store: CountingStore) -> None:
         assert store.commits == [2, 4]  # message + witness, in one commit each time
         notes = [e.data for e in store.read("side")]
         assert notes == [b"w0@1", b"w1@1", b"w2@1"]  # nothing for the rejected message
+
+
+def test_a_stopped_target_gets_its_error_and_the_rest_are_still_asked(
+    store: CountingStore,
+) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_ledgers(system, 3, effects)
+        # Stopped for good but still registered (as a mission its supervisor
+        # gave up on): asking it raises ActorStoppedError.
+        system._cell("l1").stop(final=True, reason="given up")
+        replies = system.ask_many([("l0", Add(1)), ("l1", Add(2)), ("l0", Add(3)), ("l2", Add(4))])
+        assert isinstance(replies[1], ActorStoppedError)
+        assert replies[0] == 1 and replies[2] == 4 and replies[3] == 4
