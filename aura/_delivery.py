@@ -71,7 +71,15 @@ class Outbox:
                 if not first:
                     self._between_batches()
                 first = False
-                results = self._system.ask_many(batch)
+                try:
+                    results = self._system.ask_many(batch)
+                except Exception as err:  # the system is shutting down, or a bug
+                    if self.closed:
+                        return
+                    self._log.error("delivery.batch_failed", error=repr(err), size=len(batch))
+                    for actor_id, message in batch:  # one by one: each has its own fate
+                        self._redeliver(actor_id, message)
+                    continue
                 for (actor_id, message), result in zip(batch, results, strict=True):
                     if isinstance(result, ActorCrashedError) and not result.journaled:
                         self._redeliver(actor_id, message)
