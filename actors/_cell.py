@@ -208,22 +208,24 @@ class Cell:
         self.system._child_exited(self, generation)
 
     def _stop_threadless(self, *, final: bool, reason: str) -> None:
-        with self.exec_lock:  # after the handler running now, if any
-            actor = self.actor
-            error: BaseException | None = None
-            if actor is not None and not actor._crashed:
-                try:
-                    actor.stopped()
-                except BaseException as err:  # stopping anyway: report, do not raise
-                    error = err
+        self._call_stopped()
         with self.lock:
             self.actor = None
             if final:
                 self._drop_pending(reason)
             self._set(S.STOPPED, reason)
         self.system._untrack(self)
-        if error is not None:
-            self.system.log.error("actor.stop_failed", actor_id=self.id, error=repr(error))
+
+    def _call_stopped(self) -> None:
+        """A threadless actor's ``stopped()``, after the handler running now."""
+        with self.exec_lock:
+            actor = self.actor
+            if actor is None or actor._crashed:
+                return
+            try:
+                actor.stopped()
+            except BaseException as err:  # stopping anyway: report, do not raise
+                self.system.log.error("actor.stop_failed", actor_id=self.id, error=repr(err))
 
     def _start_failed(self, generation: int, err: BaseException) -> ActorStartError:
         with self.lock:
@@ -323,6 +325,10 @@ class Cell:
             self.system._untrack(self)
             self.system._child_exited(self, generation)
             return
+        self._passivated()
+
+    def _passivated(self) -> None:
+        """The incarnation is gone after a passivation (threaded or not)."""
         with self.lock:
             self._passivating = False
             self.ref = None
@@ -388,21 +394,8 @@ class Cell:
         if ref is not None:
             ref.stop(block=False)
             return True
-        with self.exec_lock:
-            actor = self.actor
-            if actor is not None and not actor._crashed:
-                try:
-                    actor.stopped()
-                except Exception as err:
-                    self.system.log.error("actor.stop_failed", actor_id=self.id, error=repr(err))
-        with self.lock:
-            self._passivating = False
-            self.actor = None
-            wake = bool(self.pending)
-            self._set(S.NEW if wake else S.PASSIVATED, "re-activating" if wake else "idle")
-        self.system._untrack(self)
-        if wake:
-            self.system._activate_async(self)
+        self._call_stopped()
+        self._passivated()
         return True
 
     def tell(self, message: object, *, activity: bool = True) -> None:
