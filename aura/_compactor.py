@@ -35,10 +35,8 @@ from actors import Actor
 from eventstore import EventStoreError
 
 from ._audit import AUDIT_STREAM
-from ._lifecycle import TERMINAL, MissionStatus
+from ._lifecycle import SETTLED_VALUES
 from ._messages import STREAM_PREFIX, TRANSITION, Transition
-
-SETTLED = {s.value for s in TERMINAL} | {MissionStatus.DEAD.value}
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def compact(
                 last = next(iter(store.read(stream, info.version, info.version)), None)
                 if last is not None and last.kind == TRANSITION:
                     status = msgspec.msgpack.decode(last.data, type=Transition).status
-                    if status in SETTLED and now - last.ts >= completed_after:
+                    if status in SETTLED_VALUES and now - last.ts >= completed_after:
                         up_to = max(up_to, info.version - 1)
         elif stream == AUDIT_STREAM:
             up_to = info.version - keep_audit
@@ -111,7 +109,7 @@ def _apply_retention(store: Any, stream: str, info: Any, before: float) -> int:
     up_to = 0
     if last is not None and last.kind == TRANSITION and last.ts < before:
         status = msgspec.msgpack.decode(last.data, type=Transition).status
-        if status in SETTLED:
+        if status in SETTLED_VALUES:
             up_to = min(info.archived_upto, info.version - 1)
     if not up_to and snap is not None and snap.ts < before:
         up_to = min(info.archived_upto, snap.version - 1)

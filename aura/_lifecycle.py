@@ -31,6 +31,9 @@ class MissionStatus(enum.Enum):
 S = MissionStatus
 
 TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
+SETTLED = TERMINAL | {S.DEAD}
+"""A mission in one of these runs no more code until a redrive (DEAD)."""
+SETTLED_VALUES = frozenset(s.value for s in SETTLED)
 
 TRANSITIONS: dict[MissionStatus, frozenset[MissionStatus]] = {
     S.PENDING: frozenset({S.RUNNING, S.CANCELLED, S.DEAD}),

@@ -46,7 +46,7 @@ from ._context import (
 )
 from ._definitions import StepDef
 from ._errors import NonDeterminismError
-from ._lifecycle import TERMINAL, MissionStatus, check_transition
+from ._lifecycle import SETTLED, SETTLED_VALUES, TERMINAL, MissionStatus, check_transition
 from ._memory import MEMORY, MemoryWrite, MissionMemory
 from ._messages import (
     TRANSITION,
@@ -325,7 +325,7 @@ class MissionActor(DurableActor):
             args, self._can_requested = self._can_requested, None
             self._continue_as_new(args)
         logged = self.last_transition
-        if logged is not None and (logged.status == S.DEAD.value or S(logged.status) in TERMINAL):
+        if logged is not None and logged.status in SETTLED_VALUES:
             # The journaled verdict stands, whatever the current code would do:
             # a finished mission needs no code, a dead one waits for a redrive.
             self.status = S(logged.status)
@@ -333,7 +333,7 @@ class MissionActor(DurableActor):
                 self.result_value = logged.result
             else:
                 self.error = logged.reason
-        if self.status is S.DEAD or self.status in TERMINAL:
+        if self.status in SETTLED:
             self._log_status_if_missing()
             self.runtime._settled(self.mission_id)
             return
@@ -884,9 +884,9 @@ class MissionActor(DurableActor):
                     status=new.value,
                     reason=reason,
                 )
-            if new is S.RUNNING or new is S.DEAD or new in TERMINAL:
+            if new is S.RUNNING or new in SETTLED:
                 self._append_transition(new, reason)
-            if new is S.DEAD or new in TERMINAL:
+            if new in SETTLED:
                 self.runtime._gateway.end_run(self.mission_id, self.run)
                 self.runtime._settled(self.mission_id)
 

@@ -20,9 +20,8 @@ from ._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_c
 from ._definitions import mission_definition
 from ._errors import AuraError
 from ._inspect import PREFIX, open_log, summarize
+from ._lifecycle import SETTLED_VALUES
 from ._messages import MissionMessage, Signal
-
-SETTLED = ("completed", "failed", "cancelled", "dead")
 
 
 def _writable(data: Path) -> EventStore:
@@ -37,7 +36,7 @@ def queue(data: Path, command: Command) -> int:
         if store.version(PREFIX + command.mission_id) == 0:
             raise AuraError(f"no mission {command.mission_id!r} in {data}")
         status = summarize(store, command.mission_id).status
-        if command.kind in ("signal", "cancel") and status in SETTLED:
+        if command.kind in ("signal", "cancel") and status in SETTLED_VALUES:
             raise AuraError(
                 f"mission {command.mission_id!r} is {status}: nothing to {command.kind}"
             )

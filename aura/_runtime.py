@@ -45,7 +45,7 @@ from ._definitions import MissionDef, mission_definition
 from ._delivery import Outbox
 from ._errors import AuraError
 from ._gateway import ToolGateway
-from ._lifecycle import TERMINAL, MissionStatus
+from ._lifecycle import SETTLED, MissionStatus
 from ._logging import make_logger
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
@@ -303,7 +303,7 @@ class Runtime:
             return None
         t = msgspec.msgpack.decode(last[0].data, type=Transition)
         status = MissionStatus(t.status)
-        if status not in TERMINAL and status is not MissionStatus.DEAD:
+        if status not in SETTLED:
             return None
         error = "" if status is MissionStatus.COMPLETED else t.reason
         memory = fold(
@@ -332,7 +332,7 @@ class Runtime:
             raise AuraError("a signal needs a non-empty name")
         _, decoded = encode_args(f"signal {name!r} to mission {mission_id!r}", [payload])
         view = self.get(mission_id)
-        if view.status in TERMINAL or view.status is MissionStatus.DEAD:
+        if view.status in SETTLED:
             raise AuraError(
                 f"mission {mission_id!r} is {view.status.value}: it takes no more signals"
             )
@@ -349,7 +349,7 @@ class Runtime:
         budget resumes if it is now within it. Journaled and audited."""
         new = Budget(usd, tokens)  # validates
         view = self.get(mission_id)
-        if view.status in TERMINAL or view.status is MissionStatus.DEAD:
+        if view.status in SETTLED:
             raise AuraError(f"mission {mission_id!r} is {view.status.value}: no budget to raise")
         self._ask(PREFIX + mission_id, RaiseBudget(new.usd, new.tokens, self._clock()))
         return self.get(mission_id)
@@ -429,7 +429,7 @@ class Runtime:
         one of those statuses); return its view. Raises ``MissionTimeoutError``."""
         if until is None:
             view = self.get(mission_id)
-            if view.status in TERMINAL or view.status is MissionStatus.DEAD:
+            if view.status in SETTLED:
                 return view
             if not self._settled_event(mission_id).wait(timeout):
                 raise MissionTimeoutError(f"mission {mission_id!r} not finished after {timeout}s")

@@ -18,14 +18,13 @@ from eventstore import EventStore, EventStoreError
 from .._audit import verify_audit
 from .._definitions import mission_definition
 from .._errors import AuraError
-from .._lifecycle import TERMINAL, MissionStatus
+from .._lifecycle import SETTLED
 from .._messages import STREAM_PREFIX, MissionMessage, StepDone
 from .._runtime import Runtime
 from ._clock import VirtualClock
 from ._faulty_store import FaultyStore
 
 MISSION_ID = "checked"
-SETTLED = {*TERMINAL, MissionStatus.DEAD}
 
 
 class CrashSafetyError(AssertionError):
