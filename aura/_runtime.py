@@ -295,16 +295,24 @@ class Runtime:
         view: MissionView = self._ask(actor_id, Peek())
         return view
 
-    def _settled_view(self, mission_id: str) -> MissionView | None:
+    def _verdict(self, mission_id: str) -> tuple[Transition, int] | None:
+        """The journaled verdict of a finished or dead mission (its last
+        event), with its version; None while it may still run. One read."""
         stream = PREFIX + mission_id
         version = self.store.version(stream)
         last = list(self.store.read(stream, version, version)) if version else []
         if not last or last[0].kind != TRANSITION:
             return None
         t = msgspec.msgpack.decode(last[0].data, type=Transition)
-        status = MissionStatus(t.status)
-        if status not in SETTLED:
+        return (t, version) if MissionStatus(t.status) in SETTLED else None
+
+    def _settled_view(self, mission_id: str) -> MissionView | None:
+        verdict = self._verdict(mission_id)
+        if verdict is None:
             return None
+        t, version = verdict
+        stream = PREFIX + mission_id
+        status = MissionStatus(t.status)
         error = "" if status is MissionStatus.COMPLETED else t.reason
         memory = fold(
             decode_write(e.data) for e in self.store.read(stream, archived=True) if e.kind == MEMORY
@@ -576,7 +584,7 @@ class Runtime:
                 continue
             mission_id = stream[len(PREFIX) :]
             specs.append(self._mission_spec(mission_id))
-            if self._settled_view(mission_id) is None:
+            if self._verdict(mission_id) is None:  # not its memory: no need to read it all
                 unfinished.append(stream)
         if specs:
             self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
