@@ -96,24 +96,24 @@ def verify_audit(store: Any) -> AuditReport:
     if not chain.ok:
         good = sum(len(decode_entries(e.data)) for e in events[: chain.count])
         return AuditReport(False, good, chain.head, chain.bad_version, chain.reason)
-    recorded: set[str] = set()
+    recorded: set[tuple[str, int]] = set()
     count = 0
     for event in events:
         for entry in decode_entries(event.data):
-            recorded.add(f"{STREAM_PREFIX}{entry.mission_id}@{entry.version}")
+            recorded.add((STREAM_PREFIX + entry.mission_id, entry.version))
             count += 1
-    journaled: set[str] = set()
-    purged: set[str] = set()  # entries of events a retention policy deleted
+    journaled: set[tuple[str, int]] = set()
+    purged: dict[str, int] = {}  # events up to here were deleted by a retention policy
     for stream in store.streams():
         if stream.startswith(STREAM_PREFIX):
             for e in store.read(stream, archived=True):
                 if e.kind in AUDITED_KINDS and e.position <= horizon:
-                    journaled.add(f"{stream}@{e.version}")
+                    journaled.add((stream, e.version))
             info = store.stream_info(stream)
             if info is not None and info.purged_upto:
-                purged.update(f"{stream}@{v}" for v in range(1, info.purged_upto + 1))
-    unaudited = tuple(sorted(journaled - recorded))
-    orphaned = tuple(sorted(recorded - journaled - purged))
+                purged[stream] = info.purged_upto
+    unaudited = tuple(f"{s}@{v}" for s, v in sorted(journaled - recorded))
+    orphaned = tuple(f"{s}@{v}" for s, v in sorted(recorded - journaled) if v > purged.get(s, 0))
     ok = not unaudited and not orphaned
     reason = "" if ok else "audit entries and mission events do not match one to one"
     return AuditReport(ok, count, chain.head, 0, reason, unaudited, orphaned)
