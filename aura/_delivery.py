@@ -38,11 +38,9 @@ class Outbox:
         redeliver: Callable[[str, Any], None],
         between_batches: Callable[[], None],
         log: Any,
-        later: Callable[[float, Callable[[], None]], None] | None = None,
     ) -> None:
-        self._later = later  # schedules a retry when the store refused a batch
         self._system = system
-        self._redeliver = redeliver  # one message, the slow way (retries a crash)
+        self._redeliver = redeliver  # one message, the slow way (retries, backs off)
         self._between_batches = between_batches
         self._log = log
         self._lock = threading.Lock()
@@ -85,16 +83,9 @@ class Outbox:
                         self._redeliver(actor_id, message)
                     elif isinstance(result, MessageRejectedError):
                         # The store refused it (full disk, I/O error): nothing was
-                        # journaled. Try again later rather than leave the mission
-                        # waiting for an outcome that is gone.
-                        self._log.error("step.undeliverable", actor_id=actor_id, error=str(result))
-                        self._retry(actor_id, message, 0.5)
+                        # journaled. The slow path retries it with backoff.
+                        self._redeliver(actor_id, message)
         except BaseException:
             with self._lock:
                 self._drainers -= 1
             raise
-
-    def _retry(self, actor_id: str, message: Any, delay: float) -> None:
-        if self._later is None or self.closed:
-            return
-        self._later(delay, lambda: self.put(actor_id, message))

@@ -234,7 +234,6 @@ class Runtime:
                 lambda actor_id, message: self._deliver_any(actor_id[len(PREFIX) :], message),
                 self._steps.unchain,
                 self.system.log,
-                lambda delay, fn: self.system.call_later(delay, lambda: self._steps.call(fn)),
             )
             self._recover()
             self._polling = threading.Lock()
