@@ -26,7 +26,8 @@ import aura
 from eventstore import EventStore
 
 from ._audit import verify_audit
-from ._messages import STREAM_PREFIX, MissionMessage, StepDone
+from ._inspect import journaled_results
+from ._messages import STREAM_PREFIX
 
 MISSION_PREFIX = "demo-research-"
 CORPUS = {
@@ -123,15 +124,8 @@ def child(data: str, mode: str, mission_id: str) -> None:
 
 
 def _journaled(data: Path, mission_id: str) -> set[str]:
-    keys = set()
-    decoder = msgspec.msgpack.Decoder(MissionMessage)
     with EventStore.open(data / "events", readonly=True) as store:
-        for event in store.read(STREAM_PREFIX + mission_id):
-            if event.kind == "message":
-                msg = decoder.decode(event.data)
-                if isinstance(msg, StepDone) and msg.ok:
-                    keys.add(f"{mission_id}/1/{msg.seq}")
-    return keys
+        return set(journaled_results(store, mission_id))
 
 
 def _next_mission_id(data: Path) -> str:

@@ -101,6 +101,18 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
     return out
 
 
+def journaled_results(store: EventStore, mission_id: str) -> dict[str, Any]:
+    """The recorded result of every step of ``mission_id`` that succeeded, by
+    idempotency key (``mission/run/seq``); the first record counts."""
+    found: dict[str, Any] = {}
+    for e in store.read(PREFIX + mission_id, archived=True):
+        if e.kind == "message":
+            msg = _decoder.decode(e.data)
+            if isinstance(msg, StepDone) and msg.ok:
+                found.setdefault(f"{mission_id}/{msg.run or 1}/{msg.seq}", msg.value)
+    return found
+
+
 def history(data: Path, mission_id: str, *, archived: bool = False) -> list[dict[str, Any]]:
     with open_log(data) as store:
         stream = PREFIX + mission_id

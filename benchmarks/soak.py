@@ -24,8 +24,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -84,22 +82,16 @@ def expected(i: int) -> tuple[str, str]:
 
 
 def journaled_keys(data: Path) -> set[str]:
-    from aura._messages import MissionMessage, StepDone
+    from aura._inspect import journaled_results
     from eventstore import EventStore
 
-    keys = set()
-    decoder = msgspec.msgpack.Decoder(MissionMessage)
+    keys: set[str] = set()
     if not (data / "events").exists():
         return keys
     with EventStore.open(data / "events", readonly=True) as store:
         for stream in store.streams():
             if stream.startswith("mission/"):
-                mid = stream.split("/", 1)[1]
-                for e in store.read(stream, archived=True):
-                    if e.kind == "message":
-                        msg = decoder.decode(e.data)
-                        if isinstance(msg, StepDone) and msg.ok:
-                            keys.add(f"{mid}/{msg.run or 1}/{msg.seq}")
+                keys.update(journaled_results(store, stream.split("/", 1)[1]))
     return keys
 
 

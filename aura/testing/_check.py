@@ -10,16 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from actors import CrashAt, FaultInjector
 from eventstore import EventStore, EventStoreError
 
 from .._audit import verify_audit
 from .._definitions import mission_definition
 from .._errors import AuraError
+from .._inspect import journaled_results
 from .._lifecycle import SETTLED
-from .._messages import STREAM_PREFIX, MissionMessage, StepDone
 from .._runtime import Runtime
 from ._clock import VirtualClock
 from ._faulty_store import FaultyStore
@@ -68,15 +66,8 @@ class _Deaths:
 
 
 def _journaled_keys(path: Path, mission_id: str) -> dict[str, Any]:
-    decoder = msgspec.msgpack.Decoder(MissionMessage)
-    found: dict[str, Any] = {}
     with EventStore.open(path / "events", readonly=True) as store:
-        for e in store.read(STREAM_PREFIX + mission_id, archived=True):
-            if e.kind == "message":
-                msg = decoder.decode(e.data)
-                if isinstance(msg, StepDone) and msg.ok:
-                    found.setdefault(f"{mission_id}/{msg.run or 1}/{msg.seq}", msg.value)
-    return found
+        return journaled_results(store, mission_id)
 
 
 def run_mission(
