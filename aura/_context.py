@@ -174,8 +174,14 @@ class MissionContext:
         self._mission_id = mission_id
         self._run = run
         self._name = name
-        seed = hashlib.sha256(f"{mission_id}/{run}".encode()).digest()
-        self._rng = random.Random(int.from_bytes(seed[:8], "big"))
+        self._rng_state: random.Random | None = None  # made on first use: ~2.5 KB
+
+    @property
+    def _rng(self) -> random.Random:
+        if self._rng_state is None:
+            seed = hashlib.sha256(f"{self._mission_id}/{self._run}".encode()).digest()
+            self._rng_state = random.Random(int.from_bytes(seed[:8], "big"))
+        return self._rng_state
 
     @property
     def memory(self) -> MissionMemory:
