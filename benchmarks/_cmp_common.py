@@ -47,9 +47,9 @@ def memory() -> dict[str, int]:
     out = {}
     with open("/proc/self/status") as f:
         for line in f:
-            key = fields.get(line.split(maxsplit=1)[0] if line.strip() else "")
-            if key:
-                out[key] = int(line.split()[1]) * 1024
+            words = line.split()  # "VmRSS:  1234 kB"
+            if words and words[0] in fields:
+                out[fields[words[0]]] = int(words[1]) * 1024
     return out
 
 

@@ -54,15 +54,16 @@ RAW_LMDB, RAW_SQLITE = "raw LMDB durable commit", "raw SQLite WAL FULL commit"
 RAW_STORE = "aura's eventstore: step + audit record, one commit"
 RESULT = "RESULT "
 
-# workload -> (headline metric, higher is better)
+# workload -> its headline metric
 HEADLINE = {
-    "1": ("steps/s", True),
-    "2": ("steps/s", True),
-    "3": ("resumed s", False),
-    "4a": ("steps/s", True),
-    "4b": ("steps/s", True),
-    "5": ("RSS MB", False),
+    "1": "steps/s",
+    "2": "steps/s",
+    "3": "resumed s",
+    "4a": "steps/s",
+    "4b": "steps/s",
+    "5": "RSS MB",
 }
+HIGHER_IS_BETTER = {"steps/s"}  # every other metric (seconds, bytes, memory): lower is better
 
 
 # ---------------------------------------------------------------- child processes
@@ -212,7 +213,7 @@ def _summarise(
         row = {}
         for metric, value in metrics.items():
             a = mine.get(metric, math.nan)
-            higher = metric == "steps/s"
+            higher = metric in HIGHER_IS_BETTER
             better = (a / value if higher else value / a) if value and a else math.nan
             row[metric] = (value, better)
         out[(tag, name)] = row
@@ -233,7 +234,7 @@ Table = dict[tuple[str, str], dict[str, tuple[float, float]]]
 
 
 def _ratio(table: Table, tag: str, name: str) -> float:
-    metric, _ = HEADLINE[tag]
+    metric = HEADLINE[tag]
     return table.get((tag, name), {}).get(metric, (math.nan, math.nan))[1]
 
 
@@ -260,7 +261,7 @@ def _notes(table: dict[tuple[str, str], dict[str, tuple[float, float]]], args: A
         notes.append(f"workload 2: aura {_ratio(table, '2', d):.1f}x DBOS (target >= 20)")
     for tag in ("3", "4a", "4b", "5"):
         if tag[0] in args.only:
-            metric, _ = HEADLINE[tag]
+            metric = HEADLINE[tag]
             notes.append(
                 f"workload {tag} ({metric}): aura {_ratio(table, tag, d):.1f}x better than DBOS, "
                 f"{_ratio(table, tag, lg):.1f}x better than LangGraph"
@@ -306,7 +307,7 @@ def _results_md(
         if not rows:
             continue
         metrics = list(dict.fromkeys(m for r in rows.values() for m in r))
-        headline, _ = HEADLINE[tag]
+        headline = HEADLINE[tag]
         lines += ["", f"## {tag}: {title.format(**vars(args))}", ""]
         lines.append("| system | " + " | ".join(metrics) + " | aura x |")
         lines.append("| --- " * (len(metrics) + 2) + "|")
@@ -339,7 +340,7 @@ def _plot(table: dict[tuple[str, str], dict[str, tuple[float, float]]]) -> None:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xticks([j + width * (len(others) - 1) / 2 for j in range(len(tags))])
-    ax.set_xticklabels([f"{t}: {HEADLINE[t][0]}" for t in tags])
+    ax.set_xticklabels([f"{t}: {HEADLINE[t]}" for t in tags])
     ax.set_ylabel("times better aura is (log scale; > 1: aura better)")
     ax.set_title("aura against each system, per workload (benchmarks/RESULTS.md)")
     ax.legend(fontsize="small")
