@@ -21,7 +21,10 @@ after the format byte. Keys are fixed-width big-endian integers (layout in
 3. Anything that breaks 1 or 2 bumps ``FORMAT_VERSION``; readers then decode
    each record by its own format byte (old versions must stay readable), and
    a record with an unknown format byte raises ``CorruptionError``.
-4. Key layouts never change within a format version.
+4. Key layouts are versioned separately: the meta row names the layout a
+   store was written with (``_layout``; now 2). A writable open upgrades an
+   older layout in one transaction; a read-only open of an older layout, or
+   any open of a newer one, raises ``StoreIOError`` and changes nothing.
 
 No pickle: a record can never execute code when read.
 """

@@ -1,15 +1,17 @@
 """The LMDB event store.
 
 Layout (see ``_codec`` for the bytes): a hot log keyed by global position and
-written with ``MDB_APPEND``, a per-stream index (sid, version) -> position,
-a streams table (name -> sid, version, archived_upto), snapshots, and a
-compressed archive. Writes go through :class:`GroupCommitter`, so concurrent
-appenders share one durable transaction.
+written with ``MDB_APPEND``, a per-stream index (version -> position; runs
+and a tail row, see ``_stream_index``), a streams table (name -> sid,
+archive watermarks), snapshots, and a compressed archive. Writes go
+through :class:`GroupCommitter`, so concurrent appenders share one durable
+transaction.
 
-Every write transaction re-reads the counters it needs (next position, a
-stream's version) from the transaction itself rather than from a cache, so a
-second writer process on the same directory is safe: LMDB serialises writers
-across processes and each sees the other's commits.
+A write transaction re-reads the counters it needs (next position, a
+stream's version) from the transaction itself unless it directly follows
+this process's own last commit (``WriteCache``), so a second writer process
+on the same directory is safe: LMDB serialises writers across processes and
+each sees the other's commits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Literal
 import lmdb
 
 from . import _codec as codec
+from . import _stream_index as stream_index
 from ._chain import GENESIS, digest_of
 from ._errors import (
     ArchiveError,
@@ -39,6 +42,7 @@ from ._errors import (
     StoreReadOnlyError,
 )
 from ._group_commit import GroupCommitter
+from ._layout import LAYOUT, upgrade_from_1
 from ._lmdb_errors import (
     abort,
     at_positions,
@@ -173,8 +177,11 @@ class EventStore:
             max_batch=max_batch,
             chained=chained,
         )
-        if not readonly:
+        try:
             store._init_meta()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -389,11 +396,7 @@ class EventStore:
                     codec.encode_compressed(_ArchiveChunk(kept)),
                     db=db,
                 )
-        st.set_stream(
-            op.stream,
-            StreamState(row.sid, row.version, row.archived_upto, op.up_to),
-            row_changed=True,
-        )
+        st.set_stream(op.stream, row._replace(purged_upto=op.up_to), row_changed=True)
         return op.up_to
 
     def _archive_chunks(self, txn: Any, sid: int) -> list[tuple[bytes, bytes]]:
@@ -427,30 +430,26 @@ class EventStore:
         created = row is None
         if row is None:
             row = StreamState(st.new_sid(), 0, 0)
-        sid = row.sid
-        pos = st.next_position
+        first_pos = pos = st.next_position
         put_event = st.events_cursor.put
-        put_index = st.txn.put
-        log_db = self._db["log"]
-        event_key, index_key, encode, ts = codec.event_key, codec.index_key, codec.encode, st.ts
+        event_key, encode, ts = codec.event_key, codec.encode, st.ts
         version = row.version
         chained = stream in self._chained
         digest = st.last_digest(stream, None if created else row) if chained else b""
         for ev in events:
             version += 1
-            pkey = event_key(pos)
             if chained:
                 digest = digest_of(digest, stream, version, pos, ev.kind, ev.data, ts)
             value = encode(RecordedEvent(stream, version, pos, ev.kind, ev.data, ts, digest))
-            if not put_event(pkey, value, append=True):
+            if not put_event(event_key(pos), value, append=True):
                 raise corrupt_meta(self._path, pos)  # pragma: no cover
-            put_index(index_key(sid, version), pkey, db=log_db)
             pos += 1
         st.next_position = pos
+        # One append's events hold consecutive positions.
+        tail = row.tail + stream_index.pack_range(first_pos, pos - first_pos)
+        first, tail = stream_index.write(st.txn, self._db["log"], row.sid, row.tail_first, tail)
         st.set_stream(
-            stream,
-            StreamState(sid, version, row.archived_upto, row.purged_upto),
-            row_changed=created,
+            stream, row._replace(version=version, tail_first=first, tail=tail), row_changed=created
         )
         if chained:
             st.digests[stream] = digest
@@ -461,7 +460,7 @@ class EventStore:
             return GENESIS
         v = row.version
         if v > row.archived_upto:
-            last = self._read_hot(txn, stream, row.sid, v, v)
+            last = self._read_hot(txn, stream, row, v, v)
         else:
             last = self._read_archived(txn, stream, row.sid, v, v)
         if not last:  # pragma: no cover - the index said it is there
@@ -496,35 +495,39 @@ class EventStore:
             )
         if op.up_to <= row.archived_upto:
             return row.archived_upto
-        txn = st.txn
+        txn, log_db = st.txn, self._db["log"]
         # Read (and decode) everything first: a corrupt record aborts this op
         # before anything was written.
-        moving: list[tuple[bytes, bytes, RecordedEvent]] = []
-        for version in range(row.archived_upto + 1, op.up_to + 1):
-            ikey = codec.index_key(row.sid, version)
-            pkey = txn.get(ikey, db=self._db["log"])
+        moving: list[tuple[bytes, RecordedEvent]] = []
+        first = row.archived_upto + 1
+        for i, position in enumerate(self._positions(txn, op.stream, row, first, op.up_to)):
+            version = first + i
+            pkey = codec.event_key(position)
             where = f"stream {op.stream!r} version {version}"
-            if pkey is None:
-                raise missing(self._path, where)
-            raw = txn.get(pkey, db=self._db["log"])
+            raw = txn.get(pkey, db=log_db)
             if raw is None:
                 raise missing(self._path, where)
             ev = codec.decode(raw, RecordedEvent, what="event", where=where, path=self._path)
-            check_record(ev, op.stream, version, codec.from_event_key(pkey), where, self._path)
-            moving.append((ikey, pkey, ev))
+            check_record(ev, op.stream, version, position, where, self._path)
+            moving.append((pkey, ev))
         for start in range(0, len(moving), _ARCHIVE_CHUNK):
             part = moving[start : start + _ARCHIVE_CHUNK]
             txn.put(
-                codec.pair(row.sid, part[0][2].version),
-                codec.encode_compressed(_ArchiveChunk([m[2] for m in part])),
+                codec.pair(row.sid, part[0][1].version),
+                codec.encode_compressed(_ArchiveChunk([m[1] for m in part])),
                 db=self._db["archive"],
             )
-        for ikey, pkey, _ in moving:
-            txn.delete(ikey, db=self._db["log"])
-            txn.delete(pkey, db=self._db["log"])
+        for pkey, _ in moving:
+            txn.delete(pkey, db=log_db)
+        stream_index.trim(txn, log_db, row.sid, min(op.up_to, row.tail_first - 1))
+        tail_first, tail = row.tail_first, row.tail
+        if op.up_to >= tail_first:  # the tail loses its archived versions too
+            tail = tail[(op.up_to + 1 - tail_first) << 3 :]
+            tail_first = op.up_to + 1
+            stream_index.write(txn, log_db, row.sid, tail_first, tail)
         st.set_stream(
             op.stream,
-            StreamState(row.sid, row.version, op.up_to, row.purged_upto),
+            row._replace(archived_upto=op.up_to, tail_first=tail_first, tail=tail),
             row_changed=True,
         )
         # The archived events may include the newest one: persist the position
@@ -599,31 +602,36 @@ class EventStore:
                 if next_v <= row.archived_upto:
                     chunk = self._read_archived(txn, stream, row.sid, next_v, end)
                 else:
-                    chunk = self._read_hot(txn, stream, row.sid, next_v, end)
+                    chunk = self._read_hot(txn, stream, row, next_v, end)
             if not chunk:  # pragma: no cover - index and stream row disagree
                 raise missing(self._path, f"stream {stream!r} version {next_v}")
             yield from chunk
             next_v = chunk[-1].version + 1
 
+    def _positions(
+        self, txn: Any, stream: str, row: StreamState, first: int, last: int
+    ) -> list[int]:
+        """Positions of hot versions ``first..last`` of ``stream``, from its index."""
+        found = stream_index.positions(
+            txn, self._db["log"], row.sid, row.tail_first, row.tail, first, last
+        )
+        if len(found) != last - first + 1:
+            raise missing(self._path, f"stream {stream!r} version {first + len(found)}")
+        return found
+
     def _read_hot(
-        self, txn: Any, stream: str, sid: int, first: int, last: int
+        self, txn: Any, stream: str, row: StreamState, first: int, last: int
     ) -> list[RecordedEvent]:
-        # The index is dense per stream, so versions first..stop are the next
-        # `want` index entries; the records themselves are checked below.
-        want = min(last, first + _READ_CHUNK - 1) - first + 1
-        cur = txn.cursor(db=self._db["log"])
-        if not cur.set_key(codec.index_key(sid, first)):
-            return []
-        pkeys = list(itertools.islice(cur.iternext(keys=False, values=True), want))
-        if any(k[:1] != codec.EVENT for k in pkeys):
-            raise missing(self._path, f"stream {stream!r} from version {first}")
-        positions = codec.unpack_positions(pkeys)
+        positions = self._positions(txn, stream, row, first, min(last, first + _READ_CHUNK - 1))
         events_cur = txn.cursor(db=self._db["log"])
-        n = len(pkeys)
-        if positions[-1] - positions[0] == n - 1 and events_cur.set_key(pkeys[0]):
+        n = len(positions)
+        if positions[-1] - positions[0] == n - 1 and events_cur.set_key(
+            codec.event_key(positions[0])
+        ):
             # One contiguous run (a single writer, or one big append): scan it.
             values = list(itertools.islice(events_cur.iternext(keys=False, values=True), n))
         else:
+            pkeys = [codec.event_key(p) for p in positions]
             values = [v for _, v in events_cur.getmulti(pkeys)]
         if len(values) != n:
             raise missing(self._path, f"stream {stream!r} version {first + len(values)}")
@@ -758,27 +766,48 @@ class EventStore:
                 raise translate(err, self._path, "grow the map") from err
 
     def _init_meta(self) -> None:
+        """Create the meta row of a new store, or check (and if need be
+        upgrade) the key layout of an existing one."""
         with self._read_txn() as txn:
-            if txn.get(META_KEY, db=self._db["meta"]) is not None:
-                return
+            meta = self._load_meta(txn)
+        if meta is not None and meta.layout == LAYOUT:
+            return
+        if meta is not None and (meta.layout > LAYOUT or self._readonly):
+            raise StoreIOError(
+                self._path,
+                "open",
+                f"the store has key layout {meta.layout}, this eventstore reads layout "
+                f"{LAYOUT}"
+                + (" (open it once writable to upgrade it)" if meta.layout < LAYOUT else ""),
+            )
+        if self._readonly:
+            return  # never written: reads find nothing
         with self._rw.shared():
             txn = self._env.begin(write=True)
             try:
-                if txn.get(META_KEY, db=self._db["meta"]) is None:
-                    txn.put(META_KEY, codec.encode(_MetaRow(1, 1)), db=self._db["meta"])
+                meta = self._load_meta(txn)
+                if meta is None:
+                    meta = _MetaRow(1, 1, LAYOUT)
+                elif meta.layout == 1:
+                    upgrade_from_1(txn, self._db["log"], self._db["streams"], self._path)
+                    meta = _MetaRow(*self._load_counters(txn), LAYOUT)
+                txn.put(META_KEY, codec.encode(meta), db=self._db["meta"])
                 txn.commit()
-            except lmdb.Error as err:
+            except BaseException as err:
                 abort(txn)
-                raise translate(err, self._path, "initialise") from err
+                if isinstance(err, lmdb.Error):
+                    raise translate(err, self._path, "initialise") from err
+                raise
+
+    def _load_meta(self, txn: Any) -> _MetaRow | None:
+        raw = txn.get(META_KEY, db=self._db["meta"])
+        if raw is None:
+            return None
+        return codec.decode(raw, _MetaRow, what="meta record", where="meta", path=self._path)
 
     def _load_counters(self, txn: Any) -> tuple[int, int]:
         """(next position, next stream id) as of ``txn``."""
-        raw = txn.get(META_KEY, db=self._db["meta"])
-        meta = (
-            _MetaRow(1, 1)
-            if raw is None
-            else codec.decode(raw, _MetaRow, what="meta record", where="meta", path=self._path)
-        )
+        meta = self._load_meta(txn) or _MetaRow(1, 1, LAYOUT)
         cur = txn.cursor(db=self._db["log"])
         last = 0
         if cur.last() and cur.key()[:1] == codec.EVENT:
@@ -789,21 +818,13 @@ class EventStore:
         raw = txn.get(name.encode("utf-8"), db=self._db["streams"])
         if raw is None:
             return None
-        row = codec.decode(
-            raw, _StreamRow, what="stream record", where=f"stream {name!r}", path=self._path
-        )
-        # The version is the last index entry of the stream, or the archive
-        # watermark when every event was archived.
-        cur = txn.cursor(db=self._db["log"])
-        found = cur.prev() if cur.set_range(codec.index_key(row.sid + 1, 0)) else cur.last()
-        version = 0
-        if found and cur.key()[:1] == codec.INDEX:
-            sid, last = codec.from_index_key(cur.key())
-            if sid == row.sid:
-                version = last
-        return StreamState(
-            row.sid, max(version, row.archived_upto), row.archived_upto, row.purged_upto
-        )
+        where = f"stream {name!r}"
+        row = codec.decode(raw, _StreamRow, what="stream record", where=where, path=self._path)
+        # The version is the last one in the stream's tail row.
+        raw_tail = txn.get(stream_index.tail_key(row.sid), db=self._db["log"])
+        tail_first, tail = stream_index.decode_tail(raw_tail, where, self._path)
+        version = tail_first - 1 + (len(tail) >> 3)
+        return StreamState(row.sid, version, row.archived_upto, row.purged_upto, tail_first, tail)
 
     @staticmethod
     def _keys_with_sid(txn: Any, db: Any, sid: int) -> Iterator[bytes]:

@@ -92,3 +92,5 @@ class _MetaRow(msgspec.Struct, array_like=True, frozen=True):
 
     next_position: int
     next_sid: int
+    layout: int = 1
+    """Key layout the store was written with (``_layout``); absent in layout 1."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _codec as codec
+from ._layout import LAYOUT
 from ._records import NewEvent, _MetaRow, _StreamRow
 
 if TYPE_CHECKING:
@@ -20,6 +21,10 @@ class StreamState(NamedTuple):
     version: int
     archived_upto: int
     purged_upto: int = 0
+    tail_first: int = 1
+    """The first version in the stream's tail row (``_stream_index``)."""
+    tail: bytes = b""
+    """Packed positions of versions ``tail_first..version``."""
 
 
 class WriteBatch:
@@ -98,7 +103,7 @@ class WriteBatch:
             row = _StreamRow(state.sid, state.archived_upto, state.purged_upto)
             self.txn.put(name.encode("utf-8"), codec.encode(row), db=db["streams"])
         if self.meta_dirty:
-            meta = _MetaRow(self.next_position, self.next_sid)
+            meta = _MetaRow(self.next_position, self.next_sid, LAYOUT)
             self.txn.put(META_KEY, codec.encode(meta), db=db["meta"])
 
 

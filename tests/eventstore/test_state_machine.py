@@ -44,6 +44,11 @@ class StoreModel(RuleBasedStateMachine):
             self.order.extend((stream, base + i + 1) for i in range(len(events)))
         assert new == self.version(stream)
 
+    @rule(stream=STREAMS, n=st.integers(10, 150))
+    def burst(self, stream: str, n: int) -> None:
+        """Long appends: the per-stream index moves its tail into runs."""
+        self.append(stream, [NewEvent("b", i.to_bytes(2, "big")) for i in range(n)])
+
     @rule(stream=STREAMS, events=EVENTS, delta=st.integers(-2, 2))
     def append_expected(self, stream: str, events: list[NewEvent], delta: int) -> None:
         expected = max(0, self.version(stream) + delta)
@@ -98,7 +103,7 @@ class StoreModel(RuleBasedStateMachine):
         if prev is None or version >= prev[0]:
             self.snapshots[stream] = (version, data)
 
-    @rule(stream=STREAMS, back=st.integers(0, 5))
+    @rule(stream=STREAMS, back=st.integers(0, 5) | st.integers(6, 200))
     def archive(self, stream: str, back: int) -> None:
         up_to = self.version(stream) - back
         if up_to < 1:
