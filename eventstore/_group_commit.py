@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Generic, TypeVar
 
 Op = TypeVar("Op")
@@ -61,9 +62,10 @@ class GroupCommitter(Generic[Op]):
     def submit(self, op: Op) -> object:
         """Queue ``op``, wait until its batch committed, return its result."""
         req: _Request[Op] = _Request(op)
-        with self._mu:
-            self._queue.append(req)
-            leader = self._queue[0] is req
+        mu, queue = self._mu, self._queue
+        with mu:
+            queue.append(req)
+            leader = len(queue) == 1
             if not leader:
                 req.wake = wake = threading.Lock()
                 wake.acquire()
@@ -71,9 +73,9 @@ class GroupCommitter(Generic[Op]):
             wake.acquire()  # released when our batch is done or we are the new head
             if req.outcome is not _PENDING:
                 return self._unwrap(req)
-        with self._mu:
-            queue = self._queue
-            batch = [queue[i] for i in range(min(len(queue), self._max_batch))]
+        with mu:
+            n = len(queue)
+            batch = list(queue) if n <= self._max_batch else list(islice(queue, self._max_batch))
         outcomes: Sequence[object]
         leader_error: BaseException | None = None
         try:
@@ -83,13 +85,18 @@ class GroupCommitter(Generic[Op]):
         except BaseException as err:
             outcomes = [err] * len(batch)
             leader_error = err
-        with self._mu:
-            for r, outcome in zip(batch, outcomes, strict=True):
-                r.outcome = outcome
-                self._queue.popleft()
-            head = self._queue[0] if self._queue else None
-            if head is None and self._idle_waiters:
-                self._idle.notify_all()
+        for r, outcome in zip(batch, outcomes, strict=True):
+            r.outcome = outcome  # read by its caller only after its wake below
+        with mu:
+            if len(queue) == len(batch):
+                queue.clear()
+                head = None
+                if self._idle_waiters:
+                    self._idle.notify_all()
+            else:
+                for _ in batch:
+                    queue.popleft()
+                head = queue[0]
         for r in batch:
             if r is not req and r.wake is not None:
                 r.wake.release()

@@ -114,6 +114,7 @@ class EventStore:
         self._env_closed = False  # the LMDB environment is gone
         self._close_lock = threading.Lock()
         self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _DBS}
+        self._log_db = self._db["log"]
         self._cache = WriteCache()  # only touched by the group-commit leader
         self._committer: GroupCommitter[Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
 
@@ -411,6 +412,15 @@ class EventStore:
         return out
 
     def _apply_append(self, st: WriteBatch, op: AppendOp) -> list[int]:
+        items = op.items
+        if len(items) == 1:  # the common case: one stream, nothing to plan
+            stream, events, expected = items[0]
+            if expected is not None:
+                only = st.stream(stream)
+                version = only.version if only is not None else 0
+                if expected != version:
+                    raise ConcurrencyError(stream, expected, version)
+            return [self._write_events(st, stream, events)]
         # Check every expected version first: a rejected op writes nothing.
         planned: dict[str, int] = {}
         for stream, events, expected in op.items:
@@ -447,9 +457,12 @@ class EventStore:
         st.next_position = pos
         # One append's events hold consecutive positions.
         tail = row.tail + stream_index.pack_range(first_pos, pos - first_pos)
-        first, tail = stream_index.write(st.txn, self._db["log"], row.sid, row.tail_first, tail)
+        sid = row.sid
+        first, tail = stream_index.write(st.txn, self._log_db, sid, row.tail_first, tail)
         st.set_stream(
-            stream, row._replace(version=version, tail_first=first, tail=tail), row_changed=created
+            stream,
+            StreamState(sid, version, row.archived_upto, row.purged_upto, first, tail),
+            row_changed=created,
         )
         if chained:
             st.digests[stream] = digest

@@ -15,19 +15,22 @@ from contextlib import contextmanager
 
 class ResizeLock:
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # Shared holds take the plain mutex (a C-level context manager, cheaper
+        # than the Condition's); only waits go through the Condition.
+        self._mu = threading.Lock()
+        self._cond = threading.Condition(self._mu)
         self._shared = 0
         self._exclusive = False
         self._waiting_exclusive = 0
 
     def acquire_shared(self) -> None:
-        with self._cond:
+        with self._mu:
             while self._exclusive or self._waiting_exclusive:
                 self._cond.wait()
             self._shared += 1
 
     def release_shared(self) -> None:
-        with self._cond:
+        with self._mu:
             self._shared -= 1
             if not self._shared and self._waiting_exclusive:
                 self._cond.notify_all()

@@ -50,6 +50,8 @@ def tail_key(sid: int) -> bytes:
 
 def pack_range(first_position: int, count: int) -> bytes:
     """Positions ``first_position .. first_position + count - 1``, packed."""
+    if count == 1:
+        return _U64.pack(first_position)
     return struct.pack(f">{count}Q", *range(first_position, first_position + count))
 
 
@@ -81,7 +83,7 @@ def write(txn: Any, db: Any, sid: int, first: int, tail: bytes) -> tuple[int, by
             off += take
         tail = tail[off << 3 :]
         first += off
-    txn.put(tail_key(sid), encode_tail(first, tail), db=db)
+    txn.put(_TAIL_KEY.pack(TAIL, sid), _U64.pack(first) + tail, db=db)
     return first, tail
 
 
