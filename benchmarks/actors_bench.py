@@ -4,6 +4,7 @@
 
 Rows:
 - raw durable LMDB commit (one put + fsync), the floor of a durable ask;
+  it alternates with the durable asks in blocks of 100 (``paired_durable``);
 - plain pykka ask round-trip (no persistence), the floor of an actor hop;
 - DurableActor ask round-trip (journal + handle + reply), p50/p99 and asks/s;
 - N passivated durable actors: RSS added, time to register them, and time for
@@ -56,20 +57,43 @@ def rss_bytes() -> int:
     return 0
 
 
-def raw_commit_latencies(n: int) -> list[float]:
+def paired_durable(n: int, block: int = 100) -> tuple[list[float], list[float], list[float]]:
+    """Raw durable commits and durable asks, alternating in blocks of
+    ``block`` on two open environments, so that this machine's drifting
+    fsync time hits both sides of each block alike.
+
+    Returns (raw latencies, durable ask latencies, per-block p50 ratios).
+    """
+    d_raw = Path(tempfile.mkdtemp(prefix="aura-bench-"))
     d = Path(tempfile.mkdtemp(prefix="aura-bench-"))
-    env = lmdb.open(str(d), map_size=1 << 30)
-    out = []
+    env = lmdb.open(str(d_raw), map_size=1 << 30)
+    raw: list[float] = []
+    durable: list[float] = []
+    ratios: list[float] = []
+    key = 0
     try:
-        for i in range(n):
-            t0 = time.perf_counter()
-            with env.begin(write=True) as txn:
-                txn.put(i.to_bytes(8, "big"), b"x" * 16, append=True)
-            out.append(time.perf_counter() - t0)
+        with EventStore.open(d) as store, ActorSystem("bench", store=store) as system:
+            system.spawn(ChildSpec("counter", Counter))
+            for _ in range(max(1, n // block)):
+                r, a = [], []
+                for _ in range(block):
+                    key += 1
+                    t0 = time.perf_counter()
+                    with env.begin(write=True) as txn:
+                        txn.put(key.to_bytes(8, "big"), b"x" * 16, append=True)
+                    r.append(time.perf_counter() - t0)
+                for i in range(block):
+                    t0 = time.perf_counter()
+                    system.ask("counter", i)
+                    a.append(time.perf_counter() - t0)
+                raw += r
+                durable += a
+                ratios.append(statistics.median(a) / statistics.median(r))
     finally:
         env.close()
+        shutil.rmtree(d_raw)
         shutil.rmtree(d)
-    return out
+    return raw, durable, ratios
 
 
 def pykka_ask_latencies(n: int) -> list[float]:
@@ -82,21 +106,6 @@ def pykka_ask_latencies(n: int) -> list[float]:
             out.append(time.perf_counter() - t0)
     finally:
         ref.stop()
-    return out
-
-
-def durable_ask_latencies(n: int) -> list[float]:
-    d = Path(tempfile.mkdtemp(prefix="aura-bench-"))
-    out = []
-    try:
-        with EventStore.open(d) as store, ActorSystem("bench", store=store) as system:
-            system.spawn(ChildSpec("counter", Counter))
-            for i in range(n):
-                t0 = time.perf_counter()
-                system.ask("counter", i)
-                out.append(time.perf_counter() - t0)
-    finally:
-        shutil.rmtree(d)
     return out
 
 
@@ -142,14 +151,12 @@ def main() -> None:
     plain: list[float] = []
     durable: list[float] = []
     ratios: list[float] = []
-    for _ in range(args.rounds):  # interleaved so machine noise hits all three
-        r = raw_commit_latencies(args.asks)
-        p = pykka_ask_latencies(args.asks)
-        d = durable_ask_latencies(args.asks)
+    for _ in range(args.rounds):
+        r, d, block_ratios = paired_durable(args.asks)
         raw += r
-        plain += p
         durable += d
-        ratios.append(statistics.median(d) / statistics.median(r))
+        ratios += block_ratios
+        plain += pykka_ask_latencies(args.asks)
 
     def row(name: str, xs: list[float]) -> dict[str, Any]:
         return {
@@ -178,9 +185,11 @@ def main() -> None:
                 "p50 vs raw commit": float("nan"),
             }
         )
+    q = statistics.quantiles(ratios, n=4)
     notes = [
-        f"durable ask p50 / raw commit p50 per round: {', '.join(f'{x:.2f}' for x in ratios)}"
-        f" (target <= 1.5)",
+        f"durable ask p50 / raw commit p50, paired blocks of 100: median "
+        f"{statistics.median(ratios):.2f}x (quartiles {q[0]:.2f}-{q[2]:.2f}, "
+        f"{len(ratios)} blocks; target <= 1.5)",
         *(
             f"{r['actors']:,} passivated actors: +{r['rss_mb']:.0f} MB RSS "
             f"({r['bytes_per_actor']:.0f} B each), {r['threads']} threads in use, "
