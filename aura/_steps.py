@@ -20,7 +20,7 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +163,9 @@ class StepRunner:
         )
         self._loop_thread.start()
         self._closed = False
+        # Async attempts handed to the loop but not begun: a close can stop the
+        # loop first, and they are closed then (their steps run again on recovery).
+        self._unstarted: dict[int, Coroutine[Any, Any, None]] = {}  # by id(attempt)
         self._local = threading.local()  # per step thread: the chained next attempt
 
     def submit(self, job: StepJob) -> None:
@@ -175,7 +178,9 @@ class StepRunner:
         )
         attempt = _Attempt(job, info, now, now)
         if job.definition.is_async:
-            attempt.future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._loop)
+            coro = self._run_async(attempt)
+            self._unstarted[id(attempt)] = coro
+            attempt.future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         else:
             local = self._local
             if getattr(local, "chaining", False) and local.next is None:
@@ -204,6 +209,9 @@ class StepRunner:
         self._pool.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join(timeout=5)
+        if not self._loop_thread.is_alive():
+            for coro in list(self._unstarted.values()):
+                coro.close()  # never scheduled: nothing ran, nothing to clean up
 
     # ------------------------------------------------------------ attempts
 
@@ -251,6 +259,7 @@ class StepRunner:
             _current.reset(token)
 
     async def _run_async(self, attempt: _Attempt) -> None:
+        self._unstarted.pop(id(attempt), None)
         token = _current.set(attempt)
         try:
             self._fault("step_before", attempt)

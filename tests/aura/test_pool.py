@@ -59,3 +59,41 @@ def test_close_drops_queued_jobs() -> None:
     worker.join(10)  # the thread ends after its current job...
     assert not worker.is_alive()
     assert not ran.is_set()  # ...without running what was queued
+
+
+def test_an_async_step_handed_over_as_the_runner_closes_is_closed_not_leaked() -> None:
+    """A close can stop the async-step loop before it begins a step submitted
+    just before: that step's coroutine is closed (its step runs again on
+    recovery), not left for the garbage collector to warn about."""
+    import gc
+    import warnings
+
+    import aura
+    from aura._definitions import step_definition
+    from aura._steps import StepJob, StepRunner
+
+    @aura.step(name="test:never_begun")
+    async def never_begun() -> int:
+        raise AssertionError("the loop was stopped: this must not run")
+
+    delivered: list[object] = []
+    runner = StepRunner(
+        lambda _mission, done: delivered.append(done),
+        max_workers=1,
+        call_later=lambda _delay, _fn: None,
+        on_error=delivered.append,
+    )
+    # Stop the loop from inside, so the submission below is queued behind the stop.
+    stopped = threading.Event()
+    runner._loop.call_soon_threadsafe(lambda: (runner._loop.stop(), stopped.set()))
+    assert stopped.wait(10)
+    runner._loop_thread.join(10)
+    job = StepJob("m", 1, "fp", step_definition(never_begun), [], attempt=1, run=1)
+    runner.submit(job)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runner.close()
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert delivered == []
+    assert all(c.cr_frame is None for c in runner._unstarted.values())  # closed
