@@ -63,8 +63,11 @@ of +47 us). Event keys sort after every index key (b"i", b"n"), so appends
 still use MDB_APPEND."""
 
 
+_EVENT_KEY = struct.Struct(">cQ")
+
+
 def event_key(position: int) -> bytes:
-    return EVENT + _U64.pack(position)
+    return _EVENT_KEY.pack(EVENT, position)
 
 
 def from_event_key(key: bytes) -> int:

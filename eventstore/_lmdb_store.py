@@ -455,10 +455,10 @@ class EventStore:
                 raise corrupt_meta(self._path, pos)  # pragma: no cover
             pos += 1
         st.next_position = pos
-        # One append's events hold consecutive positions.
-        tail = row.tail + stream_index.pack_range(first_pos, pos - first_pos)
         sid = row.sid
-        first, tail = stream_index.write(st.txn, self._log_db, sid, row.tail_first, tail)
+        first, tail = stream_index.extend(
+            st.txn, self._log_db, sid, row.tail_first, row.tail, first_pos, pos - first_pos
+        )
         st.set_stream(
             stream,
             StreamState(sid, version, row.archived_upto, row.purged_upto, first, tail),

@@ -71,6 +71,18 @@ def decode_tail(raw: bytes | None, where: str, path: str) -> tuple[int, bytes]:
     return int(_U64.unpack_from(raw)[0]), raw[8:]
 
 
+def extend(  # noqa: PLR0917 - the writer's hot path
+    txn: Any, db: Any, sid: int, first: int, tail: bytes, first_position: int, count: int
+) -> tuple[int, bytes]:
+    """Add ``count`` consecutive positions (one append's events) to a stream's
+    tail row; return the row as stored (see :func:`write`)."""
+    if count == 1 and len(tail) < (RUN_MIN - 1) << 3:  # the common case: no run to move
+        tail += _U64.pack(first_position)
+        txn.put(_TAIL_KEY.pack(TAIL, sid), _U64.pack(first) + tail, db=db)
+        return first, tail
+    return write(txn, db, sid, first, tail + pack_range(first_position, count))
+
+
 def write(txn: Any, db: Any, sid: int, first: int, tail: bytes) -> tuple[int, bytes]:
     """Store ``tail`` (versions from ``first``), moving full runs out of it;
     return the tail row as stored: ``(first_version, positions)``."""
