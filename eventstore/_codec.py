@@ -74,10 +74,6 @@ def from_event_key(key: bytes) -> int:
     return int(_U64.unpack_from(key, 1)[0])
 
 
-def from_u64(b: bytes) -> int:
-    return int(_U64.unpack(b)[0])
-
-
 def pair(a: int, b: int) -> bytes:
     return _U64x2.pack(a, b)
 

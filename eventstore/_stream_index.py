@@ -59,10 +59,6 @@ def unpack(packed: bytes) -> list[int]:
     return list(struct.unpack(f">{len(packed) >> 3}Q", packed))
 
 
-def encode_tail(first: int, positions: bytes) -> bytes:
-    return _U64.pack(first) + positions
-
-
 def decode_tail(raw: bytes | None, where: str, path: str) -> tuple[int, bytes]:
     """``(first_version, packed positions)`` of a stored tail row."""
     if raw is None or len(raw) < 8 or len(raw) % 8:
@@ -76,10 +72,6 @@ def extend(  # noqa: PLR0917 - the writer's hot path
 ) -> tuple[int, bytes]:
     """Add ``count`` consecutive positions (one append's events) to a stream's
     tail row; return the row as stored (see :func:`write`)."""
-    if count == 1 and len(tail) < (RUN_MIN - 1) << 3:  # the common case: no run to move
-        tail += _U64.pack(first_position)
-        txn.put(_TAIL_KEY.pack(TAIL, sid), _U64.pack(first) + tail, db=db)
-        return first, tail
     return write(txn, db, sid, first, tail + pack_range(first_position, count))
 
 
