@@ -12,6 +12,7 @@ import aura
 from benchmarks._cmp_common import (
     Counter,
     CrashProgress,
+    Probes,
     grown,
     latencies,
     memory,
@@ -21,14 +22,11 @@ from benchmarks._cmp_common import (
 )
 
 
-class AuraSystem:
+class AuraSystem(Probes):
     name = "aura"
 
     def __init__(self) -> None:
-        self.stamps: list[float] = []
-        self.blob = ""
-        self.progress = CrashProgress(0, "run")
-        self.marked = Counter(0)
+        super().__init__()
 
         @aura.step(name="cmp:noop")
         def noop(i: int) -> int:

@@ -117,6 +117,18 @@ class Counter:
                 self.done.set()
 
 
+class Probes:
+    """What each system's step functions report to the benchmark: step
+    timestamps, the payload a step returns, the crash workload's progress,
+    and marks from waiting workflows. Every system class starts from these."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+        self.blob = ""
+        self.progress = CrashProgress(0, "run")
+        self.marked = Counter(0)
+
+
 def payload_run(run: Callable[[Path, int], float], n: int) -> dict[str, float]:
     """Steps/s and bytes on disk per step of a payload workload.
 

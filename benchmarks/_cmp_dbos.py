@@ -12,6 +12,7 @@ from typing import Any
 from benchmarks._cmp_common import (
     Counter,
     CrashProgress,
+    Probes,
     grown,
     latencies,
     memory,
@@ -21,20 +22,17 @@ from benchmarks._cmp_common import (
 )
 
 
-class DbosSystem:
+class DbosSystem(Probes):
     """DBOS is a process-wide singleton: configured and launched once per
     measurement, destroyed after it."""
 
     name = "DBOS (SQLite)"
 
     def __init__(self) -> None:
+        super().__init__()
         from dbos import DBOS
 
         self.DBOS = DBOS
-        self.stamps: list[float] = []
-        self.blob = ""
-        self.progress = CrashProgress(0, "run")
-        self.marked = Counter(0)
 
         @DBOS.step()
         def noop(i: int) -> int:

@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 from benchmarks._cmp_common import (
     Counter,
     CrashProgress,
+    Probes,
     grown,
     latencies,
     memory,
@@ -44,17 +45,13 @@ class _Waiter(TypedDict):
     got: Any
 
 
-class LangGraphSystem:
+class LangGraphSystem(Probes):
     name = "LangGraph SqliteSaver sync"
 
     def __init__(self) -> None:
+        super().__init__()
         from langgraph.graph import END, START, StateGraph
         from langgraph.types import interrupt
-
-        self.stamps: list[float] = []
-        self.blob = ""
-        self.progress = CrashProgress(0, "run")
-        self.marked = Counter(0)
 
         def loop(state: type, node: Any, more: Any) -> Any:
             g = StateGraph(state)
