@@ -19,6 +19,7 @@ import msgspec
 from actors import (
     ActorCrashedError,
     ActorError,
+    ActorNotFoundError,
     ActorSystem,
     ChildSpec,
     DuplicateActorError,
@@ -27,7 +28,7 @@ from actors import (
     MessageRejectedError,
     Supervisor,
 )
-from eventstore import Durability, EventStore, EventStoreError, NewEvent
+from eventstore import ConcurrencyError, Durability, EventStore, EventStoreError, NewEvent
 
 from ._audit import AUDIT_STREAM, AuditReport, audit_event, verify_audit, with_audit
 from ._budget import Budget
@@ -513,13 +514,21 @@ class Runtime:
         )
 
     def _ask(self, actor_id: str, message: object) -> Any:
-        for _ in range(3):
+        """Ask a mission. A crash before the message was journaled is retried
+        for as long as the supervisor restarts the mission: one limit decides
+        both when a caller gives up and when a mission is dead-lettered."""
+        for _ in range(MISSION_MAX_RESTARTS + 1):
             try:
                 return self.system.ask(actor_id, message)
             except ActorCrashedError as err:
                 if err.journaled:
                     return self.system.ask(actor_id, Peek())
-        raise AuraError(f"{actor_id} keeps crashing; see its log")
+            except ActorNotFoundError:
+                break  # the supervisor gave up on it
+        raise AuraError(
+            f"{actor_id} keeps crashing before it journals this call (nothing of it was "
+            "written); see its log"
+        )
 
     def _deliver(self, mission_id: str, done: StepDone) -> None:
         """A step finished (executor thread): journal its outcome in the
@@ -643,11 +652,24 @@ class Runtime:
             f"crashed more than {MISSION_MAX_RESTARTS} times in {MISSION_RESTART_PERIOD}s "
             f"(last: {type(error).__name__}: {error}); fix the cause, then redrive"
         )
-        self._steps.call(lambda: self._mark_dead(mission_id, reason))
+        # The log as the crashed incarnation left it: anything appended later
+        # is a new incarnation's (a start retried meanwhile), not to be judged.
+        try:
+            version = self.store.version(actor_id)
+        except EventStoreError as err:  # closing, or the disk failed: no verdict now
+            self.system.log.error(
+                "mission.dead_letter_failed", mission_id=mission_id, error=str(err)
+            )
+            return
+        self._steps.call(lambda: self._mark_dead(mission_id, reason, version))
 
-    def _mark_dead(self, mission_id: str, reason: str) -> None:
+    def _mark_dead(self, mission_id: str, reason: str, version: int) -> None:
         stream = PREFIX + mission_id
-        version = self.store.version(stream)
+        if version == 0:
+            # Not even its start was journaled: no mission to dead-letter, and
+            # the caller of start() got the error.
+            self.system.log.error("mission.never_started", mission_id=mission_id, reason=reason)
+            return
         first = next(iter(self.store.read(stream, 1, 1)), None)
         name = ""
         if first is not None and first.kind == "message":
@@ -664,11 +686,15 @@ class Runtime:
             status=MissionStatus.DEAD.value,
             reason=reason,
         )
-        self.store.append_many(
-            with_audit(
-                stream, [NewEvent(TRANSITION, msgspec.msgpack.encode(dead))], version, [entry]
+        try:
+            self.store.append_many(
+                with_audit(
+                    stream, [NewEvent(TRANSITION, msgspec.msgpack.encode(dead))], version, [entry]
+                )
             )
-        )
+        except ConcurrencyError:
+            self.system.log.warning("mission.recovered_before_dead_letter", mission_id=mission_id)
+            return
         self.system.log.error("mission.dead", mission_id=mission_id, reason=reason)
         self._ensure_actor(mission_id, activate=False)  # still addressable, for redrive
         self._settled(mission_id)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import aura
 from actors import CrashAt, FaultInjector
 from aura._messages import MissionMessage, StepDone
+from aura._runtime import MISSION_MAX_RESTARTS
 from eventstore import EventStore
 
 from . import missions as m
@@ -114,3 +115,30 @@ def test_a_crash_looping_mission_is_dead_lettered_alone_and_redrive_resumes_it(
     with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
         assert rt.get("loop").status is aura.MissionStatus.COMPLETED
         assert rt.verify_audit().ok  # dead-lettering and the redrive are audited too
+
+
+def test_start_rides_out_as_many_crashes_as_the_supervisor_restarts(tmp_path: Path) -> None:
+    crashes = {("before_append", hit) for hit in range(1, MISSION_MAX_RESTARTS + 1)}
+    faults = FaultInjector(CrashAt(crashes))
+    with aura.Runtime(tmp_path, missions=[m.arithmetic], faults=faults) as rt:
+        result = rt.start(m.arithmetic, 2, mission_id="h").result(timeout=60)
+    assert len(faults.crashes) == MISSION_MAX_RESTARTS
+    assert result == {"total": 1, "doubled": [2, 2, 4], "key_of": "h"}
+
+
+def test_a_start_crashing_past_the_restart_limit_fails_and_writes_nothing(tmp_path: Path) -> None:
+    crashes = {("before_append", hit) for hit in range(1, MISSION_MAX_RESTARTS + 2)}
+    faults = FaultInjector(CrashAt(crashes))
+    with (
+        aura.Runtime(tmp_path, missions=[m.arithmetic], faults=faults) as rt,
+        pytest.raises(aura.AuraError, match="keeps crashing before it journals"),
+    ):
+        rt.start(m.arithmetic, 2, mission_id="h")
+    assert len(faults.crashes) == MISSION_MAX_RESTARTS + 1
+    with EventStore.open(tmp_path / "events", readonly=True) as store:
+        assert store.version("mission/h") == 0  # no start, and no dead letter for it
+    with aura.Runtime(tmp_path, missions=[m.arithmetic]) as rt:
+        with pytest.raises(aura.MissionNotFoundError):
+            rt.get("h")
+        result = rt.start(m.arithmetic, 2, mission_id="h").result(timeout=60)
+        assert result == {"total": 1, "doubled": [2, 2, 4], "key_of": "h"}
