@@ -22,7 +22,7 @@ after the format byte. Keys are fixed-width big-endian integers (layout in
    each record by its own format byte (old versions must stay readable), and
    a record with an unknown format byte raises ``CorruptionError``.
 4. Key layouts are versioned separately: the meta row names the layout a
-   store was written with (``_layout``; now 2). A writable open upgrades an
+   store was written with (``_layout``; now 3). A writable open upgrades an
    older layout in one transaction; a read-only open of an older layout, or
    any open of a newer one, raises ``StoreIOError`` and changes nothing.
 

@@ -1,11 +1,12 @@
 """The LMDB event store.
 
-Layout (see ``_codec`` for the bytes): a hot log keyed by global position and
-written with ``MDB_APPEND``, a per-stream index (version -> position; runs
-and a tail row, see ``_stream_index``), a streams table (name -> sid,
-archive watermarks), snapshots, and a compressed archive. Writes go
-through :class:`GroupCommitter`, so concurrent appenders share one durable
-transaction.
+Layout (see ``_layout`` for why, ``_codec`` for the bytes): LMDB's main
+database holds the hot log, keyed by global position and written with
+``MDB_APPEND``, and the per-stream index (version -> position; runs and a
+tail row, see ``_stream_index``); named tables hold the catalog (stream
+name -> sid, archive watermarks), checkpoints (snapshots), the compressed
+archive and the meta row. Writes go through :class:`GroupCommitter`, so
+concurrent appenders share one durable transaction.
 
 A write transaction re-reads the counters it needs (next position, a
 stream's version) from the transaction itself unless it directly follows
@@ -42,7 +43,7 @@ from ._errors import (
     StoreReadOnlyError,
 )
 from ._group_commit import GroupCommitter
-from ._layout import LAYOUT, upgrade_from_1
+from ._layout import LAYOUT, LEGACY_TABLES, upgrade
 from ._lmdb_errors import (
     abort,
     at_positions,
@@ -79,7 +80,8 @@ Durability = Literal["sync", "async"]
 
 _READ_CHUNK = 1024
 _ARCHIVE_CHUNK = 4096
-_DBS = ("log", "streams", "snapshots", "archive", "meta")
+_TABLES = ("catalog", "checkpoints", "archive", "meta")
+"""The named LMDB databases of layout 3 (the log itself is the main database)."""
 
 
 class EventStore:
@@ -113,8 +115,8 @@ class EventStore:
         self._closed = False  # no new operations accepted
         self._env_closed = False  # the LMDB environment is gone
         self._close_lock = threading.Lock()
-        self._db = {name: env.open_db(name.encode(), create=not readonly) for name in _DBS}
-        self._log_db = self._db["log"]
+        self._log_db = env.open_db(None)  # the main database: see _layout
+        self._db: dict[str, Any] = {}  # the named tables, opened by _init_meta
         self._cache = WriteCache()  # only touched by the group-commit leader
         self._committer: GroupCommitter[Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
 
@@ -158,7 +160,7 @@ class EventStore:
             env = lmdb.open(
                 spath,
                 map_size=map_size,
-                max_dbs=len(_DBS) + 1,
+                max_dbs=len(_TABLES) + len(LEGACY_TABLES),
                 max_readers=1024,
                 readonly=readonly,
                 sync=durability == "sync",
@@ -488,7 +490,7 @@ class EventStore:
                 f"stream {op.stream!r}: cannot snapshot version {op.version}, "
                 f"the stream is at version {current}"
             )
-        db = self._db["snapshots"]
+        db = self._db["checkpoints"]
         st.txn.put(
             codec.pair(row.sid, op.version),
             codec.encode(_SnapshotRow(op.version, op.data, st.ts)),
@@ -508,7 +510,7 @@ class EventStore:
             )
         if op.up_to <= row.archived_upto:
             return row.archived_upto
-        txn, log_db = st.txn, self._db["log"]
+        txn, log_db = st.txn, self._log_db
         # Read (and decode) everything first: a corrupt record aborts this op
         # before anything was written.
         moving: list[tuple[bytes, RecordedEvent]] = []
@@ -569,7 +571,7 @@ class EventStore:
     def streams(self) -> list[str]:
         """Every stream name, in byte order of the UTF-8 name."""
         with self._read_txn() as txn:
-            cur = txn.cursor(db=self._db["streams"])
+            cur = txn.cursor(db=self._db["catalog"])
             return [bytes(k).decode("utf-8") for k in cur.iternext(keys=True, values=False)]
 
     def head_position(self) -> int:
@@ -626,7 +628,7 @@ class EventStore:
     ) -> list[int]:
         """Positions of hot versions ``first..last`` of ``stream``, from its index."""
         found = stream_index.positions(
-            txn, self._db["log"], row.sid, row.tail_first, row.tail, first, last
+            txn, self._log_db, row.sid, row.tail_first, row.tail, first, last
         )
         if len(found) != last - first + 1:
             raise missing(self._path, f"stream {stream!r} version {first + len(found)}")
@@ -636,7 +638,7 @@ class EventStore:
         self, txn: Any, stream: str, row: StreamState, first: int, last: int
     ) -> list[RecordedEvent]:
         positions = self._positions(txn, stream, row, first, min(last, first + _READ_CHUNK - 1))
-        events_cur = txn.cursor(db=self._db["log"])
+        events_cur = txn.cursor(db=self._log_db)
         n = len(positions)
         if positions[-1] - positions[0] == n - 1 and events_cur.set_key(
             codec.event_key(positions[0])
@@ -689,7 +691,7 @@ class EventStore:
     def _iter_all(self, pos: int) -> Iterator[RecordedEvent]:
         while True:
             with self._read_txn() as txn:
-                cur = txn.cursor(db=self._db["log"])
+                cur = txn.cursor(db=self._log_db)
                 if not cur.set_range(codec.event_key(pos)):
                     return
                 keys: list[bytes] = []
@@ -720,10 +722,10 @@ class EventStore:
             row = self._load_stream(txn, stream)
             if row is None:
                 return None
-            keys = list(self._keys_with_sid(txn, self._db["snapshots"], row.sid))
+            keys = list(self._keys_with_sid(txn, self._db["checkpoints"], row.sid))
             if not keys:
                 return None
-            raw = txn.get(keys[-1], db=self._db["snapshots"])
+            raw = txn.get(keys[-1], db=self._db["checkpoints"])
             _, version = codec.from_pair(keys[-1])
             snap = codec.decode(
                 raw,
@@ -779,38 +781,71 @@ class EventStore:
                 raise translate(err, self._path, "grow the map") from err
 
     def _init_meta(self) -> None:
-        """Create the meta row of a new store, or check (and if need be
-        upgrade) the key layout of an existing one."""
-        with self._read_txn() as txn:
-            meta = self._load_meta(txn)
-        if meta is not None and meta.layout == LAYOUT:
-            return
-        if meta is not None and (meta.layout > LAYOUT or self._readonly):
-            raise StoreIOError(
-                self._path,
-                "open",
-                f"the store has key layout {meta.layout}, this eventstore reads layout "
-                f"{LAYOUT}"
-                + (" (open it once writable to upgrade it)" if meta.layout < LAYOUT else ""),
-            )
+        """Open the tables; create the meta row of a new store, or check (and
+        if need be upgrade) the key layout of an existing one."""
         if self._readonly:
-            return  # never written: reads find nothing
+            try:
+                self._db["meta"] = self._env.open_db(b"meta", create=False)
+            except lmdb.NotFoundError:
+                raise StoreIOError(self._path, "open read-only", "no event store there") from None
+            with self._read_txn() as txn:
+                meta = self._load_meta(txn)
+            if meta is None:
+                raise StoreIOError(self._path, "open read-only", "no event store there")
+            self._check_layout(meta.layout)
+            self._open_tables(None)
+            return
         with self._rw.shared():
             txn = self._env.begin(write=True)
             try:
+                self._db["meta"] = self._env.open_db(b"meta", txn=txn)
                 meta = self._load_meta(txn)
+                if meta is not None:
+                    self._check_layout(meta.layout)
+                self._open_tables(txn)
                 if meta is None:
                     meta = _MetaRow(1, 1, LAYOUT)
-                elif meta.layout == 1:
-                    upgrade_from_1(txn, self._db["log"], self._db["streams"], self._path)
+                elif meta.layout < LAYOUT:
+                    upgrade(
+                        txn,
+                        self._env,
+                        meta.layout,
+                        log_db=self._log_db,
+                        tables=self._db,
+                        path=self._path,
+                    )
                     meta = _MetaRow(*self._load_counters(txn), LAYOUT)
-                txn.put(META_KEY, codec.encode(meta), db=self._db["meta"])
-                txn.commit()
+                else:
+                    meta = None  # current: nothing to write, and LMDB writes nothing
+                if meta is not None:
+                    txn.put(META_KEY, codec.encode(meta), db=self._db["meta"])
+                txn.commit()  # also keeps the table handles opened in it
             except BaseException as err:
                 abort(txn)
                 if isinstance(err, lmdb.Error):
                     raise translate(err, self._path, "initialise") from err
                 raise
+
+    def _check_layout(self, layout: int) -> None:
+        if layout > LAYOUT or (layout < LAYOUT and self._readonly):
+            raise StoreIOError(
+                self._path,
+                "open",
+                f"the store has key layout {layout}, this eventstore reads layout {LAYOUT}"
+                + (" (open it once writable to upgrade it)" if layout < LAYOUT else ""),
+            )
+
+    def _open_tables(self, txn: Any) -> None:
+        """Open the named tables, creating them in ``txn`` if one is given."""
+        for name in _TABLES:
+            if name in self._db:
+                continue
+            try:
+                self._db[name] = self._env.open_db(name.encode(), txn=txn, create=txn is not None)
+            except lmdb.NotFoundError:
+                raise CorruptionError(
+                    "table", repr(name), self._path, "missing from a layout-3 store"
+                ) from None
 
     def _load_meta(self, txn: Any) -> _MetaRow | None:
         raw = txn.get(META_KEY, db=self._db["meta"])
@@ -821,20 +856,20 @@ class EventStore:
     def _load_counters(self, txn: Any) -> tuple[int, int]:
         """(next position, next stream id) as of ``txn``."""
         meta = self._load_meta(txn) or _MetaRow(1, 1, LAYOUT)
-        cur = txn.cursor(db=self._db["log"])
+        cur = txn.cursor(db=self._log_db)
         last = 0
         if cur.last() and cur.key()[:1] == codec.EVENT:
             last = codec.from_event_key(cur.key())
         return max(meta.next_position, last + 1), meta.next_sid
 
     def _load_stream(self, txn: Any, name: str) -> StreamState | None:
-        raw = txn.get(name.encode("utf-8"), db=self._db["streams"])
+        raw = txn.get(name.encode("utf-8"), db=self._db["catalog"])
         if raw is None:
             return None
         where = f"stream {name!r}"
         row = codec.decode(raw, _StreamRow, what="stream record", where=where, path=self._path)
         # The version is the last one in the stream's tail row.
-        raw_tail = txn.get(stream_index.tail_key(row.sid), db=self._db["log"])
+        raw_tail = txn.get(stream_index.tail_key(row.sid), db=self._log_db)
         tail_first, tail = stream_index.decode_tail(raw_tail, where, self._path)
         version = tail_first - 1 + (len(tail) >> 3)
         return StreamState(row.sid, version, row.archived_upto, row.purged_upto, tail_first, tail)

@@ -64,7 +64,7 @@ class WriteBatch:
         self.streams: dict[str, StreamState | None] = {}
         self.digests: dict[str, bytes] = {}  # chained streams: digest of the last event
         self.dirty_rows: set[str] = set()
-        self.events_cursor = txn.cursor(db=store._db["log"])
+        self.events_cursor = txn.cursor(db=store._log_db)
 
     def stream(self, name: str) -> StreamState | None:
         try:
@@ -101,7 +101,7 @@ class WriteBatch:
             state = self.streams[name]
             assert state is not None
             row = _StreamRow(state.sid, state.archived_upto, state.purged_upto)
-            self.txn.put(name.encode("utf-8"), codec.encode(row), db=db["streams"])
+            self.txn.put(name.encode("utf-8"), codec.encode(row), db=db["catalog"])
         if self.meta_dirty:
             meta = _MetaRow(self.next_position, self.next_sid, LAYOUT)
             self.txn.put(META_KEY, codec.encode(meta), db=db["meta"])

@@ -69,8 +69,7 @@ def test_every_journaled_event_has_exactly_one_entry(tmp_path: Path) -> None:
 def _tamper(path: Path, version: int, change: Any) -> None:
     """Rewrite audit entry ``version`` on disk, as an attacker with the file would."""
     env = lmdb.open(str(path / "events"), max_dbs=8)
-    log = env.open_db(b"log")
-    with env.begin(write=True, db=log) as txn:
+    with env.begin(write=True) as txn:  # the log is LMDB's main database
         for key, value in txn.cursor():
             if key[:1] != b"p":
                 continue

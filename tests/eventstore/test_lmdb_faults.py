@@ -36,7 +36,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256((path / "data.mdb").read_bytes()).hexdigest()
 
 
-def overwrite_raw(path: Path, db: bytes, key: bytes, value: bytes) -> None:
+def overwrite_raw(path: Path, db: bytes | None, key: bytes, value: bytes) -> None:
     """Write a value behind the store's back, as a disk fault or a bad tool would."""
     env = lmdb.open(str(path), max_dbs=16)
     handle = env.open_db(db)
@@ -54,7 +54,7 @@ def test_undecodable_event_names_stream_and_version_and_changes_nothing(
     with EventStore.open(path) as store:
         store.append("orders", [NewEvent("a"), NewEvent("b"), NewEvent("c")])
         position = next(e.position for e in store.read("orders") if e.version == 2)
-    overwrite_raw(path, b"log", b"p" + position.to_bytes(8, "big"), bad)
+    overwrite_raw(path, None, b"p" + position.to_bytes(8, "big"), bad)
     before = digest(path)
     with EventStore.open(path) as store:
         with pytest.raises(CorruptionError) as info:
@@ -80,7 +80,7 @@ def test_corrupt_stream_record_is_reported_on_append_and_nothing_is_written(
     with EventStore.open(path) as store:
         store.append("orders", [NewEvent("a")])
         store.append("other", [NewEvent("a")])
-    overwrite_raw(path, b"streams", b"orders", b"\x01\xc1")
+    overwrite_raw(path, b"catalog", b"orders", b"\x01\xc1")
     with EventStore.open(path) as store:
         with pytest.raises(CorruptionError) as info:
             store.append("orders", [NewEvent("b")])

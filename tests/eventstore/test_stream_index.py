@@ -1,16 +1,13 @@
-"""The per-stream index (runs + tail rows) and the key-layout upgrade."""
+"""The per-stream index: runs plus a tail row per stream."""
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from pathlib import Path
 
 import lmdb
-import msgspec
 import pytest
 
-from eventstore import CorruptionError, EventStore, NewEvent, StoreIOError
+from eventstore import CorruptionError, EventStore, NewEvent
 
 
 def ev(stream: str, i: int) -> NewEvent:
@@ -86,94 +83,15 @@ def test_many_streams_in_one_commit(tmp_path: Path) -> None:
             ]
 
 
-# ---------------------------------------------------------------- layout 1
-
-
-def downgrade_to_layout_1(path: Path) -> None:
-    """Rewrite a store's index the way layout 1 stored it: one key per event."""
-    env = lmdb.open(str(path), max_dbs=16)
-    log, meta = env.open_db(b"log"), env.open_db(b"meta")
-    with env.begin(write=True) as txn:
-        cur = txn.cursor(db=log)
-        index = [(bytes(k), bytes(v)) for k, v in cur if k[:1] in (b"i", b"n")]
-        entries: list[tuple[int, int, int]] = []
-        for key, value in index:
-            txn.delete(key, db=log)
-            if key[:1] == b"i":
-                _, sid, first = struct.unpack(">cQQ", key)
-                positions = struct.unpack(f">{len(value) // 8}Q", value)
-            else:
-                _, sid = struct.unpack(">cQ", key)
-                first = struct.unpack_from(">Q", value)[0]
-                positions = struct.unpack(f">{len(value) // 8 - 1}Q", value[8:])
-            entries += [(sid, first + i, p) for i, p in enumerate(positions)]
-        for sid, version, position in entries:
-            txn.put(
-                b"i" + struct.pack(">QQ", sid, version),
-                b"p" + position.to_bytes(8, "big"),
-                db=log,
-            )
-        raw = txn.get(b"meta", db=meta)
-        fields = msgspec.msgpack.decode(raw[1:])
-        assert fields[2] == 2
-        txn.put(b"meta", raw[:1] + msgspec.msgpack.encode(fields[:2]), db=meta)
-    env.close()
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256((path / "data.mdb").read_bytes()).hexdigest()
-
-
-def test_a_layout_1_store_is_upgraded_when_opened_writable(tmp_path: Path) -> None:
-    path = tmp_path / "s"
-    with EventStore.open(path) as store:
-        want = fill(store, SIZES)
-        store.archive("mixed", 20)
-        store.archive("sevens", 7 * 45)  # every event archived: no index left
-    downgrade_to_layout_1(path)
-    before = file_digest(path)
-    with pytest.raises(StoreIOError, match=r"layout 1.*open it once writable"):
-        EventStore.open(path, readonly=True)
-    assert file_digest(path) == before
-    archived = {"mixed": 20, "sevens": 7 * 45}
-    with EventStore.open(path) as store:
-        check_reads(store, want, archived)
-        more = fill(store, {"sevens": [3], "ones": [20]})
-        for stream, data in more.items():
-            want[stream].extend(data)
-        check_reads(store, want, archived)
-    with EventStore.open(path, readonly=True) as store:
-        check_reads(store, want, archived)
-
-
-def test_a_newer_layout_is_refused_and_left_alone(tmp_path: Path) -> None:
-    path = tmp_path / "s"
-    with EventStore.open(path) as store:
-        store.append("a", [NewEvent("e")])
-    env = lmdb.open(str(path), max_dbs=16)
-    meta = env.open_db(b"meta")
-    with env.begin(write=True) as txn:
-        raw = txn.get(b"meta", db=meta)
-        fields = msgspec.msgpack.decode(raw[1:])
-        txn.put(b"meta", raw[:1] + msgspec.msgpack.encode([*fields[:2], 99]), db=meta)
-    env.close()
-    before = file_digest(path)
-    for readonly in (False, True):
-        with pytest.raises(StoreIOError, match="layout 99"):
-            EventStore.open(path, readonly=readonly)
-    assert file_digest(path) == before
-
-
 def test_a_damaged_tail_row_names_the_stream(tmp_path: Path) -> None:
     path = tmp_path / "s"
     with EventStore.open(path) as store:
         store.append("orders", [NewEvent("e")] * 3)
     env = lmdb.open(str(path), max_dbs=16)
-    log = env.open_db(b"log")
-    with env.begin(write=True) as txn:
-        tail = [bytes(k) for k, _ in txn.cursor(db=log) if k[:1] == b"n"]
+    with env.begin(write=True) as txn:  # the log is LMDB's main database
+        tail = [bytes(k) for k, _ in txn.cursor() if k[:1] == b"n" and len(k) == 9]
         assert len(tail) == 1
-        txn.put(tail[0], b"\x00" * 5, db=log)
+        txn.put(tail[0], b"\x00" * 5)
     env.close()
     with EventStore.open(path) as store:
         with pytest.raises(CorruptionError, match="stream 'orders'"):
