@@ -54,8 +54,9 @@ def table_bytes(path: Path) -> dict[str, int]:
     env = lmdb.open(str(path / "events"), readonly=True, max_dbs=8, lock=False)
     try:
         out = {}
-        for name in ("log", "archive", "snapshots"):
-            db = env.open_db(name.encode(), create=False)
+        tables = {"log": None, "archive": b"archive", "snapshots": b"checkpoints"}
+        for name, table in tables.items():  # the log is LMDB's main database
+            db = env.open_db(table, create=False)
             with env.begin() as txn:
                 st = txn.stat(db)
             out[name] = (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]) * st["psize"]
