@@ -143,7 +143,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=32)
-    ap.add_argument("--recover", type=int, default=2000)
+    ap.add_argument("--recover", type=int, default=10_000)
     args = ap.parse_args()
     raw, one, many = [], [], []
     for _ in range(args.rounds):  # interleaved: noise hits baseline and runtime alike
