@@ -30,13 +30,22 @@ class WorkerPool:
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._queue.put((fn, args))
+        # An idle thread is claimed here, by the job that will wake it: a
+        # thread counted idle until it dequeues would be counted for every job
+        # submitted before it wakes, and those jobs would queue behind each
+        # other instead of starting threads.
         with self._lock:
-            if self._idle or self._threads >= self._max or self._closed:
-                return
-            self._threads += 1
-            number = self._threads
-        threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
+            if self._idle:
+                self._idle -= 1
+                number = 0
+            elif self._threads >= self._max or self._closed:
+                number = 0
+            else:
+                self._threads += 1
+                number = self._threads
+        self._queue.put((fn, args))
+        if number:
+            threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
 
     def close(self) -> None:
         """Drop queued jobs and let every thread finish its current one and exit."""
@@ -54,11 +63,7 @@ class WorkerPool:
     def _work(self) -> None:
         q, lock = self._queue, self._lock
         while True:
-            with lock:
-                self._idle += 1
             item = q.get()
-            with lock:
-                self._idle -= 1
             if item is None or self._closed:
                 return
             fn, args = item
@@ -66,3 +71,5 @@ class WorkerPool:
                 fn(*args)
             except BaseException as err:  # a pool thread must survive any job
                 self._on_error(err)
+            with lock:
+                self._idle += 1  # back for the next job, which claims it

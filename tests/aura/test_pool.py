@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from aura._pool import WorkerPool
 
@@ -30,6 +31,37 @@ def test_threads_start_lazily_and_never_exceed_the_bound() -> None:
     for _ in range(3):
         assert started.acquire(timeout=10)
     assert len(names) == 3 and errors == []
+    pool.close()
+
+
+def test_jobs_submitted_together_each_get_a_thread_while_under_the_bound() -> None:
+    """One idle thread is one job's thread: three jobs submitted at once (as
+    ``ctx.gather`` does) run side by side, not queued behind each other on
+    the one thread that happened to be idle."""
+    errors: list[BaseException] = []
+    pool = WorkerPool(4, "t", errors.append)
+    warm = threading.Event()
+    pool.submit(warm.set)
+    assert warm.wait(10)
+    deadline = time.monotonic() + 10
+    while pool._idle != 1:  # the warm thread is back at the queue
+        assert time.monotonic() < deadline
+        time.sleep(0)
+    together = threading.Barrier(3, timeout=5)  # breaks if the jobs run one by one
+    met: list[int] = []
+    finished = threading.Semaphore(0)
+
+    def job() -> None:
+        try:
+            met.append(together.wait())
+        finally:
+            finished.release()
+
+    for _ in range(3):
+        pool.submit(job)
+    for _ in range(3):
+        assert finished.acquire(timeout=30)
+    assert errors == [] and sorted(met) == [0, 1, 2]
     pool.close()
 
 
