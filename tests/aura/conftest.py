@@ -13,6 +13,7 @@ from . import missions as m
 def clean_hooks() -> Iterator[None]:
     """Reset the step hooks in tests/aura/missions.py; open every gate after."""
     m.GATES.clear()
+    m.BARRIERS.clear()
     m.CALLS.clear()
     m.FLAKY.clear()
     m.SAGA.clear()

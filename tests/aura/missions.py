@@ -49,6 +49,16 @@ def gated(name: str) -> str:
     return f"passed {name}"
 
 
+BARRIERS: dict[str, threading.Barrier] = {}
+
+
+@aura.step
+def meet(name: str) -> int:
+    """Wait for the other steps meeting at barrier ``name``: it breaks
+    unless they all run at once."""
+    return BARRIERS[name].wait()
+
+
 @aura.step
 def boom(message: str) -> None:
     record("boom")
@@ -131,6 +141,11 @@ async def arithmetic(ctx: aura.MissionContext, n: int) -> dict[str, Any]:
         total = await ctx.step(add, total, i)
     doubled = await ctx.gather(*(ctx.step(double, x) for x in (total, 1, 2)))
     return {"total": total, "doubled": doubled, "key_of": ctx.info.mission_id}
+
+
+@aura.mission
+async def meets(ctx: aura.MissionContext, name: str, n: int) -> list[int]:
+    return sorted(await ctx.gather(*(ctx.step(meet, name) for _ in range(n))))
 
 
 @aura.mission

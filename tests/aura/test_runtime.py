@@ -35,6 +35,13 @@ def test_a_mission_runs_its_steps_and_returns(tmp_path: Path) -> None:
     assert sorted(keys) == sorted(f"a-1/1/{i}" for i in range(8))  # each step ran once
 
 
+def test_gathered_steps_run_side_by_side(tmp_path: Path) -> None:
+    m.BARRIERS["b"] = threading.Barrier(3, timeout=10)  # breaks if they run one by one
+    with aura.Runtime(tmp_path, missions=[m.arithmetic, m.meets], max_workers=4) as rt:
+        rt.start(m.arithmetic, 1, mission_id="warm").result(timeout=30)  # a step thread idles
+        assert rt.start(m.meets, "b", 3, mission_id="meet").result(timeout=30) == [0, 1, 2]
+
+
 def test_start_is_idempotent_per_mission_id(tmp_path: Path) -> None:
     with aura.Runtime(tmp_path, missions=[m.arithmetic, m.fails]) as rt:
         first = rt.start(m.arithmetic, 3, mission_id="same").result(timeout=30)
