@@ -34,13 +34,11 @@ class WorkerPool:
         # thread counted idle until it dequeues would be counted for every job
         # submitted before it wakes, and those jobs would queue behind each
         # other instead of starting threads.
+        number = 0  # of the thread to start, if any
         with self._lock:
             if self._idle:
                 self._idle -= 1
-                number = 0
-            elif self._threads >= self._max or self._closed:
-                number = 0
-            else:
+            elif self._threads < self._max and not self._closed:
                 self._threads += 1
                 number = self._threads
         self._queue.put((fn, args))
