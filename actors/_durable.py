@@ -103,6 +103,15 @@ class DurableActor(Actor):
     def stream_name(self) -> str:
         return self.actor_id
 
+    def journal_extras(self, message: Any) -> Sequence[NewEvent]:
+        """Events for this actor's own stream, committed right after
+        ``message`` in the same commit: what handling it would otherwise
+        append in a commit of its own (the handler must not append them
+        again). Replay hands them to :meth:`replay_other`. Handling live,
+        ``self.version`` is the last extra's version; in replay it is the
+        message's, and the extras follow."""
+        return ()
+
     def journal_companions(self, message: Any) -> Sequence[tuple[str, Sequence[NewEvent]]]:
         """Events for other streams, committed atomically with ``message``'s
         own journal entry (e.g. an audit record of it): both or neither.
@@ -177,8 +186,10 @@ class DurableActor(Actor):
                 f"({err}); nothing was recorded"
             ) from err
         self.system.faults.check("before_append", self.actor_id)
+        own = [NewEvent(MESSAGE, data)]
+        own.extend(self.journal_extras(message))
         entries: list[tuple[str, Sequence[NewEvent], int | None]] = [
-            (self.stream_name(), [NewEvent(MESSAGE, data)], self.version)
+            (self.stream_name(), own, self.version)
         ]
         for stream, events in self.journal_companions(message):
             entries.append((stream, events, None))

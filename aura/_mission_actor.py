@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 
 S = MissionStatus
 
+STARTED = "started"  # the reason of the RUNNING transition a Start makes
+
 
 @dataclass(frozen=True)
 class MissionView:
@@ -179,13 +181,38 @@ class MissionActor(DurableActor):
     def is_query(self, message: Any) -> bool:
         return isinstance(message, Peek)
 
+    def _starts_run(self, message: Any) -> bool:
+        """Whether handling ``message`` starts this mission's first run (and
+        so makes it RUNNING): a Start to a mission never started, whose code
+        this runtime knows."""
+        return (
+            isinstance(message, Start)
+            and self.status is S.PENDING
+            and self._pending_run is None
+            and message.mission in self.runtime._definitions
+        )
+
+    def journal_extras(self, message: Any) -> list[NewEvent]:
+        """A Start's RUNNING transition rides in the Start's own commit: one
+        durable commit per ``rt.start`` instead of two."""
+        if not self._starts_run(message):
+            return []
+        record = Transition(S.RUNNING.value, STARTED, None, message.mission)
+        return [NewEvent(TRANSITION, msgspec.msgpack.encode(record))]
+
     def journal_companions(self, message: Any) -> list[tuple[str, list[NewEvent]]]:
         """The audit entry of ``message``, committed with it (after the
-        entries of the steps scheduled since the last commit)."""
+        entries of the steps scheduled since the last commit), and that of
+        its RUNNING transition if it carries one (``journal_extras``)."""
         kind, detail = self._audit_of(message)
         version = self.version + 1
-        entry = audit_event(kind, self.mission_id, self.run, version, message.at, **detail)
-        return [(AUDIT_STREAM, [bundle([*self._scheduled_entries(version), entry])])]
+        entries = [
+            *self._scheduled_entries(version),
+            audit_event(kind, self.mission_id, self.run, version, message.at, **detail),
+        ]
+        if self._starts_run(message):
+            entries.append(self._transition_audit(version + 1, S.RUNNING, STARTED, message.at))
+        return [(AUDIT_STREAM, [bundle(entries)])]
 
     def _scheduled_entries(self, version: int) -> list[AuditEntry]:
         """Audit entries of the step attempts scheduled since the mission's
@@ -358,7 +385,7 @@ class MissionActor(DurableActor):
         self.budget = msg.budget if msg.budget is not None else definition.budget
         self.ctx = MissionContext(self, self.mission_id, self.run, msg.mission)
         self.run_args = list(msg.args)
-        self._transition(S.RUNNING, "started")
+        self._transition(S.RUNNING, STARTED, journaled=True)  # with the Start (journal_extras)
         try:
             self.coro = definition.fn(self.ctx, *msg.args)
         except Exception as err:
@@ -867,7 +894,9 @@ class MissionActor(DurableActor):
 
     # ------------------------------------------------------------ lifecycle
 
-    def _transition(self, new: MissionStatus, reason: str) -> None:
+    def _transition(self, new: MissionStatus, reason: str, *, journaled: bool = False) -> None:
+        """Change status. ``journaled``: its event was committed with the
+        message being handled, so it is not appended again."""
         old = self.status
         self.status = check_transition(self.mission_id, old, new)
         if new is S.DEAD:
@@ -884,7 +913,7 @@ class MissionActor(DurableActor):
                     status=new.value,
                     reason=reason,
                 )
-            if new is S.RUNNING or new in SETTLED:
+            if (new is S.RUNNING or new in SETTLED) and not journaled:
                 self._append_transition(new, reason)
             if new in SETTLED:
                 self.runtime._gateway.end_run(self.mission_id, self.run)
@@ -905,15 +934,7 @@ class MissionActor(DurableActor):
             self.cost_tokens,
         )
         data = msgspec.msgpack.encode(transition)
-        entry = audit_event(
-            "mission.transition",
-            self.mission_id,
-            self.run,
-            self.version + 1,
-            self.now or time.time(),
-            status=status.value,
-            reason=reason,
-        )
+        entry = self._transition_audit(self.version + 1, status, reason, self.now or time.time())
         store = self.system.store
         assert store is not None
         self.version = store.append_many(
@@ -924,6 +945,19 @@ class MissionActor(DurableActor):
                 [*self._scheduled_entries(self.version + 1), entry],
             )
         )[0]
+
+    def _transition_audit(
+        self, version: int, status: MissionStatus, reason: str, at: float
+    ) -> AuditEntry:
+        return audit_event(
+            "mission.transition",
+            self.mission_id,
+            self.run,
+            version,
+            at,
+            status=status.value,
+            reason=reason,
+        )
 
     def _log_status_if_missing(self) -> None:
         """After replay: a status reached during replay (e.g. DEAD by

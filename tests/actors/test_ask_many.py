@@ -149,6 +149,54 @@ def test_companions_commit_with_their_message(store: CountingStore) -> None:
         assert notes == [b"w0@1", b"w1@1", b"w2@1"]  # nothing for the rejected message
 
 
+class Receipted(Ledger):
+    """Journals a receipt of every Add on its own stream, in the Add's commit."""
+
+    def __init__(self, effects: dict[str, int], seen: list[tuple[int, int]]) -> None:
+        super().__init__(effects)
+        self.seen = seen  # (version while handling, replaying?) and receipts replayed
+
+    def journal_extras(self, message: Any) -> list[NewEvent]:
+        if isinstance(message, Add):
+            return [NewEvent("receipt", str(message.value).encode())]
+        return []
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Add):
+            self.seen.append((self.version, int(self.replaying)))
+        return super().handle(message)
+
+    def replay_other(self, event: Any) -> None:
+        self.seen.append((event.version, int(event.data)))
+
+
+def test_extras_commit_with_their_message_and_replay_as_other_events(
+    store: CountingStore,
+) -> None:
+    effects: dict[str, int] = {}
+    seen: list[tuple[int, int]] = []
+    spec = ChildSpec("r", lambda: Receipted(effects, seen), threaded=False)
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        system.spawn(spec)
+        store.commits.clear()
+        assert system.ask("r", Add(5)) == 5
+        assert system.ask_many([("r", Add(7))]) == [12]
+        assert store.commits == [2, 2]  # message + receipt, one commit each
+        assert [(e.version, e.kind) for e in store.read("r")] == [
+            (1, "message"),
+            (2, "receipt"),
+            (3, "message"),
+            (4, "receipt"),
+        ]
+        assert seen == [(2, 0), (4, 0)]  # live: the version of the last extra
+    seen.clear()
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        system.spawn(spec)
+        assert system.ask("r", Get()) == [5, 7]
+        # Replay: each message at its own version, then its receipt.
+        assert seen == [(1, 1), (2, 5), (3, 1), (4, 7)]
+
+
 def test_a_stopped_target_gets_its_error_and_the_rest_are_still_asked(
     store: CountingStore,
 ) -> None:

@@ -66,6 +66,25 @@ def test_every_journaled_event_has_exactly_one_entry(tmp_path: Path) -> None:
     assert report.entries == len(kinds)
 
 
+def test_a_start_commits_its_running_transition_with_it(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[approval]) as rt:
+        rt.start(approval, None, mission_id="s")
+        rt.start(approval, None, mission_id="s")  # idempotent: journaled, changes nothing
+        assert rt.get("s").status in (aura.MissionStatus.RUNNING, aura.MissionStatus.WAITING)
+    with EventStore.open(tmp_path / "events", readonly=True) as store:
+        log = list(store.read("mission/s"))
+        commits = [
+            [(a.kind, a.version) for a in decode_entries(e.data) if a.mission_id == "s"]
+            for e in store.read(AUDIT_STREAM)
+        ]
+    assert [e.kind for e in log[:2]] == ["message", "transition"]
+    assert msgspec.msgpack.decode(log[1].data)["status"] == "running"
+    assert [e.kind for e in log].count("transition") == 1  # the second start made none
+    # One $audit event per commit: the Start and its transition share one.
+    assert commits[0] == [("mission.started", 1), ("mission.transition", 2)]
+    assert sum(kind == "mission.started" for c in commits for kind, _ in c) == 2
+
+
 def _tamper(path: Path, version: int, change: Any) -> None:
     """Rewrite audit entry ``version`` on disk, as an attacker with the file would."""
     env = lmdb.open(str(path / "events"), max_dbs=8)
@@ -97,7 +116,7 @@ def test_an_edited_entry_on_disk_is_found_by_api_and_cli(tmp_path: Path) -> None
     _tamper(tmp_path, 4, forge)
     with EventStore.open(tmp_path / "events", readonly=True) as store:
         report = aura.verify_audit(store)
-    assert not report.ok and report.bad_version == 4 and report.entries == 4  # in events 1-3
+    assert not report.ok and report.bad_version == 4 and report.entries == 6  # in events 1-3
     broken = aura_cli("--data", str(tmp_path), "audit", "verify")
     assert broken.returncode == 1
     assert "record 4" in broken.stderr and "edited" in broken.stderr
