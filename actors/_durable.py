@@ -35,6 +35,8 @@ MESSAGE = "message"
 QUARANTINED = "quarantined"
 
 T = TypeVar("T")
+Batch = Sequence[tuple[str, Sequence[NewEvent], int | None]]
+"""An ``append_many`` argument."""
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -73,6 +75,9 @@ class DurableActor(Actor):
         self.version = 0
         self.replaying = False
         self.recovered_messages = 0
+        # Appends deferred to the end of an ask_many batch (see append_after):
+        # None when handling alone, a list while ask_many handles a message.
+        self._after: list[tuple[Batch, Callable[[], None] | None]] | None = None
         cls = type(self)
         self._decoder = msgspec.msgpack.Decoder(cls.journal_type)
         self._state_decoder = msgspec.msgpack.Decoder(cls.state_type)
@@ -131,8 +136,40 @@ class DurableActor(Actor):
             return None
         return fn(*args, **kwargs)
 
+    def append_after(self, entries: Batch, then: Callable[[], None] | None = None) -> int:
+        """Append what handling the current message produced: ``entries`` is
+        an ``append_many`` batch whose first item is this actor's stream at
+        ``self.version``. Returns the actor's new version.
+
+        Handled alone, this commits now. Handled in ``ActorSystem.ask_many``
+        it commits after every handler of the batch ran, in one commit with
+        what the others appended so (one fsync instead of one each); the
+        actor handles nothing else until then, and if that commit fails it
+        crashes (recovery replays the message, which is journaled). ``then``
+        runs once the entries are durable.
+        """
+        if self._after is None:
+            self.version = self._store().append_many(entries)[0]
+            if then is not None:
+                then()
+            return self.version
+        self._after.append((entries, then))
+        self.version += len(entries[0][1])
+        return self.version
+
+    def commit_deferred(self) -> None:
+        """Commit what :meth:`append_after` deferred, now (before an append
+        that must follow it)."""
+        deferred, self._after = self._after, ([] if self._after is not None else None)
+        if deferred:
+            self._store().append_many([item for entries, _ in deferred for item in entries])
+            for _, then in deferred:
+                if then is not None:
+                    then()
+
     def snapshot(self) -> None:
         """Save a snapshot of the current state now."""
+        self.commit_deferred()
         if self.version:
             self._store().save_snapshot(self.stream_name(), self.version, self.encode_state())
 
@@ -170,6 +207,7 @@ class DurableActor(Actor):
         """Journal a message this actor decided on itself (not received), with
         its companions, durably; it is replayed like a received one. The
         caller applies it (this does not call ``handle``). Returns its version."""
+        self.commit_deferred()
         entries = self._journal_entry(message)
         version: int = self._store().append_many(entries)[0]
         self.version = version
@@ -204,6 +242,7 @@ class DurableActor(Actor):
         reply = self.handle(message)
         every = type(self).snapshot_every
         if every and version % every == 0:
+            self.commit_deferred()
             self._store().save_snapshot(self.stream_name(), version, self.encode_state())
             faults.check("after_snapshot", self.actor_id)
         return reply

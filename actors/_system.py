@@ -252,25 +252,61 @@ class ActorSystem:
             for _, cell, _, _, _ in batch:
                 cell.release()
             raise
+        deferring: list[tuple[int, Cell, DurableActor]] = []  # see append_after
         for i, cell, actor, message, k in batch:
             if versions is None:
                 cell.release()
                 later.append(i)
                 continue
+            actor._after = []
             try:
                 results[i] = actor._handle_journaled(message, versions[k])
             except MessageRejectedError as err:
                 results[i] = err
             except BaseException as err:
+                actor._after = None  # dropped: replaying the message makes them again
                 results[i] = self._crash_claimed(cell, actor, err, journaled=True)
                 continue
+            if actor._after:
+                deferring.append((i, cell, actor))  # released once they are durable
+                continue
+            actor._after = None
             cell.release()
+        if deferring:
+            self._commit_deferred(deferring, results)
         for i in sorted(later):
             try:
                 results[i] = self.ask(items[i][0], items[i][1])
             except Exception as err:  # one stopped or failing target spoils no other
                 results[i] = err
         return results
+
+    def _commit_deferred(
+        self, deferring: list[tuple[int, Cell, DurableActor]], results: list[Any]
+    ) -> None:
+        """One commit for what the batch's handlers deferred (``append_after``),
+        then release those actors and run their callbacks; if it fails, each
+        of them crashes and recovers by replay."""
+        work = []
+        for i, cell, actor in deferring:
+            work.append((i, cell, actor, actor._after or []))
+            actor._after = None
+        assert self.store is not None
+        failure: BaseException | None = None
+        try:
+            self.store.append_many([item for *_, d in work for entries, _ in d for item in entries])
+        except BaseException as err:
+            failure = err
+        for i, cell, actor, deferred in work:
+            if failure is not None:
+                results[i] = self._crash_claimed(cell, actor, failure, journaled=True)
+                continue
+            cell.release()
+            for _, then in deferred:
+                if then is not None:
+                    then()
+        if failure is not None and not isinstance(failure, Exception):
+            raise failure  # KeyboardInterrupt etc.: after every actor was dealt with
 
     def _crash_claimed(
         self, cell: Cell, actor: Actor, err: BaseException, *, journaled: bool

@@ -848,16 +848,14 @@ class MissionActor(DurableActor):
             )
             for i, w in enumerate(writes, start=1)
         ]
-        store = self.system.store
-        assert store is not None
-        self.version = store.append_many(
+        self.append_after(
             with_audit(
                 self.stream_name(),
                 events,
                 self.version,
                 [*self._scheduled_entries(self.version + 1), *entries],
             )
-        )[0]
+        )
         self._memory_logged += len(writes)
 
     def _close_coroutine(self) -> None:
@@ -913,13 +911,18 @@ class MissionActor(DurableActor):
                     status=new.value,
                     reason=reason,
                 )
-            if (new is S.RUNNING or new in SETTLED) and not journaled:
-                self._append_transition(new, reason)
             if new in SETTLED:
                 self.runtime._gateway.end_run(self.mission_id, self.run)
+            if (new is S.RUNNING or new in SETTLED) and not journaled:
+                self._append_transition(new, reason)
+            elif new in SETTLED:
                 self.runtime._settled(self.mission_id)
 
     def _append_transition(self, status: MissionStatus, reason: str) -> None:
+        """Journal a transition (with the memory writes made before it). In a
+        delivery batch it commits with the batch's other deferred appends
+        (``append_after``); waiters on a settled mission are told once it is
+        durable."""
         if self._memory_pending:  # writes made before the status changed come first
             self._flush_memory(self._memory_pending)
             self._memory_pending = []
@@ -935,16 +938,16 @@ class MissionActor(DurableActor):
         )
         data = msgspec.msgpack.encode(transition)
         entry = self._transition_audit(self.version + 1, status, reason, self.now or time.time())
-        store = self.system.store
-        assert store is not None
-        self.version = store.append_many(
+        mission_id, settled = self.mission_id, self.runtime._settled
+        self.append_after(
             with_audit(
                 self.stream_name(),
                 [NewEvent(TRANSITION, data)],
                 self.version,
                 [*self._scheduled_entries(self.version + 1), entry],
-            )
-        )[0]
+            ),
+            then=(lambda: settled(mission_id)) if status in SETTLED else None,
+        )
 
     def _transition_audit(
         self, version: int, status: MissionStatus, reason: str, at: float

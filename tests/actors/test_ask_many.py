@@ -17,7 +17,7 @@ from actors import (
     ChildSpec,
     MessageRejectedError,
 )
-from eventstore import EventStore, NewEvent
+from eventstore import EventStore, NewEvent, StoreFullError
 
 from .helpers import Probe, Recorder
 from .test_durable import Add, Get, Ledger, Poison
@@ -29,12 +29,15 @@ class CountingStore:
     def __init__(self, store: EventStore) -> None:
         self._store = store
         self.commits: list[int] = []  # events per commit
+        self.full_for: str | None = None  # an event kind: appends with it fail (disk full)
 
     def append(self, stream: str, events: Sequence[NewEvent], **kw: Any) -> int:
         self.commits.append(len(events))
         return self._store.append(stream, events, **kw)
 
     def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> Any:
+        if any(e.kind == self.full_for for _, events, _ in batch for e in events):
+            raise StoreFullError("test", "no space left (simulated)")
         self.commits.append(sum(len(events) for _, events, _ in batch))
         return self._store.append_many(batch)
 
@@ -195,6 +198,64 @@ def test_extras_commit_with_their_message_and_replay_as_other_events(
         assert system.ask("r", Get()) == [5, 7]
         # Replay: each message at its own version, then its receipt.
         assert seen == [(1, 1), (2, 5), (3, 1), (4, 7)]
+
+
+class Settling(Ledger):
+    """Each Add also appends a ``settled`` event once handled (append_after);
+    its callback notes the stream's durable version when it runs."""
+
+    def __init__(self, effects: dict[str, int], notes: list[tuple[str, int]]) -> None:
+        super().__init__(effects)
+        self.notes = notes
+
+    def handle(self, message: Any) -> Any:
+        reply = super().handle(message)
+        if isinstance(message, Add) and not self.replaying:
+            stream, store = self.stream_name(), self._store()
+            self.append_after(
+                [(stream, [NewEvent("settled", b"")], self.version)],
+                then=lambda: self.notes.append((stream, store.version(stream))),
+            )
+        return reply
+
+
+def spawn_settling(system: ActorSystem, n: int, notes: list[tuple[str, int]]) -> None:
+    effects: dict[str, int] = {}
+    for i in range(n):
+        system.spawn(ChildSpec(f"s{i}", lambda: Settling(effects, notes), threaded=False))
+
+
+def test_appends_after_handling_share_one_commit_after_the_batch(store: CountingStore) -> None:
+    notes: list[tuple[str, int]] = []
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_settling(system, 3, notes)
+        store.commits.clear()
+        assert system.ask_many([(f"s{i}", Add(i)) for i in range(3)]) == [0, 1, 2]
+        assert store.commits == [3, 3]  # the messages, then every settled event at once
+        assert notes == [("s0", 2), ("s1", 2), ("s2", 2)]  # told once durable
+        assert system.ask("s1", Add(5)) == 6  # alone: it commits right away
+        assert store.commits == [3, 3, 1, 1]
+        assert notes[-1] == ("s1", 4)
+        assert [e.kind for e in store.read("s1")] == ["message", "settled"] * 2
+
+
+def test_a_failed_deferred_commit_crashes_its_actors_and_they_recover(
+    store: CountingStore,
+) -> None:
+    notes: list[tuple[str, int]] = []
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_settling(system, 2, notes)
+        store.full_for = "settled"
+        replies = system.ask_many([("s0", Add(1)), ("s1", Add(2))])
+        assert all(isinstance(r, ActorCrashedError) and r.journaled for r in replies)
+        assert notes == []  # nobody was told
+        store.full_for = None
+        # The messages were journaled: the restarted actors replay them, and
+        # their versions match the log again.
+        assert system.ask("s0", Get()) == [1]
+        assert system.ask("s0", Add(3)) == 4
+        kinds = [e.kind for e in store.read("s0")]
+        assert kinds == ["message", "message", "message", "settled"]  # Add, Get, Add
 
 
 def test_a_stopped_target_gets_its_error_and_the_rest_are_still_asked(
