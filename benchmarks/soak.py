@@ -37,6 +37,15 @@ from tests.aura import missions as m
 from aura.testing import VirtualClock
 
 path, count = sys.argv[1], int(sys.argv[2])
+
+
+def say(line):
+    # One write per line: step threads write EFFECT lines to the same stdout,
+    # and print() with several arguments writes them piecewise, so a RESULT
+    # line could be split by an EFFECT line.
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
+
 all_missions = [m.many_steps, m.many_steps_can, m.trip, m.approval, m.sleeper, m.arithmetic]
 with aura.Runtime(path, missions=all_missions, max_workers=4, clock=VirtualClock()) as rt:
     handles = []
@@ -60,13 +69,13 @@ with aura.Runtime(path, missions=all_missions, max_workers=4, clock=VirtualClock
                         pass
         else:
             handles.append(rt.start(m.sleeper, 5.0, mission_id=mid))
-    print("STARTED", flush=True)
+    say("STARTED")
     for h in handles:
         try:
             value = h.result(timeout=300)
-            print("RESULT", h.mission_id, "completed", repr(value), flush=True)
+            say(f"RESULT {{h.mission_id}} completed {{value!r}}")
         except aura.MissionFailedError as err:
-            print("RESULT", h.mission_id, "failed", repr(err.view.error[:40]), flush=True)
+            say(f"RESULT {{h.mission_id}} failed {{err.view.error[:40]!r}}")
 """
 
 
