@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +25,13 @@ class WorkerPool:
         self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
             queue.SimpleQueue()
         )
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # starting threads, closing
         self._threads = 0
-        self._idle = 0
+        # One token per idle thread. deque append and pop are atomic, so the
+        # hot path (a thread going idle, a job claiming it) takes no lock: a
+        # lock there made the submitting thread and a finishing one hand the
+        # GIL to each other whenever they met on it.
+        self._idle: deque[None] = deque()
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -35,15 +40,21 @@ class WorkerPool:
         # submitted before it wakes, and those jobs would queue behind each
         # other instead of starting threads.
         number = 0  # of the thread to start, if any
-        with self._lock:
-            if self._idle:
-                self._idle -= 1
-            elif self._threads < self._max and not self._closed:
-                self._threads += 1
-                number = self._threads
+        try:
+            self._idle.pop()
+        except IndexError:
+            with self._lock:
+                if self._threads < self._max and not self._closed:
+                    self._threads += 1
+                    number = self._threads
         self._queue.put((fn, args))
         if number:
             threading.Thread(target=self._work, name=f"{self._name}-{number}", daemon=True).start()
+
+    @property
+    def idle(self) -> int:
+        """Threads waiting for a job."""
+        return len(self._idle)
 
     def close(self) -> None:
         """Drop queued jobs and let every thread finish its current one and exit."""
@@ -59,7 +70,7 @@ class WorkerPool:
             self._queue.put(None)
 
     def _work(self) -> None:
-        q, lock = self._queue, self._lock
+        q, idle = self._queue, self._idle
         while True:
             item = q.get()
             if item is None or self._closed:
@@ -69,5 +80,4 @@ class WorkerPool:
                 fn(*args)
             except BaseException as err:  # a pool thread must survive any job
                 self._on_error(err)
-            with lock:
-                self._idle += 1  # back for the next job, which claims it
+            idle.append(None)  # back for the next job, which claims it

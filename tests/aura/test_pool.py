@@ -44,7 +44,7 @@ def test_jobs_submitted_together_each_get_a_thread_while_under_the_bound() -> No
     pool.submit(warm.set)
     assert warm.wait(10)
     deadline = time.monotonic() + 10
-    while pool._idle != 1:  # the warm thread is back at the queue
+    while pool.idle != 1:  # the warm thread is back at the queue
         assert time.monotonic() < deadline
         time.sleep(0)
     together = threading.Barrier(3, timeout=5)  # breaks if the jobs run one by one
