@@ -124,6 +124,14 @@ class DurableActor(Actor):
         ``self.version + 1``."""
         return ()
 
+    @classmethod
+    def merge_companions(cls, stream: str, events: list[NewEvent]) -> Sequence[NewEvent]:
+        """What ``ActorSystem.ask_many`` appends to ``stream`` for the
+        companion events of a whole batch (in message order) of actors of
+        this class: by default all of them. An override may fold them into
+        fewer events, e.g. one audit record for the batch's commit."""
+        return events
+
     def encode_state(self) -> bytes:
         return msgspec.msgpack.encode(self.state)
 

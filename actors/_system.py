@@ -210,7 +210,9 @@ class ActorSystem:
         batch: list[tuple[int, Cell, DurableActor, object, int]] = []  # ..., entry index
         entries: list[tuple[str, Sequence[NewEvent], int | None]] = []
         later: list[int] = []
-        companions: dict[str, list[NewEvent]] = {}  # appended after all own entries
+        # Appended after all own entries, by stream and by the class that
+        # merges them (DurableActor.merge_companions).
+        companions: dict[tuple[str, Any], list[NewEvent]] = {}
         try:
             for i, (actor_id, message) in enumerate(items):
                 try:
@@ -238,10 +240,14 @@ class ActorSystem:
                     continue
                 batch.append((i, cell, durable, message, len(entries)))
                 entries.append(journal[0])
+                merge = type(durable).merge_companions
                 for stream, events, _ in journal[1:]:  # one entry per companion stream
-                    companions.setdefault(stream, []).extend(events)
+                    companions.setdefault((stream, merge), []).extend(events)
             versions: list[int] | None = None
-            entries.extend((stream, events, None) for stream, events in companions.items())
+            entries.extend(
+                (stream, merge(stream, events), None)
+                for (stream, merge), events in companions.items()
+            )
             if entries:
                 assert self.store is not None  # durable actors started, so there is one
                 try:

@@ -3,9 +3,10 @@
 Every event a mission journals (each mailbox message, each status
 transition, each memory write) gets an ``AuditEntry`` in the ``$audit``
 stream, appended in the same commit as the event itself: no event without
-its entry, no entry without its event. The entries written by one commit of
-one mission form one chained ``$audit`` event (a list of entries): one
-digest and one record per commit instead of one per entry. The store hash-chains ``$audit``
+its entry, no entry without its event. The entries written by one commit
+form one chained ``$audit`` event (a list of entries, of every mission the
+commit carried when the outbox delivers a batch): one digest and one record
+per commit instead of one per entry or per mission. The store hash-chains ``$audit``
 (sha256 over the previous entry's digest and the entry), so
 :func:`verify_audit` finds the first entry that was edited, deleted,
 inserted or reordered, and also checks that entries and mission events
@@ -58,6 +59,42 @@ def audit_event(
 def bundle(entries: Sequence[AuditEntry]) -> NewEvent:
     """One chained ``$audit`` event holding ``entries``."""
     return NewEvent(AUDIT, _encoder.encode(list(entries)))
+
+
+def merge_bundles(events: list[NewEvent]) -> list[NewEvent]:
+    """One ``$audit`` event holding the entries of all of ``events`` (bundles),
+    in order: what ``ask_many`` commits for a batch of missions. Joined as
+    msgpack bytes (an array is a header with its length, then its items), so
+    no entry is decoded and encoded again."""
+    if len(events) < 2:
+        return events
+    count = 0
+    bodies: list[bytes] = []
+    for event in events:
+        n, start = _array_head(event.data)
+        count += n
+        bodies.append(event.data[start:])
+    return [NewEvent(AUDIT, _array_header(count) + b"".join(bodies))]
+
+
+def _array_head(data: bytes) -> tuple[int, int]:
+    """(length, where the items start) of the msgpack array ``data``."""
+    first = data[0] if data else 0
+    if 0x90 <= first <= 0x9F:  # fixarray
+        return first & 0x0F, 1
+    if first == 0xDC:  # array 16
+        return int.from_bytes(data[1:3], "big"), 3
+    if first == 0xDD:  # array 32
+        return int.from_bytes(data[1:5], "big"), 5
+    raise ValueError(f"an audit bundle is not a msgpack array (first byte {first:#x})")
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def decode_entries(data: bytes) -> list[AuditEntry]:

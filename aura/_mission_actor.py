@@ -29,7 +29,7 @@ import msgspec
 from actors import DurableActor
 from eventstore import NewEvent, RecordedEvent
 
-from ._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, with_audit
+from ._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, merge_bundles, with_audit
 from ._budget import Budget
 from ._context import (
     ArgumentEncodingError,
@@ -213,6 +213,11 @@ class MissionActor(DurableActor):
         if self._starts_run(message):
             entries.append(self._transition_audit(version + 1, S.RUNNING, STARTED, message.at))
         return [(AUDIT_STREAM, [bundle(entries)])]
+
+    @classmethod
+    def merge_companions(cls, stream: str, events: list[NewEvent]) -> list[NewEvent]:
+        # A batch of missions delivered together commits one audit record.
+        return merge_bundles(events) if stream == AUDIT_STREAM else events
 
     def _scheduled_entries(self, version: int) -> list[AuditEntry]:
         """Audit entries of the step attempts scheduled since the mission's

@@ -152,6 +152,36 @@ def test_companions_commit_with_their_message(store: CountingStore) -> None:
         assert notes == [b"w0@1", b"w1@1", b"w2@1"]  # nothing for the rejected message
 
 
+class Countersigned(Witnessed):
+    """Folds the batch's witness records into one, with a second companion
+    stream left as it is."""
+
+    def journal_companions(self, message: Any) -> list[tuple[str, list[NewEvent]]]:
+        return [*super().journal_companions(message), ("other", [NewEvent("o", b"")])]
+
+    @classmethod
+    def merge_companions(cls, stream: str, events: list[NewEvent]) -> list[NewEvent]:
+        if stream != "side":
+            return events
+        return [NewEvent("witnesses", b",".join(e.data for e in events))]
+
+
+def test_a_class_can_merge_the_companions_of_a_batch(store: CountingStore) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        for i in range(3):
+            system.spawn(ChildSpec(f"c{i}", lambda: Countersigned(effects)))
+        system.spawn(ChildSpec("w", lambda: Witnessed(effects)))  # another class: not merged
+        store.commits.clear()
+        replies = system.ask_many([("c0", Add(1)), ("w", Add(5)), ("c1", Add(2)), ("c2", Add(3))])
+        assert replies == [1, 5, 2, 3]
+        # 4 messages + 1 merged record + 1 witness of w + 3 of "other": one commit
+        assert store.commits == [9]
+        side = [(e.kind, e.data) for e in store.read("side")]
+        assert side == [("witnesses", b"c0@1,c1@1,c2@1"), ("witness", b"w@1")]
+        assert len(list(store.read("other"))) == 3
+
+
 class Receipted(Ledger):
     """Journals a receipt of every Add on its own stream, in the Add's commit."""
 

@@ -12,8 +12,9 @@ import msgspec
 import pytest
 
 import aura
-from aura._audit import AUDIT_STREAM, AuditEntry, decode_entries
-from eventstore import EventStore, RecordedEvent
+from aura._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, decode_entries, merge_bundles
+from aura._messages import Signal
+from eventstore import EventStore, NewEvent, RecordedEvent
 
 from .missions import approval, arithmetic, fails
 from .test_cli import aura_cli
@@ -83,6 +84,44 @@ def test_a_start_commits_its_running_transition_with_it(tmp_path: Path) -> None:
     # One $audit event per commit: the Start and its transition share one.
     assert commits[0] == [("mission.started", 1), ("mission.transition", 2)]
     assert sum(kind == "mission.started" for c in commits for kind, _ in c) == 2
+
+
+@aura.mission
+async def listens(ctx: aura.MissionContext) -> Any:
+    return await ctx.wait_signal("go")
+
+
+def test_a_batch_of_missions_commits_one_audit_record(tmp_path: Path) -> None:
+    """What the outbox does with step outcomes, done here with signals: one
+    ``ask_many`` for several missions is one commit and one ``$audit`` event."""
+    with aura.Runtime(tmp_path, missions=[listens]) as rt:
+        handles = [rt.start(listens, mission_id=f"m{i}") for i in range(3)]  # each waits
+        batch = [(f"mission/m{i}", Signal("go", i, 1.0)) for i in range(3)]
+        rt.system.ask_many(batch)
+        assert [h.result(timeout=30) for h in handles] == [0, 1, 2]
+        assert rt.verify_audit().ok
+    with EventStore.open(tmp_path / "events", readonly=True) as store:
+        commits = [
+            [(a.mission_id, a.kind) for a in decode_entries(e.data)]
+            for e in store.read(AUDIT_STREAM)
+        ]
+    received = [c for c in commits if ("m0", "signal.received") in c]
+    assert received == [[(f"m{i}", "signal.received") for i in range(3)]]
+
+
+@pytest.mark.parametrize("sizes", [[1, 2], [7, 9], [15, 1], [200, 40000, 30000], [0, 3]])
+def test_merged_bundles_hold_every_entry_in_order(sizes: list[int]) -> None:
+    """Bundles are joined as msgpack bytes; the array header must grow with
+    the count (fixarray below 16, 16-bit below 65,536, then 32-bit)."""
+    bundles = [
+        [audit_event("step.completed", f"b{b}", 1, v, 0.0, seq=v) for v in range(n)]
+        for b, n in enumerate(sizes)
+    ]
+    merged = merge_bundles([bundle(entries) for entries in bundles])
+    assert len(merged) == 1
+    assert decode_entries(merged[0].data) == [e for entries in bundles for e in entries]
+    with pytest.raises(ValueError, match="not a msgpack array"):
+        merge_bundles([bundle(bundles[0]), NewEvent("audit", b"\x80")])
 
 
 def _tamper(path: Path, version: int, change: Any) -> None:
