@@ -19,7 +19,7 @@ Stream events: ``message`` (msgpack of the message), ``quarantined``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -170,7 +170,7 @@ class DurableActor(Actor):
         that must follow it)."""
         deferred, self._after = self._after, ([] if self._after is not None else None)
         if deferred:
-            self._store().append_many([item for entries, _ in deferred for item in entries])
+            self._store().append_many(fold_deferred([(self, deferred)]))
             for _, then in deferred:
                 if then is not None:
                     then()
@@ -321,3 +321,31 @@ def read_dead_letters(store: Any) -> list[DeadLetter]:
     """Every dead letter recorded in ``store``, oldest first."""
     decoder = msgspec.msgpack.Decoder(DeadLetter)
     return [decoder.decode(e.data) for e in store.read(DEAD_LETTERS)]
+
+
+def merged_companions(
+    companions: dict[tuple[str, Any], list[NewEvent]],
+) -> list[tuple[str, Sequence[NewEvent], int | None]]:
+    """``append_many`` items for the companion events gathered from several
+    messages, by stream and by the class that merges them
+    (:meth:`DurableActor.merge_companions`)."""
+    return [(stream, merge(stream, events), None) for (stream, merge), events in companions.items()]
+
+
+def fold_deferred(
+    work: Iterable[tuple[DurableActor, list[tuple[Batch, Callable[[], None] | None]]]],
+) -> list[tuple[str, Sequence[NewEvent], int | None]]:
+    """One ``append_many`` batch for what actors deferred (``append_after``):
+    their own streams' items in order, then their companion items (those
+    with no expected version, on another stream) merged by stream."""
+    own: list[tuple[str, Sequence[NewEvent], int | None]] = []
+    companions: dict[tuple[str, Any], list[NewEvent]] = {}
+    for actor, deferred in work:
+        merge, home = type(actor).merge_companions, actor.stream_name()
+        for entries, _ in deferred:
+            for stream, events, expected in entries:
+                if expected is None and stream != home:
+                    companions.setdefault((stream, merge), []).extend(events)
+                else:
+                    own.append((stream, events, expected))
+    return own + merged_companions(companions)

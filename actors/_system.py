@@ -24,7 +24,7 @@ from eventstore import EventLog, EventStoreError, NewEvent
 
 from ._actor import Actor, _WakeUp
 from ._cell import Cell, ChildSpec
-from ._durable import DurableActor
+from ._durable import DurableActor, fold_deferred, merged_companions
 from ._errors import (
     ActorCrashedError,
     ActorError,
@@ -244,10 +244,7 @@ class ActorSystem:
                 for stream, events, _ in journal[1:]:  # one entry per companion stream
                     companions.setdefault((stream, merge), []).extend(events)
             versions: list[int] | None = None
-            entries.extend(
-                (stream, merge(stream, events), None)
-                for (stream, merge), events in companions.items()
-            )
+            entries.extend(merged_companions(companions))
             if entries:
                 assert self.store is not None  # durable actors started, so there is one
                 try:
@@ -300,7 +297,7 @@ class ActorSystem:
         assert self.store is not None
         failure: BaseException | None = None
         try:
-            self.store.append_many([item for *_, d in work for entries, _ in d for item in entries])
+            self.store.append_many(fold_deferred((a, d) for _, _, a, d in work))
         except BaseException as err:
             failure = err
         for i, cell, actor, deferred in work:

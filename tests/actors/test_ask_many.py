@@ -269,6 +269,39 @@ def test_appends_after_handling_share_one_commit_after_the_batch(store: Counting
         assert [e.kind for e in store.read("s1")] == ["message", "settled"] * 2
 
 
+class SettlingWitnessed(Settling):
+    """Settling, and each settled event has a record in a side stream, which
+    a batch's deferred commit folds into one."""
+
+    def handle(self, message: Any) -> Any:
+        reply = Ledger.handle(self, message)
+        if isinstance(message, Add) and not self.replaying:
+            stream = self.stream_name()
+            self.append_after(
+                [
+                    (stream, [NewEvent("settled", b"")], self.version),
+                    ("side", [NewEvent("witness", stream.encode())], None),
+                ]
+            )
+        return reply
+
+    @classmethod
+    def merge_companions(cls, stream: str, events: list[NewEvent]) -> list[NewEvent]:
+        return [NewEvent("witnesses", b",".join(e.data for e in events))]
+
+
+def test_deferred_companions_are_merged_in_the_batch_commit(store: CountingStore) -> None:
+    effects: dict[str, int] = {}
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        for i in range(3):
+            system.spawn(ChildSpec(f"s{i}", lambda: SettlingWitnessed(effects, [])))
+        store.commits.clear()
+        assert system.ask_many([(f"s{i}", Add(i)) for i in range(3)]) == [0, 1, 2]
+        assert store.commits == [3, 4]  # the messages; then 3 settled events + 1 record
+        assert [(e.kind, e.data) for e in store.read("side")] == [("witnesses", b"s0,s1,s2")]
+        assert [e.kind for e in store.read("s2")] == ["message", "settled"]
+
+
 def test_a_failed_deferred_commit_crashes_its_actors_and_they_recover(
     store: CountingStore,
 ) -> None:

@@ -107,6 +107,10 @@ def test_a_batch_of_missions_commits_one_audit_record(tmp_path: Path) -> None:
         ]
     received = [c for c in commits if ("m0", "signal.received") in c]
     assert received == [[(f"m{i}", "signal.received") for i in range(3)]]
+    # Their transitions (to RUNNING, then COMPLETED) were deferred to one
+    # commit after the batch: one record for the three of them too.
+    settled = [c for c in commits if ("m1", "mission.transition") in c and len(c) > 2]
+    assert settled == [[(f"m{i}", "mission.transition") for i in range(3) for _ in range(2)]]
 
 
 @pytest.mark.parametrize("sizes", [[1, 2], [7, 9], [15, 1], [200, 40000, 30000], [0, 3]])
