@@ -245,19 +245,30 @@ class EventStore:
         versions: list[int] = self._submit(AppendOp([item]))
         return versions[0]
 
-    def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> list[int]:
+    def append_many(
+        self,
+        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
+        *,
+        on_applied: Callable[[list[int]], None] | None = None,
+    ) -> list[int]:
         """Append to several streams in one atomic, durable commit.
 
         ``batch`` holds ``(stream, events, expected_version)`` triples, applied
         in order (a stream may appear more than once). If any expected version
         does not match, :class:`ConcurrencyError` is raised and nothing of the
         batch is written. Returns each triple's resulting stream version.
+
+        ``on_applied(versions)``, if given, is called on the committing thread
+        once the batch is written into the transaction and before that
+        transaction commits, with the versions this call returns if the commit
+        succeeds (it may still fail). It is called again if the transaction is
+        retried (the map grew); it must be quick and must not touch the store.
         """
         items = check_batch(batch)
         self._check_writable("append")
         if not items:
             return []
-        result: list[int] = self._submit(AppendOp(items))
+        result: list[int] = self._submit(AppendOp(items, on_applied))
         return result
 
     def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
@@ -326,6 +337,10 @@ class EventStore:
                                 # Ops validate before they write: a rejected op left nothing.
                                 outcomes.append(err)
                         state.flush()
+                        for op, outcome in zip(ops, outcomes, strict=True):
+                            hook = op.on_applied if isinstance(op, AppendOp) else None
+                            if hook is not None and isinstance(outcome, list):
+                                hook(outcome)  # the versions it gets if the commit succeeds
                     except BaseException as err:
                         failed, failure = txn, err
                     else:

@@ -132,17 +132,28 @@ class MemoryEventStore:
                 self._next_position += 1
             return st.version
 
-    def append_many(self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]) -> list[int]:
+    def append_many(
+        self,
+        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
+        *,
+        on_applied: Callable[[list[int]], None] | None = None,
+    ) -> list[int]:
         items = check_batch(batch)
         with self._lock:
             self._check_open()
             planned: dict[str, int] = {}
+            versions: list[int] = []
             for stream, evs, expected in items:
                 current = planned.get(stream, self._version(stream))
                 if expected is not None and expected != current:
                     raise ConcurrencyError(stream, expected, current)
                 planned[stream] = current + len(evs)
-            return [self.append(stream, evs) for stream, evs, _ in items]
+                versions.append(planned[stream])
+            if on_applied is not None:
+                on_applied(versions)  # if it raises, nothing was written
+            for stream, evs, _ in items:
+                self.append(stream, evs)
+            return versions
 
     def _version(self, stream: str) -> int:
         st = self._streams.get(stream)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from ._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
@@ -22,7 +22,10 @@ class EventLog(Protocol):
     ) -> int: ...
 
     def append_many(
-        self, batch: Sequence[tuple[str, Sequence[NewEvent], int | None]]
+        self,
+        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
+        *,
+        on_applied: Callable[[list[int]], None] | None = None,
     ) -> list[int]: ...
 
     def read(

@@ -11,6 +11,8 @@ from ._layout import LAYOUT
 from ._records import NewEvent, _MetaRow, _StreamRow
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._lmdb_store import EventStore
 
 META_KEY = b"meta"
@@ -110,10 +112,15 @@ class WriteBatch:
 class AppendOp:
     """One or more stream appends committed atomically (all or none)."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "on_applied")
 
-    def __init__(self, items: list[tuple[str, list[NewEvent], int | None]]) -> None:
+    def __init__(
+        self,
+        items: list[tuple[str, list[NewEvent], int | None]],
+        on_applied: Callable[[list[int]], None] | None = None,
+    ) -> None:
         self.items = items
+        self.on_applied = on_applied  # see EventStore.append_many
 
 
 class SnapshotOp:

@@ -236,6 +236,28 @@ class EventStoreConformance(abc.ABC):
         ]
         assert [e.stream for e in store.read_all()] == ["b", "a", "a", "b", "a"]
 
+    def test_append_many_tells_its_versions_before_it_commits(self, store: Any) -> None:
+        store.append("b", [ev()])
+        told: list[list[int]] = []
+        with pytest.raises(ConcurrencyError):  # rejected: nothing to tell
+            store.append_many([("a", [ev()], 0), ("b", [ev()], 0)], on_applied=told.append)
+        assert told == []
+        batch = [("a", [ev(), ev()], 0), ("b", [ev()], 1), ("a", [ev()], None)]
+        assert store.append_many(batch, on_applied=told.append) == [2, 2, 3]
+        assert told == [[2, 2, 3]]
+
+    def test_append_many_writes_nothing_if_on_applied_raises(self, store: Any) -> None:
+        store.append("b", [ev()])
+
+        def refuse(versions: list[int]) -> None:
+            raise RuntimeError(f"refused {versions}")
+
+        with pytest.raises(RuntimeError, match=r"refused \[1, 2\]"):
+            store.append_many([("a", [ev()], 0), ("b", [ev()], 1)], on_applied=refuse)
+        assert store.version("a") == 0 and store.version("b") == 1
+        assert store.append_many([("a", [ev()], 0)]) == [1]
+        assert [e.stream for e in store.read_all()] == ["b", "a"]
+
     # ------------------------------------------------------------ snapshots
 
     def test_snapshots_keep_newest(self, store: Any) -> None:
