@@ -26,6 +26,7 @@ from ._errors import (
     ActorStoppedError,
     AskTimeoutError,
     DuplicateActorError,
+    HandlingUndoneError,
     MessageRejectedError,
     RestartLimitError,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "FaultInjector",
     "LifecycleState",
     "MessageRejectedError",
+    "HandlingUndoneError",
     "RestartLimitError",
     "RestartType",
     "SimulatedCrash",

@@ -20,6 +20,7 @@ Stream events: ``message`` (msgpack of the message), ``quarantined``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -29,6 +30,7 @@ from eventstore import ConcurrencyError, EventStoreError, NewEvent, RecordedEven
 from ._actor import Actor
 from ._errors import ActorError, MessageRejectedError
 from ._faults import SimulatedCrash
+from ._journal_writer import PendingCommit
 
 DEAD_LETTERS = "$dead-letters"
 MESSAGE = "message"
@@ -65,6 +67,11 @@ class DurableActor(Actor):
     """
 
     journals_messages = True
+    speculative_handling: ClassVar[bool] = False
+    """True if :meth:`handle` routes every side effect through
+    :meth:`after_durable` (or :meth:`effect`) and touches nothing outside
+    this actor otherwise: ``ActorSystem.ask_many`` may then handle a batch
+    of such actors while the batch's commit is still in flight."""
     journal_type: ClassVar[Any] = Any
     state_type: ClassVar[Any] = Any
     snapshot_every: ClassVar[int | None] = None
@@ -78,6 +85,10 @@ class DurableActor(Actor):
         # Appends deferred to the end of an ask_many batch (see append_after):
         # None when handling alone, a list while ask_many handles a message.
         self._after: list[tuple[Batch, Callable[[], None] | None]] | None = None
+        # While ask_many handles the message before its commit is durable:
+        # that commit, and the effects held until it is (see after_durable).
+        self._pending: PendingCommit | None = None
+        self._held: list[Callable[[], None]] = []
         cls = type(self)
         self._decoder = msgspec.msgpack.Decoder(cls.journal_type)
         self._state_decoder = msgspec.msgpack.Decoder(cls.state_type)
@@ -139,10 +150,40 @@ class DurableActor(Actor):
         return self._state_decoder.decode(data)
 
     def effect(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-        """Run a side effect now, unless replaying (then it already happened)."""
+        """Run a side effect now, unless replaying (then it already happened).
+        Handled speculatively, it first waits until the message is durable."""
         if self.replaying:
             return None
+        self.await_durable()
         return fn(*args, **kwargs)
+
+    def after_durable(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run a side effect of handling the current message once that
+        message is durable: now, or, while ``ask_many`` handles it with its
+        commit in flight (:attr:`speculative_handling`), right after that
+        commit succeeds (never, if it fails: the message is delivered again).
+        Effects run in the order they were asked for. Nothing when replaying."""
+        if self.replaying:
+            return
+        if self._pending is None:
+            fn(*args, **kwargs)
+        else:
+            self._held.append(partial(fn, *args, **kwargs))
+
+    def await_durable(self) -> None:
+        """Block until the message being handled is durable and run the
+        effects held so far. Raises the store's error if its commit failed
+        (this actor then crashes, and the message is delivered again)."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        error = pending.wait_done()
+        held, self._held = self._held, []
+        if error is not None:
+            raise error
+        for run in held:
+            run()
 
     def append_after(self, entries: Batch, then: Callable[[], None] | None = None) -> int:
         """Append what handling the current message produced: ``entries`` is
@@ -168,6 +209,7 @@ class DurableActor(Actor):
     def commit_deferred(self) -> None:
         """Commit what :meth:`append_after` deferred, now (before an append
         that must follow it)."""
+        self.await_durable()
         deferred, self._after = self._after, ([] if self._after is not None else None)
         if deferred:
             self._store().append_many(fold_deferred([(self, deferred)]))

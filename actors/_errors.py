@@ -63,6 +63,22 @@ class RestartLimitError(ActorError):
         )
 
 
+class HandlingUndoneError(ActorError):
+    """Why an actor was restarted after ``ask_many`` handled a message
+    speculatively (``DurableActor.speculative_handling``) and the commit
+    journaling it failed: the new incarnation replays a log without it.
+    Not a fault of the actor: its supervisor restarts it at once and counts
+    it against no restart limit."""
+
+    def __init__(self, actor_id: str, cause: BaseException) -> None:
+        self.actor_id = actor_id
+        self.cause = cause
+        super().__init__(
+            f"actor {actor_id!r}: the commit of the message it had handled failed "
+            f"({type(cause).__name__}: {cause}); restarted without it"
+        )
+
+
 class MessageRejectedError(ActorError):
     """Raised by a handler to refuse a message without crashing the actor.
 

@@ -23,7 +23,12 @@ from typing import Any, Literal
 
 from ._actor import Actor
 from ._cell import Cell, ChildSpec
-from ._errors import ActorStartError, DuplicateActorError, RestartLimitError
+from ._errors import (
+    ActorStartError,
+    DuplicateActorError,
+    HandlingUndoneError,
+    RestartLimitError,
+)
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 
@@ -235,6 +240,9 @@ class Supervisor(Actor):
         cell = self._cells.get(msg.id)
         if cell is None or cell.generation != msg.generation:
             return  # a stale report about an incarnation already replaced
+        if isinstance(msg.error, HandlingUndoneError):
+            self._restart([msg.id])  # a rollback, not a failure: nothing counted, no sibling
+            return
         if cell.spec.restart == "temporary":
             with cell.lock:
                 cell.removed = True

@@ -95,6 +95,7 @@ PUBLIC = {
         "DurableActor",
         "Escalation",
         "FaultInjector",
+        "HandlingUndoneError",
         "LifecycleState",
         "MessageRejectedError",
         "RestartLimitError",
