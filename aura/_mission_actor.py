@@ -106,6 +106,9 @@ class _Command(msgspec.Struct, frozen=True):
 
 
 class MissionActor(DurableActor):
+    # Every effect of handling (steps, timers, status, tokens, logs) goes
+    # through after_durable, so a delivery batch is handled during its commit.
+    speculative_handling = True
     journal_type: ClassVar[Any] = MissionMessage
     state_type: ClassVar[Any] = NewRun | None
     """Its snapshot is the ``NewRun`` that began the current run (if any)."""
@@ -621,7 +624,8 @@ class MissionActor(DurableActor):
         assert command.definition is not None and command.args is not None
         self._log_step("step.scheduled", command, self.attempts[command.seq])
         self._scheduled.append((command, self.attempts[command.seq], self.now or time.time()))
-        self.runtime._steps.submit(
+        self.after_durable(
+            self.runtime._steps.submit,
             StepJob(
                 self.mission_id,
                 command.seq,
@@ -633,7 +637,7 @@ class MissionActor(DurableActor):
                 command.retry,
                 self.beats.get(command.seq),
                 self._tool_tokens() if command.kind == "tool" else None,
-            )
+            ),
         )
 
     def _tool_tokens(self) -> tuple[bytes, bytes]:
@@ -674,8 +678,14 @@ class MissionActor(DurableActor):
         return ToolFuture(self, command.seq, name)
 
     def _arm(self, command: _Command, deadline: float, attempt: int = 0) -> None:
-        self.runtime._arm_timer(
-            self.mission_id, command.seq, command.fingerprint, deadline, attempt, self.run
+        self.after_durable(
+            self.runtime._arm_timer,
+            self.mission_id,
+            command.seq,
+            command.fingerprint,
+            deadline,
+            attempt,
+            self.run,
         )
 
     def _rearm(self) -> None:
@@ -778,7 +788,10 @@ class MissionActor(DurableActor):
         self.runtime._compact_later(stream, self.version - 1)
 
     def _begin_run(self, new: NewRun) -> None:
-        self.runtime._gateway.end_run(self.mission_id, self.run)
+        if self.replaying:  # the run it ends may have tokens out still
+            self.runtime._gateway.end_run(self.mission_id, self.run)
+        else:
+            self.after_durable(self.runtime._gateway.end_run, self.mission_id, self.run)
         self._tokens = None
         self._can_requested = None
         self.run = new.run
@@ -804,8 +817,11 @@ class MissionActor(DurableActor):
             return
         self.ctx = MissionContext(self, self.mission_id, self.run, new.mission)
         if self._log_on:
-            self.system.log.info(
-                "mission.continued_as_new", mission_id=self.mission_id, run=self.run
+            self.after_durable(
+                self.system.log.info,
+                "mission.continued_as_new",
+                mission_id=self.mission_id,
+                run=self.run,
             )
         try:
             self.coro = definition.fn(self.ctx, *new.args)
@@ -869,7 +885,8 @@ class MissionActor(DurableActor):
 
     def _log_step(self, event: str, command: _Command, attempt: int, **fields: Any) -> None:
         if self._log_on and not self.replaying:
-            self.system.log.info(
+            self.after_durable(
+                self.system.log.info,
                 event,
                 mission_id=self.mission_id,
                 run=self.run,
@@ -905,9 +922,10 @@ class MissionActor(DurableActor):
         if new is S.DEAD:
             self.error = reason
         if not self.replaying:
-            self.runtime._status_changed()
+            self.after_durable(self.runtime._status_changed)
             if self.system.logging_info():
-                self.system.log.info(
+                self.after_durable(
+                    self.system.log.info,
                     "mission.transition",
                     mission_id=self.mission_id,
                     run=self.run,
@@ -917,11 +935,11 @@ class MissionActor(DurableActor):
                     reason=reason,
                 )
             if new in SETTLED:
-                self.runtime._gateway.end_run(self.mission_id, self.run)
+                self.after_durable(self.runtime._gateway.end_run, self.mission_id, self.run)
             if (new is S.RUNNING or new in SETTLED) and not journaled:
                 self._append_transition(new, reason)
             elif new in SETTLED:
-                self.runtime._settled(self.mission_id)
+                self.after_durable(self.runtime._settled, self.mission_id)
 
     def _append_transition(self, status: MissionStatus, reason: str) -> None:
         """Journal a transition (with the memory writes made before it). In a

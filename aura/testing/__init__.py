@@ -14,7 +14,9 @@ hypothesis, without a server.
   ``during_recovery``), each step body (``step_before``, ``step_after``
   its side effect; compensations and tool calls are steps too), and the
   event log itself (``store_append``, ``store_read``: the operation fails
-  with ``StoreIOError`` as on a bad disk, and the runtime must cope).
+  with ``StoreIOError`` as on a bad disk, and the runtime must cope;
+  ``store_commit``: a delivery batch that several missions handled during
+  its commit fails, so each of them must undo it).
 - ``check_crash_safety(...)``: runs it with and without the schedule and
   raises ``CrashSafetyError`` unless both end the same (status, result,
   recorded step results), no step ran again after its result was
@@ -37,6 +39,7 @@ POINTS = (
     "step_after",
     "store_append",
     "store_read",
+    "store_commit",
 )
 
 __all__ = [

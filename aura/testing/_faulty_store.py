@@ -1,10 +1,13 @@
 """Store faults for crash tests: an event log whose appends or reads fail on
 schedule (points ``store_append`` and ``store_read``), raising the same
 typed error a failing disk would (``StoreIOError``); nothing is written by
-a failed append."""
+a failed append. ``store_commit``: an ``append_many`` that fails after its
+batch was applied, as its commit would (only appends that ask to be told,
+``on_applied``: the delivery batches missions handle during their commit)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from actors import FaultInjector, SimulatedCrash
@@ -28,9 +31,20 @@ class FaultyStore:
         result: int = self._store.append(stream, events, **kw)
         return result
 
-    def append_many(self, batch: Any) -> list[int]:
+    def append_many(
+        self, batch: Any, *, on_applied: Callable[[list[int]], None] | None = None
+    ) -> list[int]:
         self._fault("store_append", "append", "append_many")
-        result: list[int] = self._store.append_many(batch)
+        if on_applied is None:
+            result: list[int] = self._store.append_many(batch)
+            return result
+        told = on_applied
+
+        def applied(versions: list[int]) -> None:
+            told(versions)
+            self._fault("store_commit", "commit", "append_many")  # the whole batch is undone
+
+        result = self._store.append_many(batch, on_applied=applied)
         return result
 
     def read(self, stream: str, *args: Any, **kw: Any) -> Any:

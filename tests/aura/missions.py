@@ -7,7 +7,10 @@ import sys
 import threading
 from typing import Any
 
+import msgspec
+
 import aura
+from aura._messages import MissionMessage, StepDone
 
 # Per-test hooks: tests set these before starting a runtime.
 GATES: dict[str, threading.Event] = {}
@@ -141,6 +144,36 @@ async def arithmetic(ctx: aura.MissionContext, n: int) -> dict[str, Any]:
         total = await ctx.step(add, total, i)
     doubled = await ctx.gather(*(ctx.step(double, x) for x in (total, 1, 2)))
     return {"total": total, "doubled": doubled, "key_of": ctx.info.mission_id}
+
+
+# Steps of ``chain`` check the log: is the result of the step before durable?
+LOGS: dict[str, Any] = {}  # tag -> the runtime's event log
+FOLLOWED: list[tuple[str, bool]] = []  # (idempotency key, its predecessor was durable)
+
+
+@aura.step
+def follows(tag: str, i: int) -> int:
+    key = aura.current_step().idempotency_key  # mission/run/seq; here seq == i
+    if i:
+        decoder = msgspec.msgpack.Decoder(MissionMessage)
+        mission_id = key.rsplit("/", 2)[0]
+        done = {
+            msg.seq
+            for e in LOGS[tag].read(f"mission/{mission_id}")
+            if e.kind == "message"
+            and isinstance(msg := decoder.decode(e.data), StepDone)
+            and msg.ok
+        }
+        FOLLOWED.append((key, i - 1 in done))
+    return i
+
+
+@aura.mission
+async def chain(ctx: aura.MissionContext, tag: str, n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await ctx.step(follows, tag, i)
+    return total
 
 
 @aura.mission
