@@ -11,6 +11,13 @@ back to running steps. With many missions in flight the batches grow by
 themselves while a commit is in progress, which is what the group commit
 needs to share its fsync.
 
+The missions of a batch of four or more handle it while its commit's
+fsync runs (``ActorSystem.ask_many`` with ``MissionActor``'s
+``speculative_handling``): each holds back its next step, timers, status
+and logs until the commit is durable, and a failed commit restarts them
+without the batch, which is delivered again. That hides most of the fsync:
+about +19% steps/s on 100 x 100 (A/B, same machine, same minutes).
+
 One drainer at a time. Measured alternative: two drainers, so one runs the
 missions of its batch while the other waits for its commit. It was slower
 here (100 x 100 steps: 12k against 13k steps/s): the batches halve, a
