@@ -33,7 +33,7 @@ from ._errors import (
 from ._faults import POINTS, CrashAt, FaultInjector, SimulatedCrash
 from ._lifecycle import LifecycleState
 from ._supervisor import Backoff, Strategy, Supervisor
-from ._system import ROOT, ActorSystem, Escalation, quiet_logger
+from ._system import ROOT, ActorSystem, Escalation, PreparedAsks, quiet_logger
 
 __all__ = [
     "DEAD_LETTERS",
@@ -57,6 +57,7 @@ __all__ = [
     "FaultInjector",
     "LifecycleState",
     "MessageRejectedError",
+    "PreparedAsks",
     "HandlingUndoneError",
     "RestartLimitError",
     "RestartType",

@@ -82,6 +82,35 @@ def quiet_logger(name: str = "actors") -> Any:
     )
 
 
+class PreparedAsks:
+    """A batch :meth:`ActorSystem.prepare_asks` made ready for
+    :meth:`ActorSystem.ask_many`: its targets are claimed (they handle
+    nothing else meanwhile) and nothing is written yet."""
+
+    __slots__ = ("batch", "companions", "entries", "items", "later", "results")
+
+    def __init__(self, items: Sequence[tuple[str, object]]) -> None:
+        self.items = items
+        self.results: list[Any] = [None] * len(items)
+        self.batch: list[tuple[int, Cell, DurableActor, object, int]] = []  # ..., entry index
+        self.entries: list[tuple[str, Sequence[NewEvent], int | None]] = []
+        self.later: list[int] = []  # asked one by one after the batch
+        # Appended after all own entries, by stream and by the class that
+        # merges them (DurableActor.merge_companions).
+        self.companions: dict[tuple[str, Any], list[NewEvent]] = {}
+
+    def take(self, n: int) -> None:
+        """Keep only the first ``n`` items."""
+        self.items = self.items[:n]
+        del self.results[n:]
+
+    def release(self) -> None:
+        """Give the claimed targets back, unasked. Idempotent."""
+        batch, self.batch = self.batch, []
+        for _, cell, _, _, _ in batch:
+            cell.release()
+
+
 class ActorSystem:
     """Owns a supervision tree. Use as a context manager or call :meth:`shutdown`.
 
@@ -202,7 +231,12 @@ class ActorSystem:
         except pykka.ActorDeadError as err:  # pragma: no cover - envelopes are rescued
             raise ActorCrashedError(actor_id, err, journaled=False) from err
 
-    def ask_many(self, items: Sequence[tuple[str, object]]) -> list[Any]:
+    def ask_many(
+        self,
+        items: Sequence[tuple[str, object]] | PreparedAsks,
+        *,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> list[Any]:
         """Ask several actors at once, sharing one durable commit.
 
         Every durable actor among the targets that is running and idle gets
@@ -212,48 +246,29 @@ class ActorSystem:
         durable, a query, or named twice) is asked as by :meth:`ask`
         afterwards. Returns each reply or the exception :meth:`ask` would
         have raised for it, in order; raises only if the system is shut down.
+
+        ``items`` may be a batch :meth:`prepare_asks` prepared. ``meanwhile``
+        is called once while the commit is in flight, if the batch is handled
+        during it (see ``DurableActor.speculative_handling``) and every
+        target took part: the time to prepare the next batch.
         """
-        self._check_open()
-        results: list[Any] = [None] * len(items)
-        batch: list[tuple[int, Cell, DurableActor, object, int]] = []  # ..., entry index
-        entries: list[tuple[str, Sequence[NewEvent], int | None]] = []
-        later: list[int] = []
-        # Appended after all own entries, by stream and by the class that
-        # merges them (DurableActor.merge_companions).
-        companions: dict[tuple[str, Any], list[NewEvent]] = {}
+        if isinstance(items, PreparedAsks):
+            prepared = items
+            try:
+                self._check_open()
+            except BaseException:
+                prepared.release()
+                raise
+        else:
+            self._check_open()
+            prepared = self._prepare(items, whole=True)
+        results, later = prepared.results, prepared.later
+        batch, entries = prepared.batch, prepared.entries
+        prepared.batch = []  # from here on, this call releases them
+        versions: list[int] | None = None
+        pending: PendingCommit | None = None
         try:
-            for i, (actor_id, message) in enumerate(items):
-                try:
-                    cell = self._cell(actor_id)
-                except (ActorError, TypeError) as err:
-                    results[i] = err
-                    continue
-                actor = cell.claim() if self._inline_asks else None
-                if actor is None:
-                    later.append(i)
-                    continue
-                durable = cast(DurableActor, actor)  # no isinstance: pykka's ABCs are slow
-                if not actor.journals_messages or durable.is_query(message):
-                    cell.release()
-                    later.append(i)
-                    continue
-                try:
-                    journal = durable._journal_entry(message)
-                except MessageRejectedError as err:
-                    cell.release()
-                    results[i] = err
-                    continue
-                except BaseException as err:  # an injected crash before the append
-                    results[i] = self._crash_claimed(cell, actor, err, journaled=False)
-                    continue
-                batch.append((i, cell, durable, message, len(entries)))
-                entries.append(journal[0])
-                merge = type(durable).merge_companions
-                for stream, events, _ in journal[1:]:  # one entry per companion stream
-                    companions.setdefault((stream, merge), []).extend(events)
-            versions: list[int] | None = None
-            pending: PendingCommit | None = None
-            entries.extend(merged_companions(companions))
+            entries.extend(merged_companions(prepared.companions))
             if entries:
                 assert self.store is not None  # durable actors started, so there is one
                 if len(batch) >= OVERLAP_MIN and all(
@@ -297,7 +312,13 @@ class ActorSystem:
             handled.append((i, cell, actor, crash))
             if pending is None:
                 self._settle_handled(handled, results, deferring)
+        interrupted: BaseException | None = None
         if pending is not None:
+            if meanwhile is not None and not later:
+                try:
+                    meanwhile()
+                except BaseException as err:  # raised once this batch is dealt with
+                    interrupted = err
             failure = pending.wait_done()
             if failure is not None:
                 for i, cell, actor, _ in handled:  # what they handled never happened
@@ -310,12 +331,74 @@ class ActorSystem:
                 self._settle_handled(handled, results, deferring)
         if deferring:
             self._commit_deferred(deferring, results)
+        if interrupted is not None:
+            raise interrupted
+        asked = prepared.items
         for i in sorted(later):
             try:
-                results[i] = self.ask(items[i][0], items[i][1])
+                results[i] = self.ask(asked[i][0], asked[i][1])
             except Exception as err:  # one stopped or failing target spoils no other
                 results[i] = err
         return results
+
+    def prepare_asks(self, items: Sequence[tuple[str, object]]) -> PreparedAsks:
+        """Get the longest leading run of ``items`` that :meth:`ask_many` can
+        journal in one commit (each an idle durable actor, named once, or a
+        target that does not exist) ready for it: targets claimed, journal
+        entries built, nothing written. ``.items`` are the items it took;
+        the caller keeps the rest. Pass it to :meth:`ask_many`, or
+        :meth:`PreparedAsks.release` it. Meant for ``ask_many``'s
+        ``meanwhile``: the next batch is ready the moment the last is durable.
+        """
+        return self._prepare(items, whole=False)
+
+    def _prepare(self, items: Sequence[tuple[str, object]], *, whole: bool) -> PreparedAsks:
+        """Claim and build the journal entries of ``items`` (``whole``: all of
+        them, the others asked one by one afterwards; else only the leading
+        run that needs no such asks)."""
+        prepared = PreparedAsks(items)
+        results, batch, later = prepared.results, prepared.batch, prepared.later
+        entries, companions = prepared.entries, prepared.companions
+        try:
+            for i, (actor_id, message) in enumerate(items):
+                try:
+                    cell = self._cell(actor_id)
+                except (ActorError, TypeError) as err:
+                    results[i] = err
+                    continue
+                actor = cell.claim() if self._inline_asks else None
+                if actor is None:
+                    if not whole:
+                        prepared.take(i)
+                        break
+                    later.append(i)
+                    continue
+                durable = cast(DurableActor, actor)  # no isinstance: pykka's ABCs are slow
+                if not actor.journals_messages or durable.is_query(message):
+                    cell.release()
+                    if not whole:
+                        prepared.take(i)
+                        break
+                    later.append(i)
+                    continue
+                try:
+                    journal = durable._journal_entry(message)
+                except MessageRejectedError as err:
+                    cell.release()
+                    results[i] = err
+                    continue
+                except BaseException as err:  # an injected crash before the append
+                    results[i] = self._crash_claimed(cell, actor, err, journaled=False)
+                    continue
+                batch.append((i, cell, durable, message, len(entries)))
+                entries.append(journal[0])
+                merge = type(durable).merge_companions
+                for stream, events, _ in journal[1:]:  # one entry per companion stream
+                    companions.setdefault((stream, merge), []).extend(events)
+        except BaseException:
+            prepared.release()
+            raise
+        return prepared
 
     def _settle_handled(
         self,

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from actors import ActorCrashedError, ActorSystem, MessageRejectedError
+from actors import ActorCrashedError, ActorSystem, MessageRejectedError, PreparedAsks
 
 MAX_BATCH = 512
 DRAINERS = 1
@@ -65,20 +65,30 @@ class Outbox:
 
     def _drain(self) -> None:
         first = True
+        ready: list[PreparedAsks] = []  # the next batch, prepared during a commit
         try:
             while not self.closed:
-                with self._lock:
-                    if not self._items:
-                        self._drainers -= 1
-                        return
-                    n = min(len(self._items), MAX_BATCH)
-                    batch = [self._items.popleft() for _ in range(n)]
+                work: list[tuple[str, Any]] | PreparedAsks
+                if ready:
+                    work = ready.pop()
+                    batch = list(work.items)
+                else:
+                    with self._lock:
+                        if not self._items:
+                            self._drainers -= 1
+                            return
+                        batch = self._take()
+                    work = batch
                 if not first:
                     self._between_batches()
                 first = False
                 try:
-                    results = self._system.ask_many(batch)
+                    results = self._system.ask_many(work, meanwhile=lambda: self._prepare(ready))
                 except Exception as err:  # the system is shutting down, or a bug
+                    for prepared in ready:
+                        prepared.release()
+                        batch.extend(prepared.items)
+                    ready.clear()
                     if self.closed:
                         return
                     self._log.error("delivery.batch_failed", error=repr(err), size=len(batch))
@@ -93,6 +103,32 @@ class Outbox:
                         # journaled. The slow path retries it with backoff.
                         self._redeliver(actor_id, message)
         except BaseException:
+            for prepared in ready:
+                prepared.release()
             with self._lock:
                 self._drainers -= 1
             raise
+        for prepared in ready:  # closed: nothing more is delivered
+            prepared.release()
+
+    def _take(self) -> list[tuple[str, Any]]:
+        """The next batch from the queue (the lock is held)."""
+        items = self._items
+        return [items.popleft() for _ in range(min(len(items), MAX_BATCH))]
+
+    def _prepare(self, ready: list[PreparedAsks]) -> None:
+        """While a batch commits: claim the next one and build its journal
+        entries, so it goes to the store as soon as the commit is durable.
+        What cannot be prepared so (e.g. a mission of the batch committing)
+        goes back to the head of the queue, in order."""
+        with self._lock:
+            if not self._items:
+                return
+            taken = self._take()
+        prepared = self._system.prepare_asks(taken)
+        rest = taken[len(prepared.items) :]
+        if rest:
+            with self._lock:
+                self._items.extendleft(reversed(rest))
+        if prepared.items:
+            ready.append(prepared)

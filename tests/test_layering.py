@@ -98,6 +98,7 @@ PUBLIC = {
         "HandlingUndoneError",
         "LifecycleState",
         "MessageRejectedError",
+        "PreparedAsks",
         "RestartLimitError",
         "RestartType",
         "SimulatedCrash",

@@ -13,6 +13,7 @@ import pytest
 
 from actors import (
     ActorCrashedError,
+    ActorNotFoundError,
     ActorSystem,
     ChildSpec,
     CrashAt,
@@ -215,3 +216,47 @@ def test_small_batches_and_other_actors_are_handled_after_their_commit(
         *[(f"t{i}", 1, 2) for i in range(OVERLAP_MIN - 1)],
         ("t3", 1, 1),
     ]
+
+
+def test_meanwhile_runs_while_the_commit_is_in_flight(store: GatedStore) -> None:
+    n = OVERLAP_MIN
+    seen: list[int] = []
+
+    def meanwhile() -> None:
+        seen.append(store.version("t0"))  # what is committed: not the batch yet
+        store.release.set()  # now let the commit finish
+
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_tallies(system, n, [])
+        store.hold = True
+        replies = system.ask_many([(f"t{i}", Add(1)) for i in range(n)], meanwhile=meanwhile)
+        assert replies == [1] * n
+        assert seen == [0] and store.held == [True]
+        assert store.version("t0") == 1
+        # Not when the batch commits before it is handled (too small), nor
+        # when a target is left to be asked one by one after it.
+        store.hold = False
+        system.ask_many([(f"t{i}", Add(1)) for i in range(n - 1)], meanwhile=meanwhile)
+        twice = [(f"t{i}", Add(1)) for i in range(n)] + [("t0", Add(1))]
+        system.ask_many(twice, meanwhile=meanwhile)
+        assert seen == [0]
+
+
+def test_prepare_asks_takes_the_leading_run_that_can_commit_together(store: GatedStore) -> None:
+    n = OVERLAP_MIN
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_tallies(system, n, [])
+        items = [("t0", Add(1)), ("nobody", Add(1)), ("t1", Add(2)), ("t0", Add(3)), ("t2", Add(4))]
+        prepared = system.prepare_asks(items)
+        assert prepared.items == items[:3]  # t0 again: it must wait for this batch
+        assert all(store.version(f"t{i}") == 0 for i in range(n))  # nothing written yet
+        replies = system.ask_many(prepared)
+        assert replies[0] == 1 and replies[2] == 2
+        assert isinstance(replies[1], ActorNotFoundError)
+        # A query (never journaled) ends the run too; released claims are free again.
+        assert system.prepare_asks([("t3", Get()), ("t0", Add(1))]).items == []
+        held = system.prepare_asks([("t2", Add(1)), ("t3", Add(1))])
+        assert held.items == [("t2", Add(1)), ("t3", Add(1))]
+        held.release()
+        assert system.ask_many([("t2", Add(5)), ("t3", Add(6))]) == [5, 6]
+        assert store.version("t2") == 1 and store.version("t3") == 1
