@@ -380,8 +380,17 @@ def fold_deferred(
     """One ``append_many`` batch for what actors deferred (``append_after``):
     their own streams' items in order, then their companion items (those
     with no expected version, on another stream) merged by stream."""
-    own: list[tuple[str, Sequence[NewEvent], int | None]] = []
     companions: dict[tuple[str, Any], list[NewEvent]] = {}
+    return split_deferred(work, companions) + merged_companions(companions)
+
+
+def split_deferred(
+    work: Iterable[tuple[DurableActor, list[tuple[Batch, Callable[[], None] | None]]]],
+    companions: dict[tuple[str, Any], list[NewEvent]],
+) -> list[tuple[str, Sequence[NewEvent], int | None]]:
+    """The own-stream items of what actors deferred, in order; their
+    companion events are added to ``companions`` (see :func:`fold_deferred`)."""
+    own: list[tuple[str, Sequence[NewEvent], int | None]] = []
     for actor, deferred in work:
         merge, home = type(actor).merge_companions, actor.stream_name()
         for entries, _ in deferred:
@@ -390,4 +399,4 @@ def fold_deferred(
                     companions.setdefault((stream, merge), []).extend(events)
                 else:
                     own.append((stream, events, expected))
-    return own + merged_companions(companions)
+    return own

@@ -64,18 +64,19 @@ class RestartLimitError(ActorError):
 
 
 class HandlingUndoneError(ActorError):
-    """Why an actor was restarted after ``ask_many`` handled a message
-    speculatively (``DurableActor.speculative_handling``) and the commit
-    journaling it failed: the new incarnation replays a log without it.
-    Not a fault of the actor: its supervisor restarts it at once and counts
-    it against no restart limit."""
+    """Why an actor was restarted when a commit it was waiting for failed:
+    the one journaling a message ``ask_many`` had it handle speculatively
+    (``DurableActor.speculative_handling``), or the one of what its handling
+    appended (``DurableActor.append_after``). Its state had gone past its
+    log; the new incarnation replays the log. Not a fault of the actor: its
+    supervisor restarts it at once and counts it against no restart limit."""
 
     def __init__(self, actor_id: str, cause: BaseException) -> None:
         self.actor_id = actor_id
         self.cause = cause
         super().__init__(
-            f"actor {actor_id!r}: the commit of the message it had handled failed "
-            f"({type(cause).__name__}: {cause}); restarted without it"
+            f"actor {actor_id!r}: a commit its state depended on failed "
+            f"({type(cause).__name__}: {cause}); restarted from its log"
         )
 
 

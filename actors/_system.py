@@ -24,7 +24,7 @@ from eventstore import EventLog, EventStoreError, NewEvent
 
 from ._actor import Actor, _WakeUp
 from ._cell import Cell, ChildSpec
-from ._durable import DurableActor, fold_deferred, merged_companions
+from ._durable import Batch, DurableActor, fold_deferred, merged_companions, split_deferred
 from ._errors import (
     ActorCrashedError,
     ActorError,
@@ -82,14 +82,28 @@ def quiet_logger(name: str = "actors") -> Any:
     )
 
 
+Carried = tuple[Cell, DurableActor, list[tuple[Batch, Callable[[], None] | None]]]
+"""An actor whose deferred appends (``append_after``) wait for a commit."""
+
+
 class PreparedAsks:
     """A batch :meth:`ActorSystem.prepare_asks` made ready for
     :meth:`ActorSystem.ask_many`: its targets are claimed (they handle
     nothing else meanwhile) and nothing is written yet."""
 
-    __slots__ = ("batch", "companions", "entries", "items", "later", "results")
+    __slots__ = (
+        "_system",
+        "batch",
+        "carried",
+        "companions",
+        "entries",
+        "items",
+        "later",
+        "results",
+    )
 
-    def __init__(self, items: Sequence[tuple[str, object]]) -> None:
+    def __init__(self, system: ActorSystem, items: Sequence[tuple[str, object]]) -> None:
+        self._system = system
         self.items = items
         self.results: list[Any] = [None] * len(items)
         self.batch: list[tuple[int, Cell, DurableActor, object, int]] = []  # ..., entry index
@@ -98,6 +112,9 @@ class PreparedAsks:
         # Appended after all own entries, by stream and by the class that
         # merges them (DurableActor.merge_companions).
         self.companions: dict[tuple[str, Any], list[NewEvent]] = {}
+        # What the batch before deferred (append_after), to commit with this
+        # one: its actors stay claimed until then (see ask_many's meanwhile).
+        self.carried: list[Carried] = []
 
     def take(self, n: int) -> None:
         """Keep only the first ``n`` items."""
@@ -105,10 +122,14 @@ class PreparedAsks:
         del self.results[n:]
 
     def release(self) -> None:
-        """Give the claimed targets back, unasked. Idempotent."""
+        """Give the claimed targets back, unasked, and commit what it carried
+        from the batch before. Idempotent."""
         batch, self.batch = self.batch, []
         for _, cell, _, _, _ in batch:
             cell.release()
+        carried, self.carried = self.carried, []
+        if carried:
+            self._system._commit_carried(carried)
 
 
 class ActorSystem:
@@ -235,7 +256,7 @@ class ActorSystem:
         self,
         items: Sequence[tuple[str, object]] | PreparedAsks,
         *,
-        meanwhile: Callable[[], None] | None = None,
+        meanwhile: Callable[[], PreparedAsks | None] | None = None,
     ) -> list[Any]:
         """Ask several actors at once, sharing one durable commit.
 
@@ -250,7 +271,9 @@ class ActorSystem:
         ``items`` may be a batch :meth:`prepare_asks` prepared. ``meanwhile``
         is called once while the commit is in flight, if the batch is handled
         during it (see ``DurableActor.speculative_handling``) and every
-        target took part: the time to prepare the next batch.
+        target took part: the time to prepare the next batch. If it returns
+        that batch, what this one's handlers deferred (``append_after``)
+        commits with it, instead of in a commit of its own.
         """
         if isinstance(items, PreparedAsks):
             prepared = items
@@ -262,13 +285,19 @@ class ActorSystem:
         else:
             self._check_open()
             prepared = self._prepare(items, whole=True)
-        results, later = prepared.results, prepared.later
-        batch, entries = prepared.batch, prepared.entries
-        prepared.batch = []  # from here on, this call releases them
+        results, later, batch = prepared.results, prepared.later, prepared.batch
+        carried = prepared.carried
+        prepared.batch, prepared.carried = [], []  # from here on, this call releases them
+        companions: dict[tuple[str, Any], list[NewEvent]] = {}
+        entries = split_deferred(((a, d) for _, a, d in carried), companions)
+        offset = len(entries)  # a batch entry's index k is at offset + k
+        entries.extend(prepared.entries)
+        for key, events in prepared.companions.items():
+            companions.setdefault(key, []).extend(events)
+        entries.extend(merged_companions(companions))
         versions: list[int] | None = None
         pending: PendingCommit | None = None
         try:
-            entries.extend(merged_companions(prepared.companions))
             if entries:
                 assert self.store is not None  # durable actors started, so there is one
                 if len(batch) >= OVERLAP_MIN and all(
@@ -287,15 +316,19 @@ class ActorSystem:
                         versions = self.store.append_many(entries)
                     except EventStoreError:
                         versions = None  # e.g. one stream written elsewhere: ask one by one
-        except BaseException:
+        except BaseException as err:
             for _, cell, _, _, _ in batch:
                 cell.release()
+            self._settle_carried(carried, err)
             raise
         if versions is None:
             for i, cell, _, _, _ in batch:
                 cell.release()
                 later.append(i)
             batch = []
+            self._commit_carried(carried)
+        elif pending is None:
+            self._settle_carried(carried, None)
         handled: list[tuple[int, Cell, DurableActor, BaseException | None]] = []
         deferring: list[tuple[int, Cell, DurableActor]] = []  # see append_after
         for i, cell, actor, message, k in batch:
@@ -303,7 +336,8 @@ class ActorSystem:
             actor._pending = pending  # effects held until it is durable (after_durable)
             crash: BaseException | None = None
             try:
-                results[i] = actor._handle_journaled(message, versions[k])  # type: ignore[index]
+                version = versions[offset + k]  # type: ignore[index]
+                results[i] = actor._handle_journaled(message, version)
             except MessageRejectedError as err:
                 results[i] = err
             except BaseException as err:
@@ -313,10 +347,11 @@ class ActorSystem:
             if pending is None:
                 self._settle_handled(handled, results, deferring)
         interrupted: BaseException | None = None
+        following: PreparedAsks | None = None
         if pending is not None:
             if meanwhile is not None and not later:
                 try:
-                    meanwhile()
+                    following = meanwhile()
                 except BaseException as err:  # raised once this batch is dealt with
                     interrupted = err
             failure = pending.wait_done()
@@ -325,11 +360,17 @@ class ActorSystem:
                     actor._after, actor._pending, actor._held = None, None, []
                     undone = HandlingUndoneError(actor.actor_id, failure)
                     results[i] = self._crash_claimed(cell, actor, undone, journaled=False)
+                self._settle_carried(carried, failure)  # raises a KeyboardInterrupt etc.
                 if not isinstance(failure, Exception):
                     raise failure
             else:
+                self._settle_carried(carried, None)
                 self._settle_handled(handled, results, deferring)
-        if deferring:
+        if deferring and following is not None:
+            for _, cell, actor in deferring:  # they commit with the next batch
+                following.carried.append((cell, actor, actor._after or []))
+                actor._after = None
+        elif deferring:
             self._commit_deferred(deferring, results)
         if interrupted is not None:
             raise interrupted
@@ -356,7 +397,7 @@ class ActorSystem:
         """Claim and build the journal entries of ``items`` (``whole``: all of
         them, the others asked one by one afterwards; else only the leading
         run that needs no such asks)."""
-        prepared = PreparedAsks(items)
+        prepared = PreparedAsks(self, items)
         results, batch, later = prepared.results, prepared.batch, prepared.later
         entries, companions = prepared.entries, prepared.companions
         try:
@@ -434,26 +475,47 @@ class ActorSystem:
         """One commit for what the batch's handlers deferred (``append_after``),
         then release those actors and run their callbacks; if it fails, each
         of them crashes and recovers by replay."""
-        work = []
-        for i, cell, actor in deferring:
-            work.append((i, cell, actor, actor._after or []))
+        carried: list[Carried] = []
+        for _, cell, actor in deferring:
+            carried.append((cell, actor, actor._after or []))
             actor._after = None
+        crashes = self._commit_carried(carried)
+        for (i, _, _), crash in zip(deferring, crashes, strict=True):
+            if crash is not None:
+                results[i] = crash
+
+    def _commit_carried(self, carried: list[Carried]) -> list[ActorCrashedError | None]:
+        """Commit what ``carried`` actors deferred, then settle them."""
+        if not carried:
+            return []
         assert self.store is not None
         failure: BaseException | None = None
         try:
-            self.store.append_many(fold_deferred((a, d) for _, _, a, d in work))
+            self.store.append_many(fold_deferred((a, d) for _, a, d in carried))
         except BaseException as err:
             failure = err
-        for i, cell, actor, deferred in work:
+        return self._settle_carried(carried, failure)
+
+    def _settle_carried(
+        self, carried: list[Carried], failure: BaseException | None
+    ) -> list[ActorCrashedError | None]:
+        """Once the commit of what ``carried`` actors deferred is over:
+        release them and run their callbacks, or, if it failed, crash each
+        of them (their messages were journaled: they recover by replay)."""
+        crashes: list[ActorCrashedError | None] = []
+        for cell, actor, deferred in carried:
             if failure is not None:
-                results[i] = self._crash_claimed(cell, actor, failure, journaled=True)
+                undone = HandlingUndoneError(actor.actor_id, failure)
+                crashes.append(self._crash_claimed(cell, actor, undone, journaled=True))
                 continue
+            crashes.append(None)
             cell.release()
             for _, then in deferred:
                 if then is not None:
                     then()
         if failure is not None and not isinstance(failure, Exception):
             raise failure  # KeyboardInterrupt etc.: after every actor was dealt with
+        return crashes
 
     def _crash_claimed(
         self, cell: Cell, actor: Actor, err: BaseException, *, journaled: bool

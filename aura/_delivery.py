@@ -116,19 +116,22 @@ class Outbox:
         items = self._items
         return [items.popleft() for _ in range(min(len(items), MAX_BATCH))]
 
-    def _prepare(self, ready: list[PreparedAsks]) -> None:
+    def _prepare(self, ready: list[PreparedAsks]) -> PreparedAsks | None:
         """While a batch commits: claim the next one and build its journal
-        entries, so it goes to the store as soon as the commit is durable.
-        What cannot be prepared so (e.g. a mission of the batch committing)
-        goes back to the head of the queue, in order."""
+        entries, so it goes to the store as soon as the commit is durable
+        (with what the batch before deferred). What cannot be prepared so
+        (e.g. a mission of the batch committing) goes back to the head of
+        the queue, in order."""
         with self._lock:
             if not self._items:
-                return
+                return None
             taken = self._take()
         prepared = self._system.prepare_asks(taken)
         rest = taken[len(prepared.items) :]
         if rest:
             with self._lock:
                 self._items.extendleft(reversed(rest))
-        if prepared.items:
-            ready.append(prepared)
+        if not prepared.items:
+            return None
+        ready.append(prepared)
+        return prepared

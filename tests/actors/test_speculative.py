@@ -20,6 +20,7 @@ from actors import (
     DurableActor,
     FaultInjector,
     HandlingUndoneError,
+    PreparedAsks,
 )
 from actors._system import OVERLAP_MIN
 from eventstore import EventStore, NewEvent, StoreIOError
@@ -32,12 +33,16 @@ class Peek(msgspec.Struct, tag=True, frozen=True):
     ``effect`` (so: once the message is durable)."""
 
 
+class Close(msgspec.Struct, tag=True, frozen=True):
+    """Append a ``settled`` event after handling (``append_after``)."""
+
+
 class Tally(DurableActor):
     """Appends values. Handling reads how much of its stream is durable, and
     holds an effect that reads it again."""
 
     speculative_handling = True
-    journal_type: ClassVar[Any] = Add | Get | Peek
+    journal_type: ClassVar[Any] = Add | Get | Peek | Close
     state_type: ClassVar[Any] = list[int]
 
     def __init__(self, log: list[Any], on_handled: Callable[[], None]) -> None:
@@ -60,6 +65,12 @@ class Tally(DurableActor):
     def handle(self, message: Any) -> Any:
         if isinstance(message, Peek):
             return self.effect(self.durable_events)
+        if isinstance(message, Close):
+            if not self.replaying:
+                me = self.actor_id
+                settled = [(me, [NewEvent("settled", b"")], self.version)]
+                self.append_after(settled, then=lambda: self.log.append(("then", me, 0, 0)))
+            return None
         if not isinstance(message, Add):
             return list(self.state)
         self.state.append(message.value)
@@ -82,6 +93,7 @@ class GatedStore:
         self.fail = False
         self.release = threading.Event()
         self.held: list[bool] = []  # per held commit: was it released (not timed out)
+        self.appends = 0
 
     def append_many(
         self,
@@ -89,6 +101,7 @@ class GatedStore:
         *,
         on_applied: Callable[[list[int]], None] | None = None,
     ) -> list[int]:
+        self.appends += 1
         if on_applied is None or not (self.hold or self.fail):
             return self._store.append_many(batch, on_applied=on_applied)
         told = on_applied
@@ -260,3 +273,56 @@ def test_prepare_asks_takes_the_leading_run_that_can_commit_together(store: Gate
         held.release()
         assert system.ask_many([("t2", Add(5)), ("t3", Add(6))]) == [5, 6]
         assert store.version("t2") == 1 and store.version("t3") == 1
+
+
+def test_what_a_batch_defers_commits_with_the_batch_prepared_after_it(store: GatedStore) -> None:
+    n = OVERLAP_MIN
+    log: list[tuple[str, str, int, int]] = []
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_tallies(system, 2 * n, log)
+        closing = [(f"t{i}", Close()) for i in range(n)]
+        adding = [(f"t{i}", Add(1)) for i in range(n, 2 * n)]
+        following: list[PreparedAsks] = []
+
+        def meanwhile() -> PreparedAsks:
+            following.append(system.prepare_asks([*adding, ("t0", Add(1))]))
+            return following[0]
+
+        store.appends = 0
+        assert system.ask_many(closing, meanwhile=meanwhile) == [None] * n
+        assert following[0].items == adding  # t0 is still busy with its batch
+        # The settled events wait for the next batch: its actors stay claimed.
+        assert [e.kind for e in store.read("t0")] == ["message"]
+        assert log == [] and system.prepare_asks([("t0", Add(1))]).items == []
+        assert system.ask_many(following[0]) == [1] * n
+        assert store.appends == 2  # the deferred appends took no commit of their own
+        assert [e.kind for e in store.read("t0")] == ["message", "settled"]
+        assert sorted(actor for what, actor, *_ in log if what == "then") == [
+            f"t{i}" for i in range(n)
+        ]
+        assert system.ask_many([("t0", Add(5))]) == [5]
+
+
+def test_if_the_next_batch_fails_what_it_carried_recovers_by_replay(store: GatedStore) -> None:
+    n = OVERLAP_MIN
+    log: list[tuple[str, str, int, int]] = []
+    with ActorSystem("t", store=store) as system:  # type: ignore[arg-type]
+        spawn_tallies(system, 2 * n, log)
+        adding = [(f"t{i}", Add(1)) for i in range(n, 2 * n)]
+        following: list[PreparedAsks] = []
+
+        def meanwhile() -> PreparedAsks:
+            following.append(system.prepare_asks(adding))
+            return following[0]
+
+        system.ask_many([(f"t{i}", Close()) for i in range(n)], meanwhile=meanwhile)
+        store.fail = True
+        replies = system.ask_many(following[0])
+        assert all(isinstance(r, ActorCrashedError) and not r.journaled for r in replies)
+        assert [what for what, *_ in log if what == "then"] == []
+        store.fail = False
+        # The Close messages were journaled; their deferred appends were not.
+        for i in range(n):
+            assert system.ask(f"t{i}", Get()) == []  # restarted: replayed its Close
+            assert [e.kind for e in store.read(f"t{i}")] == ["message"]
+        assert system.escalation is None
