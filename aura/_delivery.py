@@ -95,13 +95,23 @@ class Outbox:
                     for actor_id, message in batch:  # one by one: each has its own fate
                         self._redeliver(actor_id, message)
                     continue
-                for (actor_id, message), result in zip(batch, results, strict=True):
-                    if isinstance(result, ActorCrashedError) and not result.journaled:
-                        self._redeliver(actor_id, message)
-                    elif isinstance(result, MessageRejectedError):
-                        # The store refused it (full disk, I/O error): nothing was
-                        # journaled. The slow path retries it with backoff.
-                        self._redeliver(actor_id, message)
+                # Not journaled: a crash before the append, or the store refused
+                # it (full disk, I/O error). The slow path retries with backoff.
+                again = [
+                    item
+                    for item, result in zip(batch, results, strict=True)
+                    if (isinstance(result, ActorCrashedError) and not result.journaled)
+                    or isinstance(result, MessageRejectedError)
+                ]
+                if again and ready:
+                    # The slow path asks and waits: the next batch must not hold
+                    # its missions meanwhile. It goes back, behind these.
+                    prepared = ready.pop()
+                    prepared.release()
+                    with self._lock:
+                        self._items.extendleft(reversed(prepared.items))
+                for actor_id, message in again:
+                    self._redeliver(actor_id, message)
         except BaseException:
             for prepared in ready:
                 prepared.release()
