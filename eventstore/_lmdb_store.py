@@ -264,7 +264,7 @@ class EventStore:
         succeeds (it may still fail). It is called again if the transaction is
         retried (the map grew); it must be quick and must not touch the store.
         """
-        items = check_batch(batch)
+        items = check_batch(batch, on_applied)
         self._check_writable("append")
         if not items:
             return []

@@ -138,7 +138,7 @@ class MemoryEventStore:
         *,
         on_applied: Callable[[list[int]], None] | None = None,
     ) -> list[int]:
-        items = check_batch(batch)
+        items = check_batch(batch, on_applied)
         with self._lock:
             self._check_open()
             planned: dict[str, int] = {}

@@ -78,8 +78,12 @@ def check_item(stream: object, events: object, expected_version: object) -> Appe
     return name, evs, expected_version
 
 
-def check_batch(batch: object) -> list[AppendItem]:
-    """Check the argument of ``append_many``."""
+def check_batch(batch: object, on_applied: object = None) -> list[AppendItem]:
+    """Check the arguments of ``append_many``."""
+    if on_applied is not None and not callable(on_applied):
+        raise InvalidEventError(
+            f"append_many's on_applied must be callable, got {type(on_applied).__name__}"
+        )
     if type(batch) is not list and (
         not isinstance(batch, Sequence) or isinstance(batch, (str, bytes))
     ):

@@ -246,6 +246,11 @@ class EventStoreConformance(abc.ABC):
         assert store.append_many(batch, on_applied=told.append) == [2, 2, 3]
         assert told == [[2, 2, 3]]
 
+    def test_append_many_refuses_an_on_applied_it_cannot_call(self, store: Any) -> None:
+        with pytest.raises(InvalidEventError, match="on_applied must be callable"):
+            store.append_many([("a", [ev()], 0)], on_applied="later")
+        assert store.version("a") == 0
+
     def test_append_many_writes_nothing_if_on_applied_raises(self, store: Any) -> None:
         store.append("b", [ev()])
 
