@@ -45,12 +45,16 @@ class ArgumentEncodingError(AuraError, TypeError):
     """Arguments or a result that cannot be journaled (msgpack)."""
 
 
-def encode_args(what: str, args: tuple[Any, ...] | list[Any]) -> tuple[bytes, list[Any]]:
-    """Encode ``args`` for the journal and return them as replay will see them."""
+def encode_args(
+    what: str | Callable[[], str], args: tuple[Any, ...] | list[Any]
+) -> tuple[bytes, list[Any]]:
+    """Encode ``args`` for the journal and return them as replay will see them.
+    ``what`` names them in the error (a callable: built only if needed)."""
     try:
-        raw = msgspec.msgpack.encode(list(args))
+        raw = msgspec.msgpack.encode(args if type(args) is list else list(args))
     except (TypeError, msgspec.EncodeError) as err:
-        raise ArgumentEncodingError(f"{what}: arguments cannot be journaled: {err}") from err
+        name = what if isinstance(what, str) else what()
+        raise ArgumentEncodingError(f"{name}: arguments cannot be journaled: {err}") from err
     return raw, msgspec.msgpack.decode(raw)
 
 

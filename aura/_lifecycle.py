@@ -23,6 +23,11 @@ class MissionStatus(enum.Enum):
     CANCELLED = "cancelled"
     DEAD = "dead"
 
+    # Members are singletons compared by identity: hash them by identity too,
+    # in C (Enum's own __hash__ is Python code, and status checks are on
+    # every step's path).
+    __hash__ = object.__hash__
+
     @property
     def terminal(self) -> bool:
         return self in TERMINAL

@@ -198,7 +198,7 @@ class MissionActor(DurableActor):
     def journal_extras(self, message: Any) -> list[NewEvent]:
         """A Start's RUNNING transition rides in the Start's own commit: one
         durable commit per ``rt.start`` instead of two."""
-        if not self._starts_run(message):
+        if type(message) is not Start or not self._starts_run(message):
             return []
         record = Transition(S.RUNNING.value, STARTED, None, message.mission)
         return [NewEvent(TRANSITION, msgspec.msgpack.encode(record))]
@@ -207,13 +207,11 @@ class MissionActor(DurableActor):
         """The audit entry of ``message``, committed with it (after the
         entries of the steps scheduled since the last commit), and that of
         its RUNNING transition if it carries one (``journal_extras``)."""
-        kind, detail = self._audit_of(message)
         version = self.version + 1
-        entries = [
-            *self._scheduled_entries(version),
-            audit_event(kind, self.mission_id, self.run, version, message.at, **detail),
-        ]
-        if self._starts_run(message):
+        entries = self._scheduled_entries(version) if self._scheduled else []
+        kind, detail = self._audit_of(message)
+        entries.append(AuditEntry(kind, self.mission_id, self.run, version, message.at, detail))
+        if type(message) is Start and self._starts_run(message):
             entries.append(self._transition_audit(version + 1, S.RUNNING, STARTED, message.at))
         return [(AUDIT_STREAM, [bundle(entries)])]
 
@@ -228,23 +226,26 @@ class MissionActor(DurableActor):
         commit per step): its entries ride with the next event the mission
         journals, usually that step's outcome, and name that event."""
         scheduled, self._scheduled = self._scheduled, []
+        mission_id, run = self.mission_id, self.run
         return [
-            audit_event(
-                f"{'step' if c.kind == 'step' else c.kind}.scheduled",
-                self.mission_id,
-                self.run,
+            AuditEntry(
+                "step.scheduled" if c.kind == "step" else f"{c.kind}.scheduled",
+                mission_id,
+                run,
                 version,
                 at,
-                seq=c.seq,
-                step=c.definition.name if c.definition else c.kind,
-                attempt=attempt,
-                fingerprint=c.fingerprint,
+                {
+                    "seq": c.seq,
+                    "step": c.definition.name if c.definition else c.kind,
+                    "attempt": attempt,
+                    "fingerprint": c.fingerprint,
+                },
             )
             for c, attempt, at in scheduled
         ]
 
     def _audit_of(self, message: Any) -> tuple[str, dict[str, Any]]:
-        if isinstance(message, StepDone):
+        if type(message) is StepDone:
             command = self.commands[message.seq] if message.seq < len(self.commands) else None
             family = "step" if command is None or command.kind == "step" else command.kind
             if message.ok:
@@ -314,7 +315,9 @@ class MissionActor(DurableActor):
         self.now = message.at
         self._log_on = not self.replaying and self.system.logging_info()
         try:
-            if isinstance(message, Start):
+            if type(message) is StepDone:  # the common case first
+                self._on_step_done(message)
+            elif isinstance(message, Start):
                 self._on_start(message)
             elif isinstance(message, StepDone):
                 self._on_step_done(message)
@@ -334,7 +337,7 @@ class MissionActor(DurableActor):
         if self._memory_pending:
             self._flush_memory(self._memory_pending)
             self._memory_pending = []
-        if isinstance(message, (StepDone, TimerFired)):
+        if type(message) is StepDone or isinstance(message, (StepDone, TimerFired)):
             return None  # delivered by the runtime, which wants no view back
         return self.query(message)
 
@@ -579,8 +582,9 @@ class MissionActor(DurableActor):
     ) -> _Command:
         """Record a command that runs a step function (a step or a
         compensation) and, unless replaying, submit its first attempt."""
-        what = f"mission {self.mission_id!r} {kind} {definition.name}"
-        raw, decoded = encode_args(what, args)
+        raw, decoded = encode_args(
+            lambda: f"mission {self.mission_id!r} {kind} {definition.name}", args
+        )
         command = _Command(
             len(self.commands),
             kind,

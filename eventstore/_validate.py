@@ -93,6 +93,28 @@ def check_batch(batch: object, on_applied: object = None) -> list[AppendItem]:
         )
     items = []
     for i, entry in enumerate(batch):
+        if type(entry) is tuple and len(entry) == 3:
+            # The common case, checked inline (append_many is the writer's hot
+            # path); anything unusual takes the full checks below, which name it.
+            stream, events, expected = entry
+            if (
+                type(stream) is str
+                and 0 < len(stream) <= MAX_STREAM_BYTES
+                and stream.isascii()
+                and type(events) is list
+                and (expected is None or (type(expected) is int and expected >= 0))
+            ):
+                for ev in events:
+                    if (
+                        type(ev) is not NewEvent
+                        or type(ev.kind) is not str
+                        or not ev.kind
+                        or type(ev.data) is not bytes
+                    ):
+                        break
+                else:
+                    items.append((stream, events.copy(), expected))
+                    continue
         if not isinstance(entry, tuple) or len(entry) != 3:
             raise InvalidEventError(
                 f"append_many: batch[{i}] must be a (stream, events, expected_version) tuple"

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._lmdb_store import EventStore
 
 META_KEY = b"meta"
+_UNSEEN: Any = object()
 
 
 class StreamState(NamedTuple):
@@ -69,13 +70,13 @@ class WriteBatch:
         self.events_cursor = txn.cursor(db=store._log_db)
 
     def stream(self, name: str) -> StreamState | None:
-        try:
-            return self.streams[name]
-        except KeyError:
-            cached = self._cache.streams.get(name) if self._cache is not None else None
-            state = cached if cached is not None else self._store._load_stream(self.txn, name)
-            self.streams[name] = state
+        state = self.streams.get(name, _UNSEEN)  # no KeyError: most names are new here
+        if state is not _UNSEEN:
             return state
+        cached = self._cache.streams.get(name) if self._cache is not None else None
+        state = cached if cached is not None else self._store._load_stream(self.txn, name)
+        self.streams[name] = state
+        return state
 
     def last_digest(self, name: str, state: StreamState | None) -> bytes:
         """The digest a chained stream's next event chains from."""
