@@ -70,9 +70,10 @@ class WriteBatch:
         self.events_cursor = txn.cursor(db=store._log_db)
 
     def stream(self, name: str) -> StreamState | None:
-        state = self.streams.get(name, _UNSEEN)  # no KeyError: most names are new here
-        if state is not _UNSEEN:
-            return state
+        # No KeyError raised: most names are new to a batch.
+        seen: StreamState | None = self.streams.get(name, _UNSEEN)
+        if seen is not _UNSEEN:
+            return seen
         cached = self._cache.streams.get(name) if self._cache is not None else None
         state = cached if cached is not None else self._store._load_stream(self.txn, name)
         self.streams[name] = state
