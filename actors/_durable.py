@@ -273,7 +273,9 @@ class DurableActor(Actor):
                 f"actor {self.actor_id!r}: message {type(message).__name__} cannot be journaled "
                 f"({err}); nothing was recorded"
             ) from err
-        self.system.faults.check("before_append", self.actor_id)
+        faults = self.system.faults
+        if faults.armed:
+            faults.check("before_append", self.actor_id)
         own = [NewEvent(MESSAGE, data)]
         own.extend(self.journal_extras(message))
         entries: list[tuple[str, Sequence[NewEvent], int | None]] = [
@@ -288,7 +290,8 @@ class DurableActor(Actor):
         self._journaled = True
         self.version = version
         faults = self.system.faults
-        faults.check("after_append", self.actor_id)
+        if faults.armed:
+            faults.check("after_append", self.actor_id)
         reply = self.handle(message)
         every = type(self).snapshot_every
         if every and version % every == 0:

@@ -34,6 +34,9 @@ class FaultInjector:
 
     def __init__(self, plan: Callable[[str, str, int], bool] | None = None) -> None:
         self._plan = plan
+        self.armed = plan is not None
+        """Whether a plan is set: hot paths skip :meth:`check` (and naming
+        the actor for it) when not."""
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {}
         self.crashes: list[tuple[str, str, int]] = []
@@ -41,6 +44,7 @@ class FaultInjector:
     def set_plan(self, plan: Callable[[str, str, int], bool] | None) -> None:
         with self._lock:
             self._plan = plan
+            self.armed = plan is not None
 
     def check(self, point: str, actor_id: str) -> None:
         if self._plan is None:

@@ -400,10 +400,13 @@ class ActorSystem:
         prepared = PreparedAsks(self, items)
         results, batch, later = prepared.results, prepared.batch, prepared.later
         entries, companions = prepared.entries, prepared.companions
+        cells = self._cells
         try:
             for i, (actor_id, message) in enumerate(items):
+                # dict.get is atomic: no lock for the common case of a known id
+                found = cells.get(actor_id) if type(actor_id) is str else None
                 try:
-                    cell = self._cell(actor_id)
+                    cell = found if found is not None else self._cell(actor_id)
                 except (ActorError, TypeError) as err:
                     results[i] = err
                     continue

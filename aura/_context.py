@@ -114,6 +114,8 @@ class SignalFuture(Awaitable):
 
 
 class StepFuture(Awaitable):
+    __slots__ = ("_actor", "name", "seq")
+
     def __init__(self, actor: MissionActor, seq: int, name: str) -> None:
         self._actor = actor
         self.seq = seq

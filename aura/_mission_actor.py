@@ -416,18 +416,20 @@ class MissionActor(DurableActor):
         if msg.run and msg.run != self.run:
             return  # a step of a run that has ended (continue-as-new)
         command = self._check_fingerprint(msg.seq, msg.fingerprint)
-        self._spend(msg.cost_usd, msg.cost_tokens)  # every attempt that ran cost something
+        if msg.cost_usd or msg.cost_tokens:
+            self._spend(msg.cost_usd, msg.cost_tokens)  # every attempt that ran cost something
         if msg.seq in self.results or self.status in TERMINAL:
             return  # a re-run after a crash delivered it again: the first one counts
         if msg.attempt != self.attempts.get(msg.seq):
             return  # the outcome of an attempt already given up on
         if msg.ok or msg.retry_in < 0:
-            self._log_step(
-                "step.completed" if msg.ok else "step.failed",
-                command,
-                msg.attempt,
-                error=f"{msg.error_type}: {msg.error}" if not msg.ok else "",
-            )
+            if self._log_on:
+                self._log_step(
+                    "step.completed" if msg.ok else "step.failed",
+                    command,
+                    msg.attempt,
+                    error=f"{msg.error_type}: {msg.error}" if not msg.ok else "",
+                )
             self.results[msg.seq] = msg
             if msg.seq == self.compensating:
                 if not msg.ok:
@@ -556,6 +558,8 @@ class MissionActor(DurableActor):
                 return
             if not awaited.ready():
                 self.waiting = awaited
+                if type(awaited) is StepFuture:
+                    return  # a step keeps the mission RUNNING
                 if _waits_for_the_world(awaited) and self.status is S.RUNNING:
                     self._transition(S.WAITING, "waiting for a timer or a signal")
                 return
@@ -626,8 +630,10 @@ class MissionActor(DurableActor):
 
     def _submit(self, command: _Command) -> None:
         assert command.definition is not None and command.args is not None
-        self._log_step("step.scheduled", command, self.attempts[command.seq])
-        self._scheduled.append((command, self.attempts[command.seq], self.now or time.time()))
+        attempt = self.attempts[command.seq]
+        if self._log_on:
+            self._log_step("step.scheduled", command, attempt)
+        self._scheduled.append((command, attempt, self.now or time.time()))
         self.after_durable(
             self.runtime._steps.submit,
             StepJob(
@@ -636,7 +642,7 @@ class MissionActor(DurableActor):
                 command.fingerprint,
                 command.definition,
                 command.args,
-                self.attempts[command.seq],
+                attempt,
                 self.run,
                 command.retry,
                 self.beats.get(command.seq),
