@@ -2,7 +2,8 @@
 
     python benchmarks/missions_bench.py [--rounds 3] [--recover 10000] [--clients 10]
 
-Rows:
+Rows (steps/s: the median of ``--rounds`` interleaved rounds, with their
+min-max beside it):
 - raw durable LMDB commit (one per step): the physical floor of a durable step;
 - one mission of 1,000 sequential no-op steps (steps/s);
 - 100 concurrent missions x 100 steps (total steps/s, from the first start
@@ -177,27 +178,41 @@ def main() -> None:
         served.append(concurrent_missions(100, 100, args.workers, args.clients))
     raw_m, one_m, many_m, served_m = (statistics.median(x) for x in (raw, one, many, served))
     rec = recovery(args.recover)
+
+    def spread(samples: list[float]) -> str:
+        # This machine's speed drifts from minute to minute: show how far.
+        return f"{min(samples):,.0f}-{max(samples):,.0f}"
+
     rows = [
-        {"workload": "raw durable LMDB commit, 1 per step", "steps/s": raw_m, "vs raw": 1.0},
+        {
+            "workload": "raw durable LMDB commit, 1 per step",
+            "steps/s": raw_m,
+            "rounds min-max": spread(raw),
+            "vs raw": 1.0,
+        },
         {
             "workload": f"1 mission x {args.steps} sequential steps",
             "steps/s": one_m,
+            "rounds min-max": spread(one),
             "vs raw": one_m / raw_m,
         },
         {
             "workload": f"100 missions x 100 steps ({args.workers} step threads), "
             "started one by one",
             "steps/s": many_m,
+            "rounds min-max": spread(many),
             "vs raw": many_m / raw_m,
         },
         {
             "workload": f"100 missions x 100 steps, started by {args.clients} client threads",
             "steps/s": served_m,
+            "rounds min-max": spread(served),
             "vs raw": served_m / raw_m,
         },
         {
             "workload": f"recover {args.recover:,} in-flight missions after SIGKILL",
             "steps/s": args.recover / rec["resumed_s"],
+            "rounds min-max": "1 round",
             "vs raw": float("nan"),
         },
     ]
