@@ -58,7 +58,6 @@ class StepInfo(msgspec.Struct, frozen=True):
 @dataclass(slots=True)
 class _Attempt:
     job: StepJob
-    info: StepInfo
     started: float
     last_beat: float
     details: Any = None
@@ -67,6 +66,25 @@ class _Attempt:
     lock: threading.Lock = field(default_factory=threading.Lock)
     cost_usd: float = 0.0
     cost_tokens: int = 0
+    _info: StepInfo | None = None
+
+    @property
+    def info(self) -> StepInfo:
+        """What ``aura.current_step()`` returns, built when first asked for:
+        most steps never ask."""
+        info = self._info
+        if info is None:
+            job = self.job
+            key = f"{job.mission_id}/{job.run}/{job.seq}"
+            info = self._info = StepInfo(
+                job.mission_id,
+                job.seq,
+                job.definition.name,
+                job.attempt,
+                key,
+                job.heartbeat_details,
+            )
+        return info
 
 
 _current: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
@@ -172,11 +190,7 @@ class StepRunner:
         if self._closed:
             return
         now = time.monotonic()
-        key = f"{job.mission_id}/{job.run}/{job.seq}"
-        info = StepInfo(
-            job.mission_id, job.seq, job.definition.name, job.attempt, key, job.heartbeat_details
-        )
-        attempt = _Attempt(job, info, now, now)
+        attempt = _Attempt(job, now, now)
         if job.definition.is_async:
             coro = self._run_async(attempt)
             self._unstarted[id(attempt)] = coro
@@ -344,19 +358,15 @@ class StepRunner:
             policy = job.retry
             if policy is not None and policy.should_retry(error, job.attempt):
                 retry_in = policy.delay(job.attempt)
-        done = StepDone(
-            seq=job.seq,
-            fingerprint=job.fingerprint,
-            ok=error is None,
-            value=value if error is None else None,
-            error_type="" if error is None else type(error).__name__,
-            error="" if error is None else str(error),
-            attempt=job.attempt,
-            at=self._clock(),
-            retry_in=retry_in,
-            heartbeat=details,
-            cost_usd=cost_usd,
-            cost_tokens=cost_tokens,
-            run=job.run,
-        )
+        # Positional (field order): the hot path, once per attempt.
+        if error is None:
+            done = StepDone(
+                job.seq, job.fingerprint, True, value, "", "", job.attempt, self._clock(),
+                retry_in, details, cost_usd, cost_tokens, job.run,
+            )  # fmt: skip
+        else:
+            done = StepDone(
+                job.seq, job.fingerprint, False, None, type(error).__name__, str(error),
+                job.attempt, self._clock(), retry_in, details, cost_usd, cost_tokens, job.run,
+            )  # fmt: skip
         self._deliver(job.mission_id, done)
