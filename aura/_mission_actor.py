@@ -93,12 +93,16 @@ class MissionView:
     """Why a ``WAITING`` mission waits: ``budget``, ``timer or signal``."""
 
 
-class _Command(msgspec.Struct, frozen=True):
+class _Command(msgspec.Struct, frozen=True, gc=False):
+    # A mission keeps every command of its run. Untracked by the garbage
+    # collector (gc=False; nothing in one refers back to it, so no cycle),
+    # and args a tuple (untracked once it holds only scalars), a long run
+    # does not grow what every full collection has to traverse.
     seq: int
     kind: str  # "step" | "compensation" | "timer" | "signal"
     fingerprint: str
     definition: StepDef | None = None
-    args: list[Any] | None = None
+    args: tuple[Any, ...] | None = None
     retry: RetryPolicy | None = None
     deadline: float | None = None  # timers and signal-wait timeouts
     name: str = ""  # the signal name of a signal wait
@@ -594,7 +598,7 @@ class MissionActor(DurableActor):
             kind,
             fingerprint("step" if kind == "step" else "compensate", definition.name, raw),
             definition,
-            decoded,
+            tuple(decoded),
             retry,
             compensate=compensate,
         )
@@ -677,7 +681,7 @@ class MissionActor(DurableActor):
             "tool",
             fingerprint("tool", name, raw),
             definition,
-            [decoded[1]],
+            (decoded[1],),
             definition.retry,
             compensate=compensate,
         )

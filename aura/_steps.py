@@ -20,7 +20,7 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +132,7 @@ class StepJob(msgspec.Struct, frozen=True):
     seq: int
     fingerprint: str
     definition: StepDef
-    args: list[Any]
+    args: Sequence[Any]
     attempt: int
     run: int
     retry: RetryPolicy | None = None
