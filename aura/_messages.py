@@ -23,8 +23,14 @@ class Start(msgspec.Struct, tag="start", frozen=True):
     """The mission's budget (from ``rt.start``, else its definition)."""
 
 
-class StepDone(msgspec.Struct, tag="step_done", frozen=True):
-    """The outcome of the step command ``seq`` whose fingerprint was ``fingerprint``."""
+class StepDone(msgspec.Struct, tag="step_done", frozen=True, gc=False):
+    """The outcome of the step command ``seq`` whose fingerprint was ``fingerprint``.
+
+    A mission keeps every final outcome of its run (replay reads them), so
+    they are not tracked by the garbage collector (``gc=False``): a value is
+    decoded from msgpack, a fresh tree that cannot refer back to its
+    outcome, and a long run with structured results does not grow what
+    every full collection traverses."""
 
     seq: int
     fingerprint: str
