@@ -703,6 +703,8 @@ class ActorSystem:
         return count
 
     def _lifecycle(self, cell: Cell, old: LifecycleState, new: LifecycleState, reason: str) -> None:
+        if not self.logging_info():
+            return  # not wanted: build no event (two per actor start and stop)
         self.log.info(
             "actor.lifecycle",
             actor_id=cell.id,
