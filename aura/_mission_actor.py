@@ -202,7 +202,7 @@ class MissionActor(DurableActor):
     def journal_extras(self, message: Any) -> list[NewEvent]:
         """A Start's RUNNING transition rides in the Start's own commit: one
         durable commit per ``rt.start`` instead of two."""
-        if type(message) is not Start or not self._starts_run(message):
+        if not self._starts_run(message):
             return []
         record = Transition(S.RUNNING.value, STARTED, None, message.mission)
         return [NewEvent(TRANSITION, msgspec.msgpack.encode(record))]
@@ -215,7 +215,7 @@ class MissionActor(DurableActor):
         entries = self._scheduled_entries(version) if self._scheduled else []
         kind, detail = self._audit_of(message)
         entries.append(AuditEntry(kind, self.mission_id, self.run, version, message.at, detail))
-        if type(message) is Start and self._starts_run(message):
+        if self._starts_run(message):
             entries.append(self._transition_audit(version + 1, S.RUNNING, STARTED, message.at))
         return [(AUDIT_STREAM, [bundle(entries)])]
 
@@ -249,7 +249,7 @@ class MissionActor(DurableActor):
         ]
 
     def _audit_of(self, message: Any) -> tuple[str, dict[str, Any]]:
-        if type(message) is StepDone:
+        if isinstance(message, StepDone):
             command = self.commands[message.seq] if message.seq < len(self.commands) else None
             family = "step" if command is None or command.kind == "step" else command.kind
             if message.ok:
@@ -319,12 +319,10 @@ class MissionActor(DurableActor):
         self.now = message.at
         self._log_on = not self.replaying and self.system.logging_info()
         try:
-            if type(message) is StepDone:  # the common case first
+            if isinstance(message, StepDone):  # the common case first
                 self._on_step_done(message)
             elif isinstance(message, Start):
                 self._on_start(message)
-            elif isinstance(message, StepDone):
-                self._on_step_done(message)
             elif isinstance(message, TimerFired):
                 self._on_timer(message)
             elif isinstance(message, Signal):
@@ -341,7 +339,7 @@ class MissionActor(DurableActor):
         if self._memory_pending:
             self._flush_memory(self._memory_pending)
             self._memory_pending = []
-        if type(message) is StepDone or isinstance(message, (StepDone, TimerFired)):
+        if isinstance(message, (StepDone, TimerFired)):
             return None  # delivered by the runtime, which wants no view back
         return self.query(message)
 

@@ -257,14 +257,10 @@ class StepRunner:
 
     def _run_sync(self, attempt: _Attempt) -> None:
         token = _current.set(attempt)
-        faults = self._faults
         try:
-            if faults is not None:
-                self._fault("step_before", attempt)
-            job = attempt.job
-            value = job.definition.fn(*job.args)
-            if faults is not None:
-                self._fault("step_after", attempt)
+            self._fault("step_before", attempt)
+            value = attempt.job.definition.fn(*attempt.job.args)
+            self._fault("step_after", attempt)
         except SimulatedCrash:
             return  # injected "process death" (aura.testing): no outcome is delivered
         except BaseException as err:

@@ -72,11 +72,7 @@ def extend(  # noqa: PLR0917 - the writer's hot path
 ) -> tuple[int, bytes]:
     """Add ``count`` consecutive positions (one append's events) to a stream's
     tail row; return the row as stored (see :func:`write`)."""
-    tail += _U64.pack(first_position) if count == 1 else pack_range(first_position, count)
-    if len(tail) < RUN_MIN << 3:  # the common case: the tail stays a tail
-        txn.put(_TAIL_KEY.pack(TAIL, sid), _U64.pack(first) + tail, db=db)
-        return first, tail
-    return write(txn, db, sid, first, tail)
+    return write(txn, db, sid, first, tail + pack_range(first_position, count))
 
 
 def write(txn: Any, db: Any, sid: int, first: int, tail: bytes) -> tuple[int, bytes]:
