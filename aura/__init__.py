@@ -33,6 +33,7 @@ from ._gateway import ToolGateway
 from ._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
 from ._memory import MemoryValueError, MissionMemory
 from ._mission_actor import MissionView
+from ._ownership import DirectoryLockedError
 from ._replay import Replay, ReplayStep, replay
 from ._retry import NO_RETRY, RetryPolicy
 from ._runtime import (
@@ -101,6 +102,7 @@ __all__ = [
     "TRANSITIONS",
     "AuraError",
     "DefinitionError",
+    "DirectoryLockedError",
     "InvalidTransitionError",
     "MissionDef",
     "MissionStatus",

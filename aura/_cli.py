@@ -90,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="JSON lines")
     stats = command("stats", "counts: missions by status, events hot and archived, audit")
     stats.add_argument("--json", action="store_true")
+    worker = command("worker", "serve the data directory's missions until SIGTERM")
+    worker.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        help="module whose @aura.mission functions this worker runs (repeatable)",
+    )
+    worker.add_argument(
+        "--standby",
+        action="store_true",
+        help="if another runtime owns the directory, wait and take over when it exits",
+    )
+    worker.add_argument("--max-workers", type=int, default=8, help="threads for sync steps")
     return parser
 
 
@@ -147,6 +160,10 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         return _command(args, data)
     if args.command == "run":
         return _run_mission(args, data)
+    if args.command == "worker":
+        from ._worker import serve
+
+        return serve(data, args.app, standby=args.standby, max_workers=args.max_workers)
     if args.command == "dead":
         found = _inspect.missions(data, "dead")
         for m in found:
@@ -217,7 +234,14 @@ def _run_mission(args: argparse.Namespace, data: Path) -> int:
 
     given = _parse_json(args.input, "--input")
     values = given if isinstance(given, list) else [given]
-    result = run(data, args.mission, values, args.mission_id, args.timeout)
+    result = run(
+        data,
+        args.mission,
+        values,
+        args.mission_id,
+        args.timeout,
+        say=lambda text: print(text, file=sys.stderr, flush=True),
+    )
     print(_json(result))
     return 0
 

@@ -1,5 +1,5 @@
 """Commands from other processes (the CLI) to the runtime serving a data
-directory: signal, cancel, redrive.
+directory: start, signal, cancel, redrive.
 
 A command is appended to the ``$commands`` stream of the shared event log
 (durable before the CLI returns). The runtime polls that stream's version
@@ -24,12 +24,16 @@ COMMAND_POLL = 0.05
 
 
 class Command(msgspec.Struct, frozen=True):
-    kind: str  # "signal" | "cancel" | "redrive"
+    kind: str  # "start" | "signal" | "cancel" | "redrive"
     mission_id: str
     at: float
     name: str = ""
+    """The signal's name; for a start, the mission definition's name."""
     payload: Any = None
+    """The signal's payload; for a start, the list of arguments."""
     reason: str = ""
+    reuse: str = "never"
+    """A start's id-reuse policy."""
 
 
 class CommandsDone(msgspec.Struct, frozen=True):

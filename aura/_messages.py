@@ -8,6 +8,7 @@ end with defaults, never a type change.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -21,6 +22,20 @@ class Start(msgspec.Struct, tag="start", frozen=True):
     at: float
     budget: Budget | None = None
     """The mission's budget (from ``rt.start``, else its definition)."""
+    reuse: str = "never"
+    """The id-reuse policy of this start (``never``, ``if_failed``,
+    ``always``). A Start is only journaled when it starts a run: the first
+    one, or (with a policy other than ``never``) a new run of a settled id."""
+
+
+REUSE_POLICIES = ("never", "if_failed", "always")
+REUSABLE_IF_FAILED = frozenset({"failed", "cancelled", "dead"})
+
+
+def input_digest(mission: str, args: list[Any]) -> str:
+    """What identifies a start's input: the definition and its arguments."""
+    raw = msgspec.msgpack.encode([mission, args])
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 class StepDone(msgspec.Struct, tag="step_done", frozen=True, gc=False):
@@ -103,6 +118,8 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     inbox: dict[str, list[Any]] = {}
     """Signals received but not yet waited for: the new run gets them."""
     last_command: int = 0
+    input_digest: str = ""
+    """``input_digest`` of the Start that began this chain of runs."""
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun

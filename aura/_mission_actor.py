@@ -49,6 +49,7 @@ from ._errors import NonDeterminismError
 from ._lifecycle import SETTLED, SETTLED_VALUES, TERMINAL, MissionStatus, check_transition
 from ._memory import MEMORY, MemoryWrite, MissionMemory
 from ._messages import (
+    REUSABLE_IF_FAILED,
     TRANSITION,
     Cancel,
     MissionMessage,
@@ -60,6 +61,7 @@ from ._messages import (
     StepDone,
     TimerFired,
     Transition,
+    input_digest,
 )
 from ._retry import RetryPolicy
 from ._steps import StepJob
@@ -91,6 +93,18 @@ class MissionView:
     budget: Budget | None = None
     waiting_for: str = ""
     """Why a ``WAITING`` mission waits: ``budget``, ``timer or signal``."""
+    run: int = 1
+    """The current run (continue-as-new and id reuse begin new runs)."""
+    input_digest: str = ""
+    """``input_digest`` (definition and arguments) of the start of this run chain."""
+
+
+@dataclass(frozen=True)
+class AlreadyStarted:
+    """The reply to a ``Start`` that started nothing (the id already runs,
+    or ran, and its reuse policy does not allow a new run): not journaled."""
+
+    view: MissionView
 
 
 class _Command(msgspec.Struct, frozen=True, gc=False):
@@ -124,6 +138,7 @@ class MissionActor(DurableActor):
         self.run = 1
         self.status = S.PENDING
         self.name: str | None = None
+        self.input_digest = ""
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
         self.last_command = 0  # the newest $commands number applied
         self.last_transition: Transition | None = None  # as journaled
@@ -186,7 +201,22 @@ class MissionActor(DurableActor):
         return self.actor_id
 
     def is_query(self, message: Any) -> bool:
-        return isinstance(message, Peek)
+        """Peeks, and Starts that start nothing (answered, never journaled:
+        starting an id again with the same input adds nothing to its log)."""
+        if isinstance(message, Peek):
+            return True
+        return isinstance(message, Start) and not (
+            (self.status is S.PENDING and self._pending_run is None) or self._reruns(message)
+        )
+
+    def _reruns(self, message: Any) -> bool:
+        """Whether ``message`` begins a new run of this settled id (its
+        reuse policy allows it)."""
+        if not isinstance(message, Start) or self.status not in SETTLED:
+            return False
+        if message.reuse == "always":
+            return True
+        return message.reuse == "if_failed" and self.status.value in REUSABLE_IF_FAILED
 
     def _starts_run(self, message: Any) -> bool:
         """Whether handling ``message`` starts this mission's first run (and
@@ -202,7 +232,7 @@ class MissionActor(DurableActor):
     def journal_extras(self, message: Any) -> list[NewEvent]:
         """A Start's RUNNING transition rides in the Start's own commit: one
         durable commit per ``rt.start`` instead of two."""
-        if not self._starts_run(message):
+        if not (self._starts_run(message) or self._reruns(message)):
             return []
         record = Transition(S.RUNNING.value, STARTED, None, message.mission)
         return [NewEvent(TRANSITION, msgspec.msgpack.encode(record))]
@@ -215,7 +245,7 @@ class MissionActor(DurableActor):
         entries = self._scheduled_entries(version) if self._scheduled else []
         kind, detail = self._audit_of(message)
         entries.append(AuditEntry(kind, self.mission_id, self.run, version, message.at, detail))
-        if self._starts_run(message):
+        if self._starts_run(message) or self._reruns(message):
             entries.append(self._transition_audit(version + 1, S.RUNNING, STARTED, message.at))
         return [(AUDIT_STREAM, [bundle(entries)])]
 
@@ -289,7 +319,12 @@ class MissionActor(DurableActor):
             }
         return type(message).__name__.lower(), {}
 
-    def query(self, message: Any) -> MissionView:
+    def query(self, message: Any) -> Any:
+        if isinstance(message, Start):
+            return AlreadyStarted(self.view())
+        return self.view()
+
+    def view(self) -> MissionView:
         return MissionView(
             self.mission_id,
             self.name,
@@ -303,6 +338,8 @@ class MissionActor(DurableActor):
             self.cost_tokens,
             self.budget,
             self._waiting_for(),
+            self.run,
+            self.input_digest,
         )
 
     def _waiting_for(self) -> str:
@@ -314,7 +351,7 @@ class MissionActor(DurableActor):
         if self._pending_run is not None:
             pending, self._pending_run = self._pending_run, None
             self._begin_run(pending)
-        if self.status is S.DEAD:
+        if self.status is S.DEAD and not isinstance(message, Start):
             return self.query(message)
         self.now = message.at
         self._log_on = not self.replaying and self.system.logging_info()
@@ -341,7 +378,7 @@ class MissionActor(DurableActor):
             self._memory_pending = []
         if isinstance(message, (StepDone, TimerFired)):
             return None  # delivered by the runtime, which wants no view back
-        return self.query(message)
+        return self.view()
 
     def replay_other(self, event: RecordedEvent) -> None:
         if event.kind == MEMORY:
@@ -385,8 +422,14 @@ class MissionActor(DurableActor):
 
     def _on_start(self, msg: Start) -> None:
         if self.status is not S.PENDING:
-            return  # starting twice is a no-op: the reply shows what runs
+            # Journaled while settled with a reuse policy: a new run of the id
+            # (in replay too: it was accepted live). Older logs may hold a
+            # repeated Start (policy "never"): a no-op, as it was then.
+            if msg.reuse != "never" and (self.replaying or self.status in SETTLED):
+                self._rerun(msg)
+            return
         self.name = msg.mission
+        self.input_digest = input_digest(msg.mission, msg.args)
         definition = self.runtime._definitions.get(msg.mission)
         if definition is None:
             self._transition(
@@ -405,6 +448,37 @@ class MissionActor(DurableActor):
             self._fail(err)
             return
         self._advance()
+
+    def _rerun(self, msg: Start) -> None:
+        """Begin a new run of this id from nothing (id reuse): a fresh
+        ``NewRun`` (no memory, cost or inbox carried over), saved as the
+        snapshot so recovery never replays the old runs, which stay readable
+        in the log."""
+        definition = self.runtime._definitions.get(msg.mission)
+        budget = msg.budget if msg.budget is not None else (definition and definition.budget)
+        new = NewRun(
+            run=self.run + 1,
+            mission=msg.mission,
+            args=list(msg.args),
+            at=msg.at,
+            budget=budget or None,
+            last_command=self.last_command,
+            input_digest=input_digest(msg.mission, msg.args),
+        )
+        self._close_coroutine()
+        self.waiting = None
+        self.status = S.PENDING  # a new run, not a transition of the settled one
+        self.result_value, self.error = None, ""
+        self.last_transition = None
+        self.state = new
+        if not self.replaying:
+            # Its RUNNING transition rode in the Start's commit (journal_extras).
+            self.after_durable(self.runtime._unsettled, self.mission_id)
+            self.after_durable(self.runtime._status_changed)
+            store, stream, version = self.system.store, self.stream_name(), self.version
+            assert store is not None
+            self.after_durable(store.save_snapshot, stream, version, msgspec.msgpack.encode(new))
+        self._begin_run(new)
 
     def _check_fingerprint(self, seq: int, got: str) -> _Command:
         self.logged.setdefault(seq, got)
@@ -788,6 +862,7 @@ class MissionActor(DurableActor):
             budget=self.budget,
             inbox=self.inbox,
             last_command=self.last_command,
+            input_digest=self.input_digest,
         )
         self.journal_own(new)  # with its audit entry (journal_companions)
         self.system.faults.check("after_append", self.actor_id)
@@ -817,6 +892,7 @@ class MissionActor(DurableActor):
         )
         self.inbox = {name: list(queued) for name, queued in new.inbox.items()}
         self.last_command = max(self.last_command, new.last_command)
+        self.input_digest = new.input_digest or self.input_digest
         if self.status is S.PENDING:  # recovering from the snapshot
             self.status = S.RUNNING
         definition = self.runtime._definitions.get(new.mission)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from ._definitions import mission_definition
 from ._errors import AuraError
 from ._inspect import PREFIX, open_log, summarize
 from ._lifecycle import SETTLED_VALUES
-from ._messages import MissionMessage, Signal
+from ._messages import MissionMessage, Signal, Transition
+from ._ownership import DirectoryLockedError
 
 
 def _writable(data: Path) -> EventStore:
@@ -33,7 +35,12 @@ def queue(data: Path, command: Command) -> int:
     """Check the command makes sense for the mission as the log shows it,
     then queue it; returns its number."""
     with _writable(data) as store:
-        if store.version(PREFIX + command.mission_id) == 0:
+        exists = store.version(PREFIX + command.mission_id) > 0
+        if command.kind == "start":
+            if exists:
+                raise AuraError(f"mission {command.mission_id!r} already exists in {data}")
+            return _queue_checked(store, command)
+        if not exists:
             raise AuraError(f"no mission {command.mission_id!r} in {data}")
         status = summarize(store, command.mission_id).status
         if command.kind in ("signal", "cancel") and status in SETTLED_VALUES:
@@ -42,11 +49,23 @@ def queue(data: Path, command: Command) -> int:
             )
         if command.kind == "redrive" and status != "dead":
             raise AuraError(f"mission {command.mission_id!r} is {status}, not dead")
-        try:
-            msgspec.msgpack.encode(command)
-        except (TypeError, msgspec.EncodeError) as err:
-            raise AuraError(f"the payload cannot be journaled: {err}") from err
-        return queue_command(store, command)
+        return _queue_checked(store, command)
+
+
+def _queue_checked(store: EventStore, command: Command) -> int:
+    try:
+        msgspec.msgpack.encode(command)
+    except (TypeError, msgspec.EncodeError) as err:
+        raise AuraError(f"the payload cannot be journaled: {err}") from err
+    return queue_command(store, command)
+
+
+def _result_of(store: EventStore, mission_id: str) -> Any:
+    """The result in a completed mission's last transition."""
+    stream = PREFIX + mission_id
+    version = store.version(stream)
+    (last,) = store.read(stream, version, version)
+    return msgspec.msgpack.decode(last.data, type=Transition).result
 
 
 def wait_delivered(data: Path, number: int, timeout: float) -> bool:
@@ -72,18 +91,22 @@ def signal_journaled(data: Path, mission_id: str, number: int) -> bool:
     return False
 
 
+def import_app(module_name: str) -> Any:
+    """Import the user's module (the current directory is importable)."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        return importlib.import_module(module_name)
+    except Exception as err:  # the user's module failed to import, for whatever reason
+        raise AuraError(f"cannot import {module_name!r}: {type(err).__name__}: {err}") from err
+
+
 def load_mission(spec: str) -> Any:
     """``module:function`` (the current directory is importable)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise AuraError(f"expected module:mission, got {spec!r}")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # the user's module failed to import, for whatever reason
-        raise AuraError(f"cannot import {module_name!r}: {type(err).__name__}: {err}") from err
-    fn: Any = module
+    fn: Any = import_app(module_name)
     for part in attr.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
@@ -92,12 +115,63 @@ def load_mission(spec: str) -> Any:
     return fn
 
 
-def run(data: Path, spec: str, args: list[Any], mission_id: str | None, timeout: float) -> Any:
+def run(  # noqa: PLR0917
+    data: Path,
+    spec: str,
+    args: list[Any],
+    mission_id: str | None,
+    timeout: float,
+    say: Any = None,
+) -> Any:
+    """Run a mission in this process until it finishes. If another runtime
+    owns the directory, the mission is not run here: an id it owns is
+    refused, a new one is handed to it as a ``start`` command and this
+    waits for its result in the log."""
     from ._runtime import Runtime
 
     fn = load_mission(spec)
-    with Runtime(data, missions=[fn]) as rt:
+    if mission_id is None:
+        mission_id = uuid.uuid4().hex
+        if say is not None:
+            say(f"mission id {mission_id}")
+    try:
+        rt = Runtime(data, missions=[fn])
+    except DirectoryLockedError as err:
+        return _run_on_owner(data, fn, args, mission_id, timeout, err)
+    with rt:
         return rt.start(fn, *args, mission_id=mission_id).result(timeout=timeout)
+
+
+def _run_on_owner(  # noqa: PLR0917
+    data: Path, fn: Any, args: list[Any], mission_id: str, timeout: float, err: Any
+) -> Any:
+    who = err.holder.describe() if err.holder is not None else "another process"
+    with open_log(data) as store:
+        exists = store.version(PREFIX + mission_id) > 0
+    if exists:
+        raise AuraError(
+            f"mission {mission_id!r} is owned by the runtime of {who}, which runs it; "
+            f"follow it with `aura show {mission_id}` or steer it with aura signal/cancel"
+        )
+    name = mission_definition(fn).name
+    number = queue(data, Command("start", mission_id, time.time(), name=name, payload=args))
+    deadline = time.monotonic() + timeout
+    while True:  # another process does the work: poll the log for its verdict
+        with open_log(data) as store:
+            if store.version(PREFIX + mission_id):
+                summary = summarize(store, mission_id)
+                if summary.status in SETTLED_VALUES:
+                    break
+        if time.monotonic() >= deadline:
+            raise AuraError(
+                f"mission {mission_id!r} (start command {number}, run by {who}) did not "
+                f"finish within {timeout}s; it goes on there"
+            )
+        time.sleep(0.05)
+    if summary.status != "completed":
+        raise AuraError(f"mission {mission_id!r} {summary.status}: {summary.detail}")
+    with open_log(data) as store:
+        return _result_of(store, mission_id)
 
 
 @dataclass(frozen=True)

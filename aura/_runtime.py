@@ -50,6 +50,7 @@ from ._lifecycle import SETTLED, MissionStatus
 from ._logging import make_logger
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
+    REUSE_POLICIES,
     STREAM_PREFIX,
     TRANSITION,
     Cancel,
@@ -61,8 +62,10 @@ from ._messages import (
     StepDone,
     TimerFired,
     Transition,
+    input_digest,
 )
-from ._mission_actor import MissionActor, MissionView
+from ._mission_actor import AlreadyStarted, MissionActor, MissionView
+from ._ownership import DirectoryLock
 from ._steps import StepRunner
 from ._tokens import load_or_create_key
 
@@ -80,7 +83,27 @@ class MissionNotFoundError(AuraError, LookupError):
 
 
 class MissionConflictError(AuraError):
-    """``start`` with an id that already runs a different mission."""
+    """``start`` with an id that already runs (or ran) a different mission or
+    other input, and whose reuse policy does not allow a new run."""
+
+    def __init__(  # noqa: PLR0917
+        self,
+        mission_id: str,
+        existing: str,
+        existing_digest: str,
+        requested: str,
+        requested_digest: str,
+        status: MissionStatus,
+    ) -> None:
+        self.mission_id = mission_id
+        self.existing = (existing, existing_digest)
+        self.requested = (requested, requested_digest)
+        super().__init__(
+            f"mission id {mission_id!r} is {status.value} with {existing} (input "
+            f"{existing_digest or 'unknown'}); this start asks for {requested} (input "
+            f"{requested_digest}): use another id, the same input to get that mission back, "
+            "or reuse='always' / 'if_failed' to begin a new run of a finished id"
+        )
 
 
 class MissionFailedError(AuraError):
@@ -155,7 +178,9 @@ class Runtime:
     configures stdlib logging, or passes its own structlog ``logger``).
     ``max_workers``: threads for sync steps. ``passivate_after``: seconds
     before an idle mission gives its thread back. ``faults``: crash
-    injection at the missions' journal points (tests).
+    injection at the missions' journal points (tests). ``standby``: if
+    another runtime owns the directory, wait until it exits (however it
+    dies) and take over, instead of raising ``DirectoryLockedError``.
     """
 
     def __init__(
@@ -177,6 +202,7 @@ class Runtime:
         log: str | None = None,
         clock: Callable[[], float] = time.time,
         store_wrapper: Callable[[EventStore], Any] | None = None,
+        standby: bool = False,
     ) -> None:
         self._clock = clock
         self._definitions: dict[str, MissionDef] = {}
@@ -196,14 +222,20 @@ class Runtime:
         self._changes = 0
         self._closed = False
         self.path = Path(path)
-        self._gateway = ToolGateway(
-            key if key is not None else load_or_create_key(self.path / "keys"),
-            tools,
-            execution_ttl=token_ttl,
-        )
-        store = EventStore.open(
-            self.path / "events", durability=durability, chained=(AUDIT_STREAM,)
-        )
+        # One owner per directory: fail now, or (standby) wait for the holder to die.
+        self._lock = DirectoryLock.acquire(self.path, wait=standby)
+        try:
+            self._gateway = ToolGateway(
+                key if key is not None else load_or_create_key(self.path / "keys"),
+                tools,
+                execution_ttl=token_ttl,
+            )
+            store = EventStore.open(
+                self.path / "events", durability=durability, chained=(AUDIT_STREAM,)
+            )
+        except BaseException:
+            self._lock.release()
+            raise
         self.store: Any = store if store_wrapper is None else store_wrapper(store)
         try:
             if logger is None and log is not None:
@@ -248,6 +280,7 @@ class Runtime:
             if hasattr(self, "system"):
                 self.system.shutdown()
             self.store.close()
+            self._lock.release()
             raise
 
     # ------------------------------------------------------------ public API
@@ -258,27 +291,48 @@ class Runtime:
         *args: Any,
         mission_id: str | None = None,
         budget: Budget | None = None,
+        reuse: str = "never",
     ) -> MissionHandle:
-        """Start ``mission(ctx, *args)``; idempotent per ``mission_id``.
+        """Start ``mission(ctx, *args)``; idempotent per ``mission_id``: the
+        same mission and input again returns the same mission, and journals
+        nothing. Other input for an id that exists raises
+        ``MissionConflictError``, unless the id has settled and ``reuse``
+        allows a new run of it (Temporal's id-reuse policy): ``"never"``
+        (default), ``"if_failed"`` (after failed, cancelled or dead),
+        ``"always"`` (after any end). A new run gets the next run number and
+        starts from nothing; the old runs stay in the mission's history.
         ``budget`` overrides the definition's."""
         self._check_open()
         definition = self._learn(mission)
+        return self._start(definition.name, args, mission_id, budget, reuse)
+
+    def _start(
+        self,
+        name: str,
+        args: Sequence[Any],
+        mission_id: str | None,
+        budget: Budget | None,
+        reuse: str,
+    ) -> MissionHandle:
         if budget is not None and not isinstance(budget, Budget):
             raise AuraError(f"budget= must be an aura.Budget, got {budget!r}")
+        if reuse not in REUSE_POLICIES:
+            raise AuraError(f"reuse= must be one of {', '.join(REUSE_POLICIES)}, got {reuse!r}")
         if mission_id is None:
             mission_id = uuid.uuid4().hex
         if not isinstance(mission_id, str) or not mission_id or "/" in mission_id:
             raise AuraError(f"mission_id must be a non-empty str without '/', got {mission_id!r}")
-        _, decoded = encode_args(f"mission {mission_id!r}", args)
+        _, decoded = encode_args(f"mission {mission_id!r}", tuple(args))
         actor_id = PREFIX + mission_id
         self._ensure_actor(mission_id, activate=True)
-        view: MissionView = self._ask(
-            actor_id, Start(definition.name, decoded, self._clock(), budget)
-        )
-        if view.name != definition.name:
-            raise MissionConflictError(
-                f"mission id {mission_id!r} already runs {view.name!r}, not {definition.name!r}"
-            )
+        reply = self._ask(actor_id, Start(name, decoded, self._clock(), budget, reuse))
+        if isinstance(reply, AlreadyStarted):
+            view = reply.view
+            digest = input_digest(name, decoded)
+            if view.name != name or (view.input_digest and view.input_digest != digest):
+                raise MissionConflictError(
+                    mission_id, view.name or "?", view.input_digest, name, digest, view.status
+                )
         return MissionHandle(self, mission_id)
 
     def get(self, mission_id: str) -> MissionView:
@@ -386,9 +440,10 @@ class Runtime:
         self.store.append_many(
             with_audit(actor_id, [NewEvent(TRANSITION, redriven)], version, [entry])
         )
-        self._settled_event(mission_id).clear()
+        self._unsettled(mission_id)
         self._ensure_actor(mission_id, activate=True)
         self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
+        self._status_changed()
         return MissionHandle(self, mission_id)
 
     def compact(
@@ -473,6 +528,7 @@ class Runtime:
         self._steps.close()
         self.system.shutdown()
         self.store.close()
+        self._lock.release()
 
     def __enter__(self) -> Runtime:
         return self
@@ -582,6 +638,11 @@ class Runtime:
 
     def _settled(self, mission_id: str) -> None:
         self._settled_event(mission_id).set()
+        self._status_changed()  # every path to a settled status wakes wait(until=)
+
+    def _unsettled(self, mission_id: str) -> None:
+        """A settled id began a new run (reuse, redrive, resume)."""
+        self._settled_event(mission_id).clear()
 
     def _recover(self) -> None:
         """Register every mission in the log; resume the unfinished ones."""
@@ -621,7 +682,10 @@ class Runtime:
 
     def _apply_command(self, number: int, command: Command) -> None:
         try:
-            if command.kind == "signal":
+            if command.kind == "start":
+                args = command.payload if isinstance(command.payload, list) else []
+                self._start(command.name, args, command.mission_id, None, command.reuse)
+            elif command.kind == "signal":
                 self.signal(command.mission_id, command.name, command.payload, _command=number)
             elif command.kind == "cancel":
                 self.cancel(command.mission_id, command.reason or "cancelled from the CLI")

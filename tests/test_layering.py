@@ -62,6 +62,7 @@ PUBLIC = {
         "TRANSITIONS",
         "AuraError",
         "DefinitionError",
+        "DirectoryLockedError",
         "InvalidTransitionError",
         "MissionDef",
         "MissionStatus",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import sys
 import threading
 from typing import Any
@@ -270,6 +271,21 @@ async def many_steps(ctx: aura.MissionContext, n: int) -> int:
     total = 0
     for i in range(n):
         total += await ctx.step(journal_effect, ctx.info.mission_id, i)
+    return total
+
+
+@aura.step
+def slow_effect(mission: str, i: int) -> int:
+    """journal_effect after 0.2 s of work: a process can be killed mid-mission."""
+    time.sleep(0.2)  # the step's work, not synchronisation
+    return journal_effect(mission, i)
+
+
+@aura.mission
+async def slow_steps(ctx: aura.MissionContext, n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await ctx.step(slow_effect, ctx.info.mission_id, i)
     return total
 
 

@@ -1,11 +1,14 @@
 """Child: a runtime that runs (or resumes) MISSIONS missions of STEPS steps.
 
 argv: data_dir missions steps [mission name, default many_steps].
-Env: AURA_TEST_EFFECTS (side-effect file), AURA_TEST_INCARNATION. Prints
-"STARTED" once every mission is started and "RESULT <id> <value>" as each
-finishes; the parent SIGKILLs it at random.
+Env: AURA_TEST_EFFECTS (side-effect file), AURA_TEST_INCARNATION,
+AURA_TEST_STANDBY (wait as a hot standby for the directory's owner: prints
+"WAITING" before, "TOOK_OVER" once it owns the directory). Prints "STARTED"
+once every mission is started and "RESULT <id> <value>" as each finishes; the
+parent SIGKILLs it at random.
 """
 
+import os
 import sys
 
 import aura
@@ -15,7 +18,14 @@ from tests.aura import missions
 def main() -> None:
     path, count, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     mission = getattr(missions, sys.argv[4] if len(sys.argv) > 4 else "many_steps")
-    with aura.Runtime(path, missions=[mission], max_workers=4) as rt:
+    standby = bool(os.environ.get("AURA_TEST_STANDBY"))
+    if standby:
+        sys.stdout.write("WAITING\n")
+        sys.stdout.flush()
+    with aura.Runtime(path, missions=[mission], max_workers=4, standby=standby) as rt:
+        if standby:
+            sys.stdout.write("TOOK_OVER\n")
+            sys.stdout.flush()
         handles = [rt.start(mission, steps, mission_id=f"m-{i}") for i in range(count)]
         sys.stdout.write("STARTED\n")
         sys.stdout.flush()
