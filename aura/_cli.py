@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("mission_id")
     cancel.add_argument("--reason", default="cancelled from the CLI")
     cancel.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    term = command("terminate", "end a mission now, without compensation")
+    term.add_argument("mission_id")
+    term.add_argument("--reason", default="terminated from the CLI")
+    term.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
     redrive = command("redrive", "resume a dead-lettered mission with the current code")
     redrive.add_argument("mission_id")
     redrive.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
@@ -156,7 +160,7 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         return 0
     if args.command == "audit":
         return _audit(args, data)
-    if args.command in ("signal", "cancel", "redrive"):
+    if args.command in ("signal", "cancel", "terminate", "redrive"):
         return _command(args, data)
     if args.command == "run":
         return _run_mission(args, data)
@@ -211,8 +215,8 @@ def _command(args: argparse.Namespace, data: Path) -> int:
     if args.command == "signal":
         payload = _parse_json(args.payload, "the signal payload")
         cmd = Command("signal", args.mission_id, time.time(), name=args.name, payload=payload)
-    elif args.command == "cancel":
-        cmd = Command("cancel", args.mission_id, time.time(), reason=args.reason)
+    elif args.command in ("cancel", "terminate"):
+        cmd = Command(args.command, args.mission_id, time.time(), reason=args.reason)
     else:
         cmd = Command("redrive", args.mission_id, time.time())
     number = queue(data, cmd)

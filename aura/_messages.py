@@ -72,6 +72,9 @@ class StepDone(msgspec.Struct, tag="step_done", frozen=True, gc=False):
 class Cancel(msgspec.Struct, tag="cancel", frozen=True):
     reason: str
     at: float
+    force: bool = False
+    """Terminate: end now as ``CANCELLED`` without compensating (also while
+    compensating); steps in flight are abandoned."""
 
 
 class TimerFired(msgspec.Struct, tag="timer_fired", frozen=True):
@@ -145,6 +148,8 @@ class Transition(msgspec.Struct, frozen=True):
     finished or dead mission from its log without replaying it."""
     cost_usd: float = 0.0
     cost_tokens: int = 0
+    run: int = 0
+    """The run it ended or began (0 in older logs, and for a dead letter)."""
 
 
 class Peek(msgspec.Struct, frozen=True):

@@ -234,7 +234,8 @@ class MissionActor(DurableActor):
         durable commit per ``rt.start`` instead of two."""
         if not (self._starts_run(message) or self._reruns(message)):
             return []
-        record = Transition(S.RUNNING.value, STARTED, None, message.mission)
+        run = self.run + 1 if self._reruns(message) else 1
+        record = Transition(S.RUNNING.value, STARTED, None, message.mission, run=run)
         return [NewEvent(TRANSITION, msgspec.msgpack.encode(record))]
 
     def journal_companions(self, message: Any) -> list[tuple[str, list[NewEvent]]]:
@@ -307,6 +308,8 @@ class MissionActor(DurableActor):
         if isinstance(message, Signal):
             return "signal.received", {"name": message.name}
         if isinstance(message, Cancel):
+            if message.force:
+                return "mission.terminate_requested", {"reason": message.reason}
             return "mission.cancel_requested", {"reason": message.reason}
         if isinstance(message, TimerFired):
             return "timer.fired", {"seq": message.seq, "attempt": message.attempt}
@@ -602,10 +605,15 @@ class MissionActor(DurableActor):
             self._advance()
 
     def _on_cancel(self, msg: Cancel) -> None:
-        if self.status in TERMINAL or self.status is S.COMPENSATING:
+        if self.status in TERMINAL or (self.status is S.COMPENSATING and not msg.force):
             return
         self._close_coroutine()
         self.waiting = None
+        if msg.force:  # terminate: nothing is compensated, nothing more runs
+            self.compensable = []
+            self.compensating = None
+            self._transition(S.CANCELLED, f"terminated: {msg.reason or 'by request'}")
+            return
         self._settle(S.CANCELLED, msg.reason or "cancelled")
 
     # ------------------------------------------------------------ driving the code
@@ -1007,8 +1015,8 @@ class MissionActor(DurableActor):
         message being handled, so it is not appended again."""
         old = self.status
         self.status = check_transition(self.mission_id, old, new)
-        if new is S.DEAD:
-            self.error = reason
+        if new is S.DEAD or new is S.CANCELLED:
+            self.error = reason  # as a view read back from the log says
         if not self.replaying:
             self.after_durable(self.runtime._status_changed)
             if self.system.logging_info():
@@ -1046,6 +1054,7 @@ class MissionActor(DurableActor):
             len(self.results),
             self.cost_usd,
             self.cost_tokens,
+            self.run,
         )
         data = msgspec.msgpack.encode(transition)
         entry = self._transition_audit(self.version + 1, status, reason, self.now or time.time())

@@ -382,6 +382,7 @@ class Runtime:
             memory,
             t.cost_usd,
             t.cost_tokens,
+            run=t.run or 1,
         )
 
     def handle(self, mission_id: str) -> MissionHandle:
@@ -401,8 +402,20 @@ class Runtime:
         self._ask(PREFIX + mission_id, Signal(name, decoded[0], self._clock(), _command))
 
     def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
+        """Cancel: the mission's completed steps with ``compensate=`` are
+        undone in reverse order, then it is ``CANCELLED``."""
         self.get(mission_id)
         self._ask(PREFIX + mission_id, Cancel(reason, self._clock()))
+
+    def terminate(self, mission_id: str, reason: str = "terminated by request") -> None:
+        """End a mission now, as ``CANCELLED``, without compensation (also
+        one that is compensating): the way out of a mission stuck in its own
+        code or saga. Steps in flight are abandoned (their results are
+        ignored). Journaled and audited like a cancel."""
+        view = self.get(mission_id)
+        if view.status in SETTLED:
+            raise AuraError(f"mission {mission_id!r} is {view.status.value}: nothing to terminate")
+        self._ask(PREFIX + mission_id, Cancel(reason, self._clock(), force=True))
 
     def raise_budget(
         self, mission_id: str, *, usd: float | None = None, tokens: int | None = None
@@ -689,6 +702,8 @@ class Runtime:
                 self.signal(command.mission_id, command.name, command.payload, _command=number)
             elif command.kind == "cancel":
                 self.cancel(command.mission_id, command.reason or "cancelled from the CLI")
+            elif command.kind == "terminate":
+                self.terminate(command.mission_id, command.reason or "terminated from the CLI")
             elif command.kind == "redrive":
                 self.redrive(command.mission_id)
             else:
