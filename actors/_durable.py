@@ -25,7 +25,13 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
-from eventstore import ConcurrencyError, EventStoreError, NewEvent, RecordedEvent
+from eventstore import (
+    ConcurrencyError,
+    CorruptionError,
+    EventStoreError,
+    NewEvent,
+    RecordedEvent,
+)
 
 from ._actor import Actor
 from ._errors import ActorError, MessageRejectedError
@@ -347,8 +353,8 @@ class DurableActor(Actor):
                 if event.kind == MESSAGE and event.version not in skip:
                     faults.check("during_recovery", self.actor_id)
                     previous, self.version = self.version, event.version  # as when it was live
+                    message = self._decode_journaled(event)
                     try:
-                        message = self._decoder.decode(event.data)
                         self.handle(message)
                     except SimulatedCrash:
                         raise
@@ -360,6 +366,21 @@ class DurableActor(Actor):
         finally:
             self.replaying = False
         return None
+
+    def _decode_journaled(self, event: RecordedEvent) -> Any:
+        """A journaled message, or :class:`eventstore.CorruptionError`: a record
+        that does not decode fails recovery loudly, naming it. It is never
+        skipped or quarantined (the state would silently differ from the
+        history); the actor does not start."""
+        try:
+            return self._decoder.decode(event.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            raise CorruptionError(
+                "journaled message",
+                f"stream {event.stream!r} version {event.version} (position {event.position})",
+                str(getattr(self._store(), "path", "the event store")),
+                f"{err} (actor {self.actor_id!r} cannot recover past it)",
+            ) from err
 
 
 def read_dead_letters(store: Any) -> list[DeadLetter]:

@@ -39,6 +39,7 @@ from ._retry import NO_RETRY, RetryPolicy
 from ._runtime import (
     MissionCancelledError,
     MissionConflictError,
+    MissionDamagedError,
     MissionDeadError,
     MissionFailedError,
     MissionHandle,
@@ -82,6 +83,7 @@ __all__ = [
     "MissionMemory",
     "MissionCancelledError",
     "MissionConflictError",
+    "MissionDamagedError",
     "MissionContext",
     "MissionDeadError",
     "MissionFailedError",

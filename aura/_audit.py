@@ -21,9 +21,9 @@ from typing import Any
 
 import msgspec
 
-from eventstore import NewEvent, verify_chain
+from eventstore import CorruptionError, EventStoreError, NewEvent, verify_chain
 
-from ._messages import STREAM_PREFIX
+from ._messages import STREAM_PREFIX, MissionMessage
 
 AUDIT_STREAM = "$audit"
 AUDIT = "audit"
@@ -47,6 +47,7 @@ class AuditEntry(msgspec.Struct, frozen=True):
 
 
 _decoder = msgspec.msgpack.Decoder(list[AuditEntry])
+_messages_decoder = msgspec.msgpack.Decoder(MissionMessage)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -122,13 +123,20 @@ class AuditReport:
     """Mission events (``stream@version``) with no audit entry."""
     orphaned: tuple[str, ...] = ()
     """Audit entries whose mission event is not in the log."""
+    damaged: tuple[str, ...] = ()
+    """What could not be read at all (an undecodable record or page), each
+    naming stream, version and position: a finding, not a crash."""
 
 
 def verify_audit(store: Any) -> AuditReport:
     """Walk the audit chain of ``store`` and match it against the missions' logs
     (as of one moment: a writer may go on appending meanwhile)."""
-    horizon = store.head_position()  # an event and its entry share a commit: both or neither
-    events = [e for e in store.read(AUDIT_STREAM, archived=True) if e.position <= horizon]
+    try:
+        horizon = store.head_position()  # an event and its entry share a commit: both or neither
+        events = [e for e in store.read(AUDIT_STREAM, archived=True) if e.position <= horizon]
+    except EventStoreError as err:
+        reason = f"the audit chain cannot be read: {err}"
+        return AuditReport(False, 0, "", 0, reason, damaged=(str(err),))
     chain = verify_chain(events, AUDIT_STREAM)
     if not chain.ok:
         good = sum(len(decode_entries(e.data)) for e in events[: chain.count])
@@ -141,19 +149,45 @@ def verify_audit(store: Any) -> AuditReport:
             count += 1
     journaled: set[tuple[str, int]] = set()
     purged: dict[str, int] = {}  # events up to here were deleted by a retention policy
+    damaged: list[str] = []
+    unreadable: set[str] = set()
     for stream in store.streams():
         if stream.startswith(STREAM_PREFIX):
-            for e in store.read(stream, archived=True):
-                if e.kind in AUDITED_KINDS and e.position <= horizon:
-                    journaled.add((stream, e.version))
-            info = store.stream_info(stream)
+            try:
+                for e in store.read(stream, archived=True):
+                    if e.kind in AUDITED_KINDS and e.position <= horizon:
+                        journaled.add((stream, e.version))
+                    if e.kind == "message":
+                        _check_message(e)
+                info = store.stream_info(stream)
+            except EventStoreError as err:  # one damaged mission: report it, check the rest
+                damaged.append(str(err))
+                unreadable.add(stream)
+                continue
             if info is not None and info.purged_upto:
                 purged[stream] = info.purged_upto
     unaudited = tuple(f"{s}@{v}" for s, v in sorted(journaled - recorded))
-    orphaned = tuple(f"{s}@{v}" for s, v in sorted(recorded - journaled) if v > purged.get(s, 0))
-    ok = not unaudited and not orphaned
-    reason = "" if ok else "audit entries and mission events do not match one to one"
-    return AuditReport(ok, count, chain.head, 0, reason, unaudited, orphaned)
+    orphaned = tuple(
+        f"{s}@{v}"
+        for s, v in sorted(recorded - journaled)
+        if v > purged.get(s, 0) and s not in unreadable
+    )
+    ok = not unaudited and not orphaned and not damaged
+    reason = ""
+    if damaged:
+        reason = f"{len(damaged)} mission log(s) cannot be read"
+    elif not ok:
+        reason = "audit entries and mission events do not match one to one"
+    return AuditReport(ok, count, chain.head, 0, reason, unaudited, orphaned, tuple(damaged))
+
+
+def _check_message(event: Any) -> None:
+    """A journaled mission message must decode: one that does not is damage."""
+    try:
+        _messages_decoder.decode(event.data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        where = f"stream {event.stream!r} version {event.version} (position {event.position})"
+        raise CorruptionError("journaled message", where, "the event log", str(err)) from err
 
 
 def export_audit(store: Any) -> Iterator[dict[str, Any]]:

@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="JSON lines")
     stats = command("stats", "counts: missions by status, events hot and archived, audit")
     stats.add_argument("--json", action="store_true")
+    doctor = command("doctor", "read the whole directory: what is damaged, what is intact")
+    doctor.add_argument("--json", action="store_true")
     worker = command("worker", "serve the data directory's missions until SIGTERM")
     worker.add_argument(
         "--app",
@@ -164,6 +166,8 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         return _command(args, data)
     if args.command == "run":
         return _run_mission(args, data)
+    if args.command == "doctor":
+        return _doctor(args, data)
     if args.command == "worker":
         from ._worker import serve
 
@@ -288,7 +292,11 @@ def _audit(args: argparse.Namespace, data: Path) -> int:
         if not args.json:
             print(f"audit chain OK: {report.entries} entries, head {report.head}")
         return 0
-    if report.bad_version:
+    if report.damaged:
+        for finding in report.damaged:
+            print(f"aura: damaged: {finding}", file=sys.stderr)
+        where = f"{len(report.damaged)} unreadable log(s) ({report.entries} entries checked)"
+    elif report.bad_version:
         where = f"record {report.bad_version} (after {report.entries} good entries)"
     else:
         shown = [*report.unaudited[:3], *report.orphaned[:3]]
@@ -298,6 +306,39 @@ def _audit(args: argparse.Namespace, data: Path) -> int:
         )
     print(f"aura: audit chain BROKEN at {where}: {report.reason}", file=sys.stderr)
     return 1
+
+
+def _doctor(args: argparse.Namespace, data: Path) -> int:
+    from ._doctor import examine
+
+    report = examine(data)
+    if args.json:
+        print(_json({**dataclasses.asdict(report), "ok": report.ok}))
+        return 0 if report.ok else 1
+    if report.store_error:
+        print(f"DAMAGED  store file: {report.store_error}")
+        print(f"aura: {data} cannot be opened; restore it from a backup", file=sys.stderr)
+        return 1
+    for check in report.streams:
+        if check.ok:
+            print(f"ok       {check.stream:<40} {check.events:>7} events")
+        else:
+            print(f"DAMAGED  {check.stream:<40} after {check.events} events: {check.error}")
+    if report.log_error:
+        print(
+            f"DAMAGED  the log in position order, after {report.log_events} events: "
+            f"{report.log_error}"
+        )
+    else:
+        print(f"ok       the log in position order: {report.log_events} hot events")
+    print(
+        ("ok       " if report.audit_ok else "DAMAGED  ")
+        + "audit chain"
+        + ("" if report.audit_ok else f": {report.audit_reason}")
+    )
+    bad = sum(not c.ok for c in report.streams)
+    print(f"{len(report.streams) - bad} stream(s) intact, {bad} damaged in {data}")
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,13 +8,14 @@ code being importable.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from eventstore import EventStore, RecordedEvent
+from eventstore import CorruptionError, EventStore, EventStoreError, RecordedEvent
 
 from ._audit import AUDIT_STREAM, AuditReport, export_audit, verify_audit
 from ._compactor import CompactionReport
@@ -52,6 +53,16 @@ class MissionSummary:
     memory: dict[str, Any] = field(default_factory=dict)
 
 
+def message_of(event: RecordedEvent) -> Any:
+    """The mission message a ``message`` event holds, or a ``CorruptionError``
+    naming its stream, version and position."""
+    try:
+        return _decoder.decode(event.data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        where = f"stream {event.stream!r} version {event.version} (position {event.position})"
+        raise CorruptionError("journaled message", where, "the event log", str(err)) from err
+
+
 def open_log(data: Path) -> EventStore:
     events = data / "events"
     if not (events / "data.mdb").exists():
@@ -67,7 +78,7 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
         "kind": event.kind,
     }
     if event.kind == "message":
-        msg = _decoder.decode(event.data)
+        msg = message_of(event)
         if isinstance(msg, Start):
             out.update(kind="start", summary=f"{msg.mission}({', '.join(map(repr, msg.args))})")
         elif isinstance(msg, StepDone):
@@ -107,18 +118,34 @@ def journaled_results(store: EventStore, mission_id: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for e in store.read(PREFIX + mission_id, archived=True):
         if e.kind == "message":
-            msg = _decoder.decode(e.data)
+            msg = message_of(e)
             if isinstance(msg, StepDone) and msg.ok:
                 found.setdefault(f"{mission_id}/{msg.run or 1}/{msg.seq}", msg.value)
     return found
 
 
-def history(data: Path, mission_id: str, *, archived: bool = False) -> list[dict[str, Any]]:
+def history(data: Path, mission_id: str, *, archived: bool = False) -> Iterator[dict[str, Any]]:
+    """A mission's events, described, in order. A damaged record ends it
+    with the ``CorruptionError`` naming it, after every intact event before."""
     with open_log(data) as store:
         stream = PREFIX + mission_id
         if store.version(stream) == 0:
             raise AuraError(f"no mission {mission_id!r} in {data}")
-        return [describe(e) for e in store.read(stream, archived=archived)]
+        for e in store.read(stream, archived=archived):
+            yield describe(e)
+
+
+DAMAGED = "damaged"
+"""The status ``ls``/``stats`` show for a mission whose log cannot be read."""
+
+
+def summarize_or_damaged(store: EventStore, mission_id: str) -> MissionSummary:
+    """``summarize``, or a ``damaged`` summary whose detail names the bad
+    record: one damaged mission never hides the others."""
+    try:
+        return summarize(store, mission_id)
+    except (EventStoreError, msgspec.DecodeError, msgspec.ValidationError) as err:
+        return MissionSummary(mission_id, "", DAMAGED, 0, 0, str(err))
 
 
 def summarize(store: EventStore, mission_id: str) -> MissionSummary:
@@ -135,7 +162,7 @@ def summarize(store: EventStore, mission_id: str) -> MissionSummary:
             if t.status == "completed":
                 detail = repr(t.result)
         elif event.kind == "message":
-            msg = _decoder.decode(event.data)
+            msg = message_of(event)
             if isinstance(msg, Start):
                 name = msg.mission
             elif isinstance(msg, StepDone) and msg.ok:
@@ -146,7 +173,9 @@ def summarize(store: EventStore, mission_id: str) -> MissionSummary:
 def missions(data: Path, status: str | None = None) -> list[MissionSummary]:
     with open_log(data) as store:
         found = [
-            summarize(store, s[len(PREFIX) :]) for s in store.streams() if s.startswith(PREFIX)
+            summarize_or_damaged(store, s[len(PREFIX) :])
+            for s in store.streams()
+            if s.startswith(PREFIX)
         ]
     return [m for m in found if status is None or m.status == status]
 

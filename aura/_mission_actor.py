@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 from actors import DurableActor
-from eventstore import NewEvent, RecordedEvent
+from eventstore import CorruptionError, NewEvent, RecordedEvent
 
 from ._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, merge_bundles, with_audit
 from ._budget import Budget
@@ -997,7 +997,11 @@ class MissionActor(DurableActor):
         log = self.system.log if self.system.logging_info() else None
         if log is not None:
             log.info("mission.replay_started", mission_id=self.mission_id)
-        super().started()
+        try:
+            super().started()
+        except CorruptionError as err:
+            self.runtime._mark_damaged(self.mission_id, err)
+            raise  # the mission does not start: its supervisor sees why
         if log is not None:
             log.info(
                 "mission.replay_finished",

@@ -14,13 +14,13 @@ from typing import Any
 
 import msgspec
 
-from eventstore import EventStore
+from eventstore import EventStore, EventStoreError
 
-from ._audit import AUDIT_STREAM
+from ._audit import AUDIT_STREAM, decode_entries
 from ._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
 from ._definitions import mission_definition
 from ._errors import AuraError
-from ._inspect import PREFIX, open_log, summarize
+from ._inspect import DAMAGED, PREFIX, open_log, summarize, summarize_or_damaged
 from ._lifecycle import SETTLED_VALUES
 from ._messages import MissionMessage, Signal, Transition
 from ._ownership import DirectoryLockedError
@@ -188,12 +188,27 @@ class Stats:
     file_bytes: int = 0
 
 
+def audit_entries(store: EventStore) -> int:
+    """Audit entries in the chain (several per ``$audit`` event: one per
+    commit), counted as ``audit verify`` counts them; -1 if unreadable."""
+    try:
+        return sum(len(decode_entries(e.data)) for e in store.read(AUDIT_STREAM, archived=True))
+    except (EventStoreError, msgspec.DecodeError, msgspec.ValidationError):
+        return -1
+
+
 def stats(data: Path) -> Stats:
     by_status: dict[str, int] = {}
     events = hot = archived = missions = 0
     with open_log(data) as store:
         for stream in store.streams():
-            info = store.stream_info(stream)
+            try:
+                info = store.stream_info(stream)
+            except EventStoreError:  # its row is damaged: counted, never fatal
+                info = None
+                if stream.startswith(PREFIX):
+                    missions += 1
+                    by_status[DAMAGED] = by_status.get(DAMAGED, 0) + 1
             if info is None:
                 continue
             events += info.version
@@ -201,9 +216,9 @@ def stats(data: Path) -> Stats:
             hot += info.version - info.archived_upto
             if stream.startswith(PREFIX):
                 missions += 1
-                status = summarize(store, stream[len(PREFIX) :]).status
+                status = summarize_or_damaged(store, stream[len(PREFIX) :]).status
                 by_status[status] = by_status.get(status, 0) + 1
-        audit = store.version(AUDIT_STREAM)
+        audit = audit_entries(store)
         commands = store.version(COMMANDS)
         delivered = delivered_upto(store) if store.version(COMMANDS_DONE) else 0
     size = sum(f.stat().st_size for f in (data / "events").iterdir() if f.is_file())

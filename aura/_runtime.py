@@ -128,6 +128,18 @@ class MissionTimeoutError(AuraError, TimeoutError):
     pass
 
 
+class MissionDamagedError(AuraError):
+    """A mission's log holds a record that cannot be read: the mission is not
+    run (its state would differ from its history); every other mission is.
+    The message names stream, version and position (``aura doctor`` lists
+    all damage)."""
+
+    def __init__(self, mission_id: str, cause: str) -> None:
+        self.mission_id = mission_id
+        self.cause = cause
+        super().__init__(f"mission {mission_id!r} cannot be recovered, its log is damaged: {cause}")
+
+
 class MissionHandle:
     """A started mission, by id. Cheap; any number may exist."""
 
@@ -217,6 +229,7 @@ class Runtime:
             raise AuraError(f"history_limit must be an int >= 1, got {history_limit!r}")
         self._history_limit = history_limit
         self._settled_events: dict[str, threading.Event] = {}
+        self._damaged: dict[str, str] = {}  # mission id -> what of its log is unreadable
         self._events_lock = threading.Lock()
         self._changed = threading.Condition()  # any mission changed status
         self._changes = 0
@@ -323,6 +336,8 @@ class Runtime:
         if not isinstance(mission_id, str) or not mission_id or "/" in mission_id:
             raise AuraError(f"mission_id must be a non-empty str without '/', got {mission_id!r}")
         _, decoded = encode_args(f"mission {mission_id!r}", tuple(args))
+        if mission_id in self._damaged:
+            raise MissionDamagedError(mission_id, self._damaged[mission_id])
         actor_id = PREFIX + mission_id
         self._ensure_actor(mission_id, activate=True)
         reply = self._ask(actor_id, Start(name, decoded, self._clock(), budget, reuse))
@@ -339,6 +354,8 @@ class Runtime:
         self._check_open()
         if not isinstance(mission_id, str):
             raise MissionNotFoundError(repr(mission_id))
+        if mission_id in self._damaged:
+            raise MissionDamagedError(mission_id, self._damaged[mission_id])
         actor_id = PREFIX + mission_id
         if not self.system.exists(actor_id):
             raise MissionNotFoundError(mission_id)
@@ -487,12 +504,25 @@ class Runtime:
         return verify_audit(self.store)
 
     def missions(self, status: MissionStatus | None = None) -> list[MissionView]:
+        """Every mission's view (damaged ones: see :meth:`damaged`)."""
         views = [
-            self.get(actor_id[len(PREFIX) :])
+            self.get(mission_id)
             for actor_id in self.system.actor_ids()
             if actor_id.startswith(PREFIX)
+            and (mission_id := actor_id[len(PREFIX) :]) not in self._damaged
         ]
         return [v for v in views if status is None or v.status is status]
+
+    def damaged(self) -> dict[str, str]:
+        """Missions whose log cannot be read, with what is damaged: they are
+        not run; restore the directory from a backup (``aura doctor``)."""
+        return dict(self._damaged)
+
+    def _mark_damaged(self, mission_id: str, err: BaseException) -> None:
+        if mission_id not in self._damaged:
+            self._damaged[mission_id] = str(err)
+            self.system.log.error("mission.damaged", mission_id=mission_id, error=str(err))
+        self._settled(mission_id)  # nothing will change: wake its waiters
 
     def wait(
         self,
@@ -665,8 +695,13 @@ class Runtime:
             if not stream.startswith(PREFIX):
                 continue
             mission_id = stream[len(PREFIX) :]
+            try:
+                verdict = self._verdict(mission_id)
+            except EventStoreError as err:  # a damaged log: contain it to its mission
+                self._mark_damaged(mission_id, err)
+                continue
             specs.append(self._mission_spec(mission_id))
-            if self._verdict(mission_id) is None:  # not its memory: no need to read it all
+            if verdict is None:  # not its memory: no need to read it all
                 unfinished.append(stream)
         if specs:
             self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
@@ -744,6 +779,8 @@ class Runtime:
 
     def _mark_dead(self, mission_id: str, reason: str, version: int) -> None:
         stream = PREFIX + mission_id
+        if mission_id in self._damaged:
+            return  # never write to a log that cannot be read back
         if version == 0:
             # Not even its start was journaled: no mission to dead-letter, and
             # the caller of start() got the error.

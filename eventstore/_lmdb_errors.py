@@ -23,8 +23,26 @@ def abort(txn: Any) -> None:
         txn.abort()
 
 
-def translate(err: Exception, path: str, operation: str) -> EventStoreError:
+_DAMAGE = (
+    lmdb.CorruptedError,
+    lmdb.PageNotFoundError,
+    lmdb.InvalidError,
+    lmdb.VersionMismatchError,
+    lmdb.BadTxnError,
+)
+"""What LMDB says when the file itself is damaged (a page that is not what
+the tree expects, a file that is not LMDB)."""
+
+
+def translate(err: Exception, path: str, operation: str, where: str = "") -> EventStoreError:
     detail = str(err)
+    if isinstance(err, _DAMAGE):
+        return CorruptionError(
+            "page" if not isinstance(err, lmdb.InvalidError) else "store file",
+            where or "data.mdb",
+            path,
+            f"LMDB failed to {operation}: {detail}",
+        )
     code = getattr(err, "errno", None) or _errno_from_message(detail)
     if code in _FULL_ERRNOS or isinstance(err, lmdb.MapFullError):
         return StoreFullError(path, f"{operation}: {detail}")

@@ -52,6 +52,7 @@ from ._lmdb_errors import (
     missing,
     translate,
 )
+from ._lmdb_file import check_data_file
 from ._records import (
     NewEvent,
     RecordedEvent,
@@ -156,6 +157,7 @@ class EventStore:
             raise StoreIOError(spath, "open read-only", "no event store directory there")
         if not readonly:
             os.makedirs(spath, exist_ok=True)
+        check_data_file(spath)  # never map a truncated or foreign file (SIGBUS)
         try:
             env = lmdb.open(
                 spath,
@@ -570,14 +572,14 @@ class EventStore:
     def version(self, stream: str) -> int:
         """The stream's current version; 0 for a stream never written."""
         check_stream(stream)
-        with self._read_txn() as txn:
+        with self._read_txn(f"stream {stream!r}") as txn:
             row = self._load_stream(txn, stream)
         return row.version if row is not None else 0
 
     def stream_info(self, stream: str) -> StreamInfo | None:
         """Version and archive watermark of ``stream``, or None if it does not exist."""
         check_stream(stream)
-        with self._read_txn() as txn:
+        with self._read_txn(f"stream {stream!r}") as txn:
             row = self._load_stream(txn, stream)
         if row is None:
             return None
@@ -585,7 +587,7 @@ class EventStore:
 
     def streams(self) -> list[str]:
         """Every stream name, in byte order of the UTF-8 name."""
-        with self._read_txn() as txn:
+        with self._read_txn("the stream catalog") as txn:
             cur = txn.cursor(db=self._db["catalog"])
             return [bytes(k).decode("utf-8") for k in cur.iternext(keys=True, values=False)]
 
@@ -618,7 +620,7 @@ class EventStore:
         self, stream: str, next_v: int, to_version: int | None, archived: bool
     ) -> Iterator[RecordedEvent]:
         while True:
-            with self._read_txn() as txn:
+            with self._read_txn(f"stream {stream!r} from version {next_v}") as txn:
                 row = self._load_stream(txn, stream)
                 if row is None:
                     return
@@ -666,7 +668,9 @@ class EventStore:
         if len(values) != n:
             raise missing(self._path, f"stream {stream!r} version {first + len(values)}")
         events = codec.decode_events(
-            values, lambda i: f"stream {stream!r} version {first + i}", self._path
+            values,
+            lambda i: f"stream {stream!r} version {first + i} (position {positions[i]})",
+            self._path,
         )
         # The index and the records must agree: same stream, gapless versions.
         if (
@@ -705,7 +709,7 @@ class EventStore:
 
     def _iter_all(self, pos: int) -> Iterator[RecordedEvent]:
         while True:
-            with self._read_txn() as txn:
+            with self._read_txn(f"the log from position {pos}") as txn:
                 cur = txn.cursor(db=self._log_db)
                 if not cur.set_range(codec.event_key(pos)):
                     return
@@ -733,7 +737,7 @@ class EventStore:
     def load_snapshot(self, stream: str) -> Snapshot | None:
         """The newest snapshot of ``stream``, or None."""
         check_stream(stream)
-        with self._read_txn() as txn:
+        with self._read_txn(f"the snapshots of stream {stream!r}") as txn:
             row = self._load_stream(txn, stream)
             if row is None:
                 return None
@@ -763,7 +767,9 @@ class EventStore:
             raise StoreReadOnlyError(self._path, operation)
 
     @contextmanager
-    def _read_txn(self) -> Iterator[Any]:
+    def _read_txn(self, where: str = "") -> Iterator[Any]:
+        """A read transaction; an LMDB failure inside it is translated, a
+        damaged page into :class:`CorruptionError` naming ``where``."""
         self._check_open()
         while True:
             with self._rw.shared():
@@ -778,6 +784,8 @@ class EventStore:
                 if txn is not None:
                     try:
                         yield txn
+                    except lmdb.Error as err:
+                        raise translate(err, self._path, "read", where) from err
                     finally:
                         txn.abort()
                     return
@@ -803,6 +811,8 @@ class EventStore:
                 self._db["meta"] = self._env.open_db(b"meta", create=False)
             except lmdb.NotFoundError:
                 raise StoreIOError(self._path, "open read-only", "no event store there") from None
+            except lmdb.Error as err:
+                raise translate(err, self._path, "open its tables", "the table directory") from err
             with self._read_txn() as txn:
                 meta = self._load_meta(txn)
             if meta is None:
@@ -861,6 +871,8 @@ class EventStore:
                 raise CorruptionError(
                     "table", repr(name), self._path, "missing from a layout-3 store"
                 ) from None
+            except lmdb.Error as err:
+                raise translate(err, self._path, "open its tables", f"table {name!r}") from err
 
     def _load_meta(self, txn: Any) -> _MetaRow | None:
         raw = txn.get(META_KEY, db=self._db["meta"])

@@ -42,6 +42,7 @@ PUBLIC = {
         "ArgumentEncodingError",
         "MissionCancelledError",
         "MissionConflictError",
+        "MissionDamagedError",
         "MissionContext",
         "MissionDeadError",
         "MissionFailedError",
