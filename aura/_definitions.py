@@ -10,8 +10,10 @@ can be matched to the code in another.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from ._budget import Budget
@@ -54,7 +56,35 @@ class MissionDef:
 
 
 def default_name(fn: Callable[..., Any]) -> str:
-    return f"{fn.__module__}:{fn.__qualname__}"
+    """``module:qualname``. For code in ``__main__`` (``python script.py``,
+    ``python -m pkg.mod``) the module is the one the file is importable as,
+    so the name a log records is the same however the file was run and
+    when another process imports it (``aura worker --app``, recovery)."""
+    module = fn.__module__
+    if module == "__main__":
+        module = _main_module_name(fn)
+    return f"{module}:{fn.__qualname__}"
+
+
+def _main_module_name(fn: Callable[..., Any]) -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name).removesuffix(".__main__")  # python -m pkg.mod
+    filename = getattr(main, "__file__", None) or inspect.getsourcefile(fn)
+    if not filename or not filename.endswith(".py"):
+        raise DefinitionError(
+            f"{fn.__qualname__} is defined in __main__ with no file (an interactive session "
+            "or python -c): its name would not match on recovery; pass name=..., e.g. "
+            f"@aura.mission(name={fn.__qualname__!r})"
+        )
+    path = Path(filename).resolve()
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").exists():  # the packages it sits in
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
 
 
 @overload
