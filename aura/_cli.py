@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("--json", action="store_true")
     rep = command("replay", "rebuild a mission from its log event by event (the replay debugger)")
     rep.add_argument("mission_id")
-    rep.add_argument("--to", type=int, help="stop after event N")
+    rep.add_argument("--to", type=_event_number, help="stop after event N (>= 1)")
     rep.add_argument("--app", help="module defining the mission: replay through its code")
     rep.add_argument("--json", action="store_true", help="JSON lines")
     stats = command("stats", "counts: missions by status, events hot and archived, audit")
@@ -110,6 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--max-workers", type=int, default=8, help="threads for sync steps")
     return parser
+
+
+def _event_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an event number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"event numbers start at 1, got {value}")
+    return value
 
 
 def _json(value: Any) -> str:
@@ -349,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     except (AuraError, EventStoreError) as err:
         print(f"aura: error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`aura history ID | head`): stop quietly, and
+        # keep Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ from ._compactor import compact as compact_store
 from ._errors import AuraError
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
+    RECOVERY,
     STREAM_PREFIX,
     TRANSITION,
     Cancel,
     MissionMessage,
+    Recovery,
     Signal,
     Start,
     StepDone,
@@ -71,45 +73,108 @@ def open_log(data: Path) -> EventStore:
 
 
 def describe(event: RecordedEvent) -> dict[str, Any]:
-    """One journaled event as plain data: what it is and what it says."""
+    """One journaled event as plain data: what it is, the structured fields
+    of what it says (step name, seq, attempt, idempotency key, result or
+    error, ...) and a one-line ``summary`` for people."""
+    mission_id = event.stream[len(PREFIX) :] if event.stream.startswith(PREFIX) else ""
     out: dict[str, Any] = {
         "version": event.version,
+        "position": event.position,
         "at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.ts)),
+        "ts": event.ts,
         "kind": event.kind,
     }
     if event.kind == "message":
         msg = message_of(event)
+        out["sent_at"] = msg.at
         if isinstance(msg, Start):
-            out.update(kind="start", summary=f"{msg.mission}({', '.join(map(repr, msg.args))})")
-        elif isinstance(msg, StepDone):
-            if msg.ok:
-                what = f"ok {msg.value!r}"
-            elif msg.retry_in >= 0:
-                what = f"failed, retry in {msg.retry_in:g}s: {msg.error_type}: {msg.error}"
-            else:
-                what = f"failed: {msg.error_type}: {msg.error}"
             out.update(
-                kind="step_done",
-                summary=f"#{msg.seq} {msg.fingerprint} attempt {msg.attempt} {what}",
+                kind="start",
+                mission=msg.mission,
+                args=msg.args,
+                reuse=msg.reuse,
+                summary=f"{msg.mission}({', '.join(map(repr, msg.args))})",
             )
+        elif isinstance(msg, StepDone):
+            out.update(_step_fields(mission_id, msg))
         elif isinstance(msg, TimerFired):
             label = f"retry attempt {msg.attempt}" if msg.attempt else "timer"
-            out.update(kind="timer_fired", summary=f"#{msg.seq} {label} ({msg.fingerprint})")
+            out.update(
+                kind="timer_fired",
+                seq=msg.seq,
+                attempt=msg.attempt,
+                fingerprint=msg.fingerprint,
+                summary=f"#{msg.seq} {label} ({msg.fingerprint})",
+            )
         elif isinstance(msg, Signal):
-            out.update(kind="signal", summary=f"{msg.name} = {msg.payload!r}")
+            out.update(
+                kind="signal",
+                name=msg.name,
+                payload=msg.payload,
+                summary=f"{msg.name} = {msg.payload!r}",
+            )
         elif isinstance(msg, Cancel):
-            out.update(kind="cancel", summary=msg.reason)
+            kind = "terminate" if msg.force else "cancel"
+            out.update(kind=kind, reason=msg.reason, summary=msg.reason)
+        else:
+            name = type(msg).__name__
+            out.update(kind=_snake(name), summary=name)
     elif event.kind == TRANSITION:
         t = msgspec.msgpack.decode(event.data, type=Transition)
-        text = t.status + (f": {t.reason}" if t.reason else "")
-        out.update(summary=text)
+        out.update(status=t.status, reason=t.reason, run=t.run or None)
+        if t.status == "completed":
+            out["result"] = t.result
+        if t.waiting_for:
+            out["waiting_for"] = t.waiting_for
+        out["summary"] = t.status + (f": {t.reason}" if t.reason else "")
     elif event.kind == MEMORY:
         w = decode_write(event.data)
         text = f"delete {w.key}" if w.deleted else f"set {w.key} = {w.value!r}"
         out.update(summary=text, key=w.key, value=w.value, deleted=w.deleted)
+    elif event.kind == RECOVERY:
+        r = msgspec.msgpack.decode(event.data, type=Recovery)
+        out.update(
+            pid=r.pid,
+            host=r.host,
+            attempt=r.attempt,
+            summary=f"recovered by pid {r.pid} on {r.host} (recovery {r.attempt} since "
+            "the last progress)",
+        )
     else:
         out.update(summary=f"{len(event.data)} bytes")
     return out
+
+
+def _step_fields(mission_id: str, msg: StepDone) -> dict[str, Any]:
+    step = msg.fingerprint.split(" ", 1)[-1].split("#", 1)[0]
+    fields: dict[str, Any] = {
+        "kind": "step_done",
+        "step": step,
+        "seq": msg.seq,
+        "attempt": msg.attempt,
+        "run": msg.run or 1,
+        "idempotency_key": f"{mission_id}/{msg.run or 1}/{msg.seq}",
+        "ok": msg.ok,
+        "fingerprint": msg.fingerprint,
+    }
+    if msg.ok:
+        fields["result"] = msg.value
+        what = f"ok {msg.value!r}"
+    else:
+        fields["error_type"], fields["error"] = msg.error_type, msg.error
+        if msg.retry_in >= 0:
+            fields["retry_in"] = msg.retry_in
+            what = f"failed, retry in {msg.retry_in:g}s: {msg.error_type}: {msg.error}"
+        else:
+            what = f"failed: {msg.error_type}: {msg.error}"
+    if msg.cost_usd or msg.cost_tokens:
+        fields["cost_usd"], fields["cost_tokens"] = msg.cost_usd, msg.cost_tokens
+    fields["summary"] = f"#{msg.seq} {msg.fingerprint} attempt {msg.attempt} {what}"
+    return fields
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 def journaled_results(store: EventStore, mission_id: str) -> dict[str, Any]:

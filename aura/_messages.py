@@ -150,6 +150,23 @@ class Transition(msgspec.Struct, frozen=True):
     cost_tokens: int = 0
     run: int = 0
     """The run it ended or began (0 in older logs, and for a dead letter)."""
+    waiting_for: str = ""
+    """For ``waiting``: what the mission waits on (signal name, timer due)."""
+
+
+RECOVERY = "recovery"
+"""Event kind a runtime appends to an unfinished mission when it recovers it."""
+
+
+class Recovery(msgspec.Struct, frozen=True):
+    """A runtime recovered this mission (opening its data directory): who,
+    and how many recoveries in a row found it with no progress since (the
+    count ``max_recovery_attempts`` limits, across process restarts)."""
+
+    pid: int
+    host: str
+    at: float
+    attempt: int = 1
 
 
 class Peek(msgspec.Struct, frozen=True):

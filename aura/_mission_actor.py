@@ -49,6 +49,7 @@ from ._errors import NonDeterminismError
 from ._lifecycle import SETTLED, SETTLED_VALUES, TERMINAL, MissionStatus, check_transition
 from ._memory import MEMORY, MemoryWrite, MissionMemory
 from ._messages import (
+    RECOVERY,
     REUSABLE_IF_FAILED,
     TRANSITION,
     Cancel,
@@ -56,6 +57,7 @@ from ._messages import (
     NewRun,
     Peek,
     RaiseBudget,
+    Recovery,
     Signal,
     Start,
     StepDone,
@@ -139,6 +141,7 @@ class MissionActor(DurableActor):
         self.status = S.PENDING
         self.name: str | None = None
         self.input_digest = ""
+        self.recoveries = 0  # recovery markers in a row at the end of the log
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
         self.last_command = 0  # the newest $commands number applied
         self.last_transition: Transition | None = None  # as journaled
@@ -357,6 +360,7 @@ class MissionActor(DurableActor):
         if self.status is S.DEAD and not isinstance(message, Start):
             return self.query(message)
         self.now = message.at
+        self.recoveries = 0
         self._log_on = not self.replaying and self.system.logging_info()
         try:
             if isinstance(message, StepDone):  # the common case first
@@ -384,6 +388,10 @@ class MissionActor(DurableActor):
         return self.view()
 
     def replay_other(self, event: RecordedEvent) -> None:
+        if event.kind == RECOVERY:
+            self.recoveries = msgspec.msgpack.decode(event.data, type=Recovery).attempt
+            return
+        self.recoveries = 0  # anything else journaled is progress
         if event.kind == MEMORY:
             self._memory_logged += 1
         elif event.kind == TRANSITION:
@@ -419,6 +427,15 @@ class MissionActor(DurableActor):
             return
         if self.status is not S.PENDING:
             self._log_on = self.system.logging_info()
+            limit = self.runtime._max_recovery_attempts
+            if self.recoveries > limit and self._steps_to_rerun():
+                self._transition(
+                    S.DEAD,
+                    f"recovered {self.recoveries} times in a row with a step to run again and "
+                    f"no progress (max_recovery_attempts={limit}): a step may crash its "
+                    "process; fix the cause, then redrive",
+                )
+                return
             self._rearm()
 
     # ------------------------------------------------------------ messages
@@ -780,6 +797,13 @@ class MissionActor(DurableActor):
             deadline,
             attempt,
             self.run,
+        )
+
+    def _steps_to_rerun(self) -> bool:
+        """Whether recovery resubmits a step (one issued without a final result)."""
+        return any(
+            c.kind in ("step", "compensation", "tool") and c.seq not in self.results
+            for c in self.commands
         )
 
     def _rearm(self) -> None:

@@ -76,10 +76,17 @@ def replay(
 ) -> Replay:
     """Rebuild ``mission_id`` from the log of data directory ``path``, up to
     event ``to`` (all of it by default); with ``app``, through its code."""
+    if to is not None and (isinstance(to, bool) or not isinstance(to, int) or to < 1):
+        raise AuraError(f"replay to= must be an event number >= 1, got {to!r}")
     with open_log(Path(path)) as store:
         stream = PREFIX + mission_id
-        if store.version(stream) == 0:
+        last = store.version(stream)
+        if last == 0:
             raise AuraError(f"no mission {mission_id!r} in {path}")
+        if to is not None and to > last:
+            raise AuraError(
+                f"mission {mission_id!r} has {last} events: cannot replay to event {to}"
+            )
         events = [e for e in store.read(stream, archived=True) if to is None or e.version <= to]
     if app is None:
         return Replay(mission_id, False, _from_log(events))
@@ -164,6 +171,7 @@ class _Sandbox:
         self._definitions = definitions
         self._gateway = ToolGateway(secrets.token_bytes(32))
         self._history_limit = 10**9
+        self._max_recovery_attempts = 10**9
         self._steps = self
 
     def submit(self, job: Any) -> None:
@@ -174,6 +182,8 @@ class _Sandbox:
 
     def _arm_timer(self, *args: Any) -> None: ...
     def _settled(self, mission_id: str) -> None: ...
+    def _unsettled(self, mission_id: str) -> None: ...
+    def _mark_damaged(self, mission_id: str, err: BaseException) -> None: ...
     def _status_changed(self) -> None: ...
     def _compact_later(self, stream: str, up_to: int) -> None: ...
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 import uuid
@@ -28,9 +29,16 @@ from actors import (
     MessageRejectedError,
     Supervisor,
 )
-from eventstore import ConcurrencyError, Durability, EventStore, EventStoreError, NewEvent
+from eventstore import (
+    ConcurrencyError,
+    Durability,
+    EventStore,
+    EventStoreError,
+    NewEvent,
+    RecordedEvent,
+)
 
-from ._audit import AUDIT_STREAM, AuditReport, audit_event, verify_audit, with_audit
+from ._audit import AUDIT_STREAM, AuditReport, audit_event, bundle, verify_audit, with_audit
 from ._budget import Budget
 from ._commands import (
     COMMAND_POLL,
@@ -50,6 +58,7 @@ from ._lifecycle import SETTLED, MissionStatus
 from ._logging import make_logger
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
+    RECOVERY,
     REUSE_POLICIES,
     STREAM_PREFIX,
     TRANSITION,
@@ -57,6 +66,7 @@ from ._messages import (
     MissionMessage,
     Peek,
     RaiseBudget,
+    Recovery,
     Signal,
     Start,
     StepDone,
@@ -193,6 +203,9 @@ class Runtime:
     injection at the missions' journal points (tests). ``standby``: if
     another runtime owns the directory, wait until it exits (however it
     dies) and take over, instead of raising ``DirectoryLockedError``.
+    ``max_recovery_attempts``: a mission recovered this many times in a row
+    (process restarts included) without journaling any progress is
+    dead-lettered instead of resumed again (``rt.redrive`` resets it).
     """
 
     def __init__(
@@ -215,6 +228,7 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         store_wrapper: Callable[[EventStore], Any] | None = None,
         standby: bool = False,
+        max_recovery_attempts: int = 20,
     ) -> None:
         self._clock = clock
         self._definitions: dict[str, MissionDef] = {}
@@ -228,6 +242,15 @@ class Runtime:
         ):
             raise AuraError(f"history_limit must be an int >= 1, got {history_limit!r}")
         self._history_limit = history_limit
+        if (
+            isinstance(max_recovery_attempts, bool)
+            or not isinstance(max_recovery_attempts, int)
+            or max_recovery_attempts < 1
+        ):
+            raise AuraError(
+                f"max_recovery_attempts must be an int >= 1, got {max_recovery_attempts!r}"
+            )
+        self._max_recovery_attempts = max_recovery_attempts
         self._settled_events: dict[str, threading.Event] = {}
         self._damaged: dict[str, str] = {}  # mission id -> what of its log is unreadable
         self._events_lock = threading.Lock()
@@ -366,16 +389,22 @@ class Runtime:
         view: MissionView = self._ask(actor_id, Peek())
         return view
 
-    def _verdict(self, mission_id: str) -> tuple[Transition, int] | None:
+    def _verdict(
+        self, mission_id: str, last: RecordedEvent | None = None
+    ) -> tuple[Transition, int] | None:
         """The journaled verdict of a finished or dead mission (its last
-        event), with its version; None while it may still run. One read."""
-        stream = PREFIX + mission_id
-        version = self.store.version(stream)
-        last = list(self.store.read(stream, version, version)) if version else []
-        if not last or last[0].kind != TRANSITION:
+        event, read unless given), with its version; None while it may
+        still run. One read."""
+        if last is None:
+            last = self._last_event(PREFIX + mission_id)
+        if last is None or last.kind != TRANSITION:
             return None
-        t = msgspec.msgpack.decode(last[0].data, type=Transition)
-        return (t, version) if MissionStatus(t.status) in SETTLED else None
+        t = msgspec.msgpack.decode(last.data, type=Transition)
+        return (t, last.version) if MissionStatus(t.status) in SETTLED else None
+
+    def _last_event(self, stream: str) -> RecordedEvent | None:
+        version = self.store.version(stream)
+        return next(iter(self.store.read(stream, version, version)), None) if version else None
 
     def _settled_view(self, mission_id: str) -> MissionView | None:
         verdict = self._verdict(mission_id)
@@ -696,21 +725,61 @@ class Runtime:
                 continue
             mission_id = stream[len(PREFIX) :]
             try:
-                verdict = self._verdict(mission_id)
+                last = self._last_event(stream)
+                verdict = self._verdict(mission_id, last)
             except EventStoreError as err:  # a damaged log: contain it to its mission
                 self._mark_damaged(mission_id, err)
                 continue
             specs.append(self._mission_spec(mission_id))
-            if verdict is None:  # not its memory: no need to read it all
-                unfinished.append(stream)
+            if verdict is None and last is not None:  # not its memory: no need to read it all
+                unfinished.append(last)
         if specs:
             self.system.spawn_many(specs, parent=SUPERVISOR, activate=False)
-        for actor_id in unfinished:
+        self._mark_recoveries(unfinished)
+        for actor_id in (last.stream for last in unfinished):
             # Activation replays and resubmits steps. A mission that fails to
             # recover is its supervisor's business (restart, then dead letter):
             # it must not keep the others, or the runtime, from opening.
             with contextlib.suppress(ActorError):
                 self.system.ask(actor_id, Peek())
+
+    def _mark_recoveries(self, lasts: list[RecordedEvent]) -> None:
+        """Journal a ``recovery`` marker (who recovered it, and how many
+        recoveries in a row found no progress since) on every unfinished
+        mission, all in one commit. A mission counts them: past
+        ``max_recovery_attempts`` in a row with a step to run again, it is
+        dead-lettered instead of resumed (it may be what kills the process),
+        across process restarts. Waiting alone is no reason: a mission that
+        only waits for a signal is resumed however often it was recovered."""
+        pid, host, now = os.getpid(), socket.gethostname(), time.time()
+        batch: list[tuple[str, Sequence[NewEvent], int | None]] = []
+        entries = []
+        for last in lasts:  # the last event of each mission to resume
+            stream, version = last.stream, last.version
+            mission_id = stream[len(PREFIX) :]
+            streak = 1  # this recovery; one more than the last if nothing came between
+            if last.kind == RECOVERY:
+                streak += msgspec.msgpack.decode(last.data, type=Recovery).attempt
+            marker = Recovery(pid, host, now, streak)
+            batch.append((stream, [NewEvent(RECOVERY, msgspec.msgpack.encode(marker))], version))
+            entries.append(
+                audit_event(
+                    "mission.recovered",
+                    mission_id,
+                    0,
+                    version + 1,
+                    now,
+                    pid=pid,
+                    host=host,
+                    attempt=streak,
+                )
+            )
+        if batch:
+            batch.append((AUDIT_STREAM, [bundle(entries)], None))
+            try:
+                self.store.append_many(batch)
+            except EventStoreError as err:  # resume them all the same: the log is intact
+                self.system.log.error("runtime.recovery_marks_failed", error=str(err))
 
     def _poll_commands(self) -> None:
         """Deliver commands other processes queued (see ``_commands``)."""

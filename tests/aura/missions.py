@@ -341,6 +341,21 @@ def exits(code: int) -> None:
     raise SystemExit(code)
 
 
+@aura.step
+def kills_its_process(after: str) -> None:
+    """Ends the process the way a segfault or the OOM killer would."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@aura.mission
+async def process_killer(ctx: aura.MissionContext) -> str:
+    first = await ctx.step(add, 1, 1)
+    await ctx.step(kills_its_process, str(first))
+    return "unreachable"
+
+
 @aura.mission
 async def base_exception_step(ctx: aura.MissionContext) -> str:
     try:

@@ -1,0 +1,89 @@
+"""max_recovery_attempts counts recoveries across process restarts: a
+mission whose step kills its process every time is dead-lettered after N
+recoveries, in real processes; a mission that only waits is resumed however
+often it is recovered; every recovery is marked in its history."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aura
+from aura import MissionStatus as S
+from aura._inspect import history
+
+from . import missions as m
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+OWNER = """
+import sys
+import aura
+from tests.aura import missions as m
+with aura.Runtime(sys.argv[1], missions=[m.process_killer], max_recovery_attempts=3) as rt:
+    h = rt.start(m.process_killer, mission_id="k")
+    try:
+        h.result(timeout=60)
+    except aura.MissionDeadError as err:
+        print("DEAD", err)
+"""
+
+
+def run_owner(data: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", OWNER, str(data)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+
+
+def test_a_mission_that_kills_its_process_is_dead_lettered_after_n_recoveries(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    outcomes = []
+    for _ in range(6):
+        done = run_owner(data)
+        outcomes.append(done.returncode)
+        if done.stdout.startswith("DEAD"):
+            break
+    # The first start and 3 recoveries each died of the step; the 4th recovery refused it.
+    assert outcomes == [-9, -9, -9, -9, 0], outcomes
+    assert "max_recovery_attempts=3" in done.stdout
+    events = list(history(data, "k"))
+    marks = [e for e in events if e["kind"] == "recovery"]
+    assert [e["attempt"] for e in marks] == [1, 2, 3, 4]
+    assert all(e["pid"] > 0 and e["host"] for e in marks)
+    assert events[-1]["status"] == "dead"
+    with aura.Runtime(data, missions=[m.process_killer]) as rt:
+        assert rt.get("k").status is S.DEAD
+        assert rt.verify_audit().ok  # every marker has its audit entry
+
+
+def test_a_waiting_mission_is_resumed_however_often_it_is_recovered(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.approval], max_recovery_attempts=1) as rt:
+        rt.start(m.approval, None, mission_id="w")
+        rt.wait("w", 30, until={S.WAITING})
+    for _ in range(4):
+        with aura.Runtime(tmp_path, missions=[m.approval], max_recovery_attempts=1) as rt:
+            assert rt.get("w").status is S.WAITING
+    with aura.Runtime(tmp_path, missions=[m.approval], max_recovery_attempts=1) as rt:
+        rt.signal("w", "approve", "yes")
+        rt.signal("w", "note", "n")
+        assert rt.handle("w").result(timeout=30)["verdict"] == "yes"
+        assert rt.verify_audit().ok
+    marks = [e for e in history(tmp_path, "w") if e["kind"] == "recovery"]
+    assert [e["attempt"] for e in marks] == [1, 2, 3, 4, 5]
+
+
+def test_max_recovery_attempts_is_checked(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(aura.AuraError, match="max_recovery_attempts"):
+        aura.Runtime(tmp_path, max_recovery_attempts=0)
