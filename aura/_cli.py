@@ -148,8 +148,12 @@ def _run(args: argparse.Namespace, data: Path) -> int:
             return 0
         print(f"{'MISSION':<24} {'STATUS':<13} {'STEPS':>5} {'EVENTS':>6}  NAME")
         for m in found:
+            waits = f"  (waiting for {m.waiting_for})" if m.waiting_for else ""
             print(
-                f"{m.mission_id:<24} {m.status:<13} {m.steps_completed:>5} {m.events:>6}  {m.name}"
+                _clip(
+                    f"{m.mission_id:<24} {m.status:<13} {m.steps_completed:>5} {m.events:>6}  "
+                    f"{m.name}{waits}"
+                )
             )
         print(f"{len(found)} mission(s) in {data}")
         return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ import msgspec
 
 from eventstore import CorruptionError, EventStore, EventStoreError, RecordedEvent
 
-from ._audit import AUDIT_STREAM, AuditReport, export_audit, verify_audit
+from ._audit import AUDIT_STREAM, AuditReport, decode_entries, export_audit, verify_audit
 from ._compactor import CompactionReport
 from ._compactor import compact as compact_store
 from ._errors import AuraError
+from ._lifecycle import SETTLED_VALUES
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
     RECOVERY,
@@ -35,6 +36,7 @@ from ._messages import (
     TimerFired,
     Transition,
 )
+from ._ownership import is_owned, read_holder
 
 PREFIX = STREAM_PREFIX
 _decoder = msgspec.msgpack.Decoder(MissionMessage)
@@ -53,6 +55,14 @@ class MissionSummary:
     events: int
     detail: str
     memory: dict[str, Any] = field(default_factory=dict)
+    run: int = 1
+    waiting_for: str = ""
+    """What a waiting mission waits on (signal name, timer due, budget), as
+    its last transition journaled it."""
+    owner: str = ""
+    """The runtime that runs it now (pid, host, since), if one owns the directory."""
+    recoveries: int = 0
+    """Times a runtime recovered it (after a restart or a crash)."""
 
 
 def message_of(event: RecordedEvent) -> Any:
@@ -196,8 +206,38 @@ def history(data: Path, mission_id: str, *, archived: bool = False) -> Iterator[
         stream = PREFIX + mission_id
         if store.version(stream) == 0:
             raise AuraError(f"no mission {mission_id!r} in {data}")
+        scheduled = _scheduled_entries(store, mission_id)
         for e in store.read(stream, archived=archived):
+            yield from scheduled.get(e.version, ())
             yield describe(e)
+
+
+def _scheduled_entries(store: EventStore, mission_id: str) -> dict[int, list[dict[str, Any]]]:
+    """The step attempts a mission scheduled, from the audit chain, by the
+    version of the event they were committed with (the next one the mission
+    journaled after scheduling them; scheduling is no event of its own)."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for event in store.read(AUDIT_STREAM, archived=True):
+        for entry in decode_entries(event.data):
+            if entry.mission_id != mission_id or not entry.kind.endswith(".scheduled"):
+                continue
+            d = entry.detail
+            found.setdefault(entry.version, []).append(
+                {
+                    "version": entry.version,
+                    "at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at)),
+                    "ts": entry.at,
+                    "kind": "scheduled",
+                    "what": entry.kind.removesuffix(".scheduled"),
+                    "step": d.get("step"),
+                    "seq": d.get("seq"),
+                    "attempt": d.get("attempt"),
+                    "run": entry.run,
+                    "idempotency_key": f"{mission_id}/{entry.run}/{d.get('seq')}",
+                    "summary": f"#{d.get('seq')} {d.get('step')} attempt {d.get('attempt')}",
+                }
+            )
+    return found
 
 
 DAMAGED = "damaged"
@@ -216,14 +256,18 @@ def summarize_or_damaged(store: EventStore, mission_id: str) -> MissionSummary:
 def summarize(store: EventStore, mission_id: str) -> MissionSummary:
     stream = PREFIX + mission_id
     name, status, detail, steps, count = "", "pending", "", 0, 0
+    run, waiting_for, recoveries = 1, "", 0
     writes = []
     for event in store.read(stream, archived=True):
         count += 1
         if event.kind == MEMORY:
             writes.append(decode_write(event.data))
+        elif event.kind == RECOVERY:
+            recoveries += 1
         elif event.kind == TRANSITION:
             t = msgspec.msgpack.decode(event.data, type=Transition)
-            status, detail = t.status, t.reason
+            status, detail, waiting_for = t.status, t.reason, t.waiting_for
+            run = t.run or run
             if t.status == "completed":
                 detail = repr(t.result)
         elif event.kind == "message":
@@ -232,7 +276,30 @@ def summarize(store: EventStore, mission_id: str) -> MissionSummary:
                 name = msg.mission
             elif isinstance(msg, StepDone) and msg.ok:
                 steps += 1
-    return MissionSummary(mission_id, name, status, steps, count, detail, fold(writes))
+    return MissionSummary(
+        mission_id,
+        name,
+        status,
+        steps,
+        count,
+        detail,
+        fold(writes),
+        run,
+        waiting_for,
+        recoveries=recoveries,
+    )
+
+
+def with_owner(data: Path, found: list[MissionSummary]) -> list[MissionSummary]:
+    """Name the runtime that owns the directory on every unsettled mission."""
+    if not is_owned(data):
+        return found
+    holder = read_holder(data)
+    who = holder.describe() if holder is not None else "another process"
+    return [
+        m if m.status in SETTLED_VALUES or m.status == DAMAGED else replace(m, owner=who)
+        for m in found
+    ]
 
 
 def missions(data: Path, status: str | None = None) -> list[MissionSummary]:
@@ -242,14 +309,14 @@ def missions(data: Path, status: str | None = None) -> list[MissionSummary]:
             for s in store.streams()
             if s.startswith(PREFIX)
         ]
-    return [m for m in found if status is None or m.status == status]
+    return with_owner(data, [m for m in found if status is None or m.status == status])
 
 
 def show(data: Path, mission_id: str) -> MissionSummary:
     with open_log(data) as store:
         if store.version(PREFIX + mission_id) == 0:
             raise AuraError(f"no mission {mission_id!r} in {data}")
-        return summarize(store, mission_id)
+        return with_owner(data, [summarize(store, mission_id)])[0]
 
 
 def audit_verify(data: Path) -> AuditReport:

@@ -20,6 +20,7 @@ terminal, dead) are appended as ``transition`` events.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -349,9 +350,38 @@ class MissionActor(DurableActor):
         )
 
     def _waiting_for(self) -> str:
-        if self.status is not S.WAITING:
+        """What the mission waits on, for people: ``budget``, ``signal
+        'approve'``, ``timer #3 due ...``, ``step #2 fetch (attempt 2) on pid
+        N``, ``compensation #5 ...``; several joined by ``; ``."""
+        if self.status in SETTLED or self.status is S.PENDING:
             return ""
-        return "budget" if self.over_budget else "timer or signal"
+        if self.over_budget:
+            return "budget"  # why: the WAITING transition's reason
+        if self.compensating is not None:
+            return self._describe_command(self.compensating)
+        if self.waiting is None:
+            return ""
+        return "; ".join(self._describe_wait(self.waiting))
+
+    def _describe_wait(self, awaited: Awaitable) -> list[str]:
+        if isinstance(awaited, Gather):
+            return [d for p in awaited.parts if not p.ready() for d in self._describe_wait(p)]
+        seq = getattr(awaited, "seq", None)
+        return [self._describe_command(seq)] if isinstance(seq, int) else []
+
+    def _describe_command(self, seq: int) -> str:
+        command = self.commands[seq]
+        if command.kind == "timer":
+            return f"timer #{seq} due {_when(command.deadline)}"
+        if command.kind == "signal":
+            until = f" until {_when(command.deadline)}" if command.deadline is not None else ""
+            return f"signal {command.name!r}{until}"
+        name = command.definition.name if command.definition else command.kind
+        attempt = self.attempts.get(seq, 1)
+        if seq in self.retry_due:
+            next_attempt, due = self.retry_due[seq]
+            return f"{command.kind} #{seq} {name}: attempt {next_attempt} due {_when(due)}"
+        return f"{command.kind} #{seq} {name} (attempt {attempt}) on pid {os.getpid()}"
 
     def handle(self, message: Any) -> Any:
         if self._pending_run is not None:
@@ -662,7 +692,7 @@ class MissionActor(DurableActor):
                 if type(awaited) is StepFuture:
                     return  # a step keeps the mission RUNNING
                 if _waits_for_the_world(awaited) and self.status is S.RUNNING:
-                    self._transition(S.WAITING, "waiting for a timer or a signal")
+                    self._transition(S.WAITING, "waiting for " + self._waiting_for())
                 return
 
     def issue_step(
@@ -1060,7 +1090,7 @@ class MissionActor(DurableActor):
                 )
             if new in SETTLED:
                 self.after_durable(self.runtime._gateway.end_run, self.mission_id, self.run)
-            if (new is S.RUNNING or new in SETTLED) and not journaled:
+            if not journaled:  # every status change is in the log, WAITING too
                 self._append_transition(new, reason)
             elif new in SETTLED:
                 self.after_durable(self.runtime._settled, self.mission_id)
@@ -1083,6 +1113,7 @@ class MissionActor(DurableActor):
             self.cost_usd,
             self.cost_tokens,
             self.run,
+            self._waiting_for() if status is S.WAITING else "",
         )
         data = msgspec.msgpack.encode(transition)
         entry = self._transition_audit(self.version + 1, status, reason, self.now or time.time())
@@ -1121,6 +1152,12 @@ class MissionActor(DurableActor):
             if logged.status == self.status.value:
                 return
         self._append_transition(self.status, self.error or "recovered")
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return "never"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def _waits_for_the_world(awaited: Awaitable) -> bool:
