@@ -114,6 +114,12 @@ class DurableActor(Actor):
         """Called during replay for events the subclass appended itself (any
         kind other than journaled messages and quarantine markers)."""
 
+    def replay_skips(self, events: list[RecordedEvent]) -> set[int]:
+        """Versions of journaled messages that recovery must not replay (it
+        sees the events it is about to replay). Quarantined ones are always
+        skipped; a subclass adds its own (an undone cancel, say)."""
+        return set()
+
     def is_query(self, message: Any) -> bool:
         """True for messages that only read state: answered by :meth:`query`
         in mailbox order, never journaled, never replayed."""
@@ -319,6 +325,7 @@ class DurableActor(Actor):
                 for e in events
                 if e.kind == QUARANTINED
             }
+            skip |= self.replay_skips(events)
             poison = self._replay(events, skip)
             if poison is None:
                 return

@@ -27,7 +27,7 @@ from ._messages import STREAM_PREFIX, MissionMessage
 
 AUDIT_STREAM = "$audit"
 AUDIT = "audit"
-AUDITED_KINDS = frozenset({"message", "transition", "memory", "recovery"})
+AUDITED_KINDS = frozenset({"message", "transition", "memory", "recovery", "resumed"})
 """Kinds of mission-stream events that each have exactly one audit entry."""
 
 

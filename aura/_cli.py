@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sig.add_argument("name")
     sig.add_argument("payload", nargs="?", default="null", help="JSON (default null)")
     sig.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    sig.add_argument("--idempotency-key", default="", help="deliver once, however often it is sent")
     cancel = command("cancel", "cancel a mission (compensating what it completed)")
     cancel.add_argument("mission_id")
     cancel.add_argument("--reason", default="cancelled from the CLI")
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     term.add_argument("mission_id")
     term.add_argument("--reason", default="terminated from the CLI")
     term.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    resume = command("resume", "take back a cancel: go on from where the mission stopped")
+    resume.add_argument("mission_id")
+    resume.add_argument("--reason", default="resumed from the CLI")
+    resume.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
     redrive = command("redrive", "resume a dead-lettered mission with the current code")
     redrive.add_argument("mission_id")
     redrive.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
@@ -176,7 +181,7 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         return 0
     if args.command == "audit":
         return _audit(args, data)
-    if args.command in ("signal", "cancel", "terminate", "redrive"):
+    if args.command in ("signal", "cancel", "terminate", "resume", "redrive"):
         return _command(args, data)
     if args.command == "run":
         return _run_mission(args, data)
@@ -232,8 +237,15 @@ def _command(args: argparse.Namespace, data: Path) -> int:
 
     if args.command == "signal":
         payload = _parse_json(args.payload, "the signal payload")
-        cmd = Command("signal", args.mission_id, time.time(), name=args.name, payload=payload)
-    elif args.command in ("cancel", "terminate"):
+        cmd = Command(
+            "signal",
+            args.mission_id,
+            time.time(),
+            name=args.name,
+            payload=payload,
+            key=args.idempotency_key,
+        )
+    elif args.command in ("cancel", "terminate", "resume"):
         cmd = Command(args.command, args.mission_id, time.time(), reason=args.reason)
     else:
         cmd = Command("redrive", args.mission_id, time.time())

@@ -24,7 +24,7 @@ COMMAND_POLL = 0.05
 
 
 class Command(msgspec.Struct, frozen=True):
-    kind: str  # "start" | "signal" | "cancel" | "redrive"
+    kind: str  # "start" | "signal" | "cancel" | "terminate" | "resume" | "redrive"
     mission_id: str
     at: float
     name: str = ""
@@ -34,6 +34,8 @@ class Command(msgspec.Struct, frozen=True):
     reason: str = ""
     reuse: str = "never"
     """A start's id-reuse policy."""
+    key: str = ""
+    """A signal's idempotency key."""
 
 
 class CommandsDone(msgspec.Struct, frozen=True):

@@ -25,11 +25,13 @@ from ._lifecycle import SETTLED_VALUES
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
     RECOVERY,
+    RESUMED,
     STREAM_PREFIX,
     TRANSITION,
     Cancel,
     MissionMessage,
     Recovery,
+    Resumed,
     Signal,
     Start,
     StepDone,
@@ -141,6 +143,13 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
         w = decode_write(event.data)
         text = f"delete {w.key}" if w.deleted else f"set {w.key} = {w.value!r}"
         out.update(summary=text, key=w.key, value=w.value, deleted=w.deleted)
+    elif event.kind == RESUMED:
+        back = msgspec.msgpack.decode(event.data, type=Resumed)
+        out.update(
+            cancel_version=back.cancel_version,
+            reason=back.reason,
+            summary=f"resumed: the cancel at event {back.cancel_version} is taken back",
+        )
     elif event.kind == RECOVERY:
         r = msgspec.msgpack.decode(event.data, type=Recovery)
         out.update(

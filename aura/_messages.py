@@ -94,6 +94,9 @@ class Signal(msgspec.Struct, tag="signal", frozen=True):
     at: float
     command: int = 0
     """Its number in ``$commands`` when another process sent it (0: in-process)."""
+    key: str = ""
+    """The sender's idempotency key: a signal with a key already delivered
+    to this mission is dropped (not journaled), so a retried send counts once."""
 
 
 class RaiseBudget(msgspec.Struct, tag="raise_budget", frozen=True):
@@ -123,6 +126,8 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     last_command: int = 0
     input_digest: str = ""
     """``input_digest`` of the Start that began this chain of runs."""
+    signal_keys: list[str] = []
+    """Idempotency keys of the signals delivered so far (they stay deduplicated)."""
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun
@@ -167,6 +172,20 @@ class Recovery(msgspec.Struct, frozen=True):
     host: str
     at: float
     attempt: int = 1
+
+
+RESUMED = "resumed"
+"""Event kind ``rt.resume`` appends to a cancelled mission it resumes."""
+
+
+class Resumed(msgspec.Struct, frozen=True):
+    """A cancelled mission was resumed: replay skips the Cancel message at
+    ``cancel_version``, so the mission goes on as if it had not been cancelled
+    (what arrived meanwhile, step results and timers, is applied in order)."""
+
+    cancel_version: int
+    at: float
+    reason: str = ""
 
 
 class Peek(msgspec.Struct, frozen=True):

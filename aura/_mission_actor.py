@@ -51,6 +51,7 @@ from ._lifecycle import SETTLED, SETTLED_VALUES, TERMINAL, MissionStatus, check_
 from ._memory import MEMORY, MemoryWrite, MissionMemory
 from ._messages import (
     RECOVERY,
+    RESUMED,
     REUSABLE_IF_FAILED,
     TRANSITION,
     Cancel,
@@ -59,6 +60,7 @@ from ._messages import (
     Peek,
     RaiseBudget,
     Recovery,
+    Resumed,
     Signal,
     Start,
     StepDone,
@@ -143,6 +145,7 @@ class MissionActor(DurableActor):
         self.name: str | None = None
         self.input_digest = ""
         self.recoveries = 0  # recovery markers in a row at the end of the log
+        self.signal_keys: set[str] = set()  # idempotency keys of signals delivered
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
         self.last_command = 0  # the newest $commands number applied
         self.last_transition: Transition | None = None  # as journaled
@@ -209,6 +212,8 @@ class MissionActor(DurableActor):
         starting an id again with the same input adds nothing to its log)."""
         if isinstance(message, Peek):
             return True
+        if isinstance(message, Signal):
+            return bool(message.key) and message.key in self.signal_keys
         return isinstance(message, Start) and not (
             (self.status is S.PENDING and self._pending_run is None) or self._reruns(message)
         )
@@ -417,6 +422,14 @@ class MissionActor(DurableActor):
             return None  # delivered by the runtime, which wants no view back
         return self.view()
 
+    def replay_skips(self, events: list[RecordedEvent]) -> set[int]:
+        """The Cancel messages that a later ``resumed`` event undid."""
+        return {
+            msgspec.msgpack.decode(e.data, type=Resumed).cancel_version
+            for e in events
+            if e.kind == RESUMED
+        }
+
     def replay_other(self, event: RecordedEvent) -> None:
         if event.kind == RECOVERY:
             self.recoveries = msgspec.msgpack.decode(event.data, type=Recovery).attempt
@@ -605,6 +618,10 @@ class MissionActor(DurableActor):
         self._wake()
 
     def _on_signal(self, msg: Signal) -> None:
+        if msg.key:
+            if msg.key in self.signal_keys:
+                return  # journaled twice before the first was handled: applied once
+            self.signal_keys.add(msg.key)
         if msg.command:
             if msg.command <= self.last_command:
                 return  # delivered again after a crash: applied once
@@ -925,6 +942,7 @@ class MissionActor(DurableActor):
             inbox=self.inbox,
             last_command=self.last_command,
             input_digest=self.input_digest,
+            signal_keys=sorted(self.signal_keys),
         )
         self.journal_own(new)  # with its audit entry (journal_companions)
         self.system.faults.check("after_append", self.actor_id)
@@ -955,6 +973,7 @@ class MissionActor(DurableActor):
         self.inbox = {name: list(queued) for name, queued in new.inbox.items()}
         self.last_command = max(self.last_command, new.last_command)
         self.input_digest = new.input_digest or self.input_digest
+        self.signal_keys.update(new.signal_keys)
         if self.status is S.PENDING:  # recovering from the snapshot
             self.status = S.RUNNING
         definition = self.runtime._definitions.get(new.mission)

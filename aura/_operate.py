@@ -49,6 +49,8 @@ def queue(data: Path, command: Command) -> int:
             )
         if command.kind == "redrive" and status != "dead":
             raise AuraError(f"mission {command.mission_id!r} is {status}, not dead")
+        if command.kind == "resume" and status != "cancelled":
+            raise AuraError(f"mission {command.mission_id!r} is {status}, not cancelled")
         return _queue_checked(store, command)
 
 

@@ -59,6 +59,7 @@ from ._logging import make_logger
 from ._memory import MEMORY, decode_write, fold
 from ._messages import (
     RECOVERY,
+    RESUMED,
     REUSE_POLICIES,
     STREAM_PREFIX,
     TRANSITION,
@@ -67,6 +68,7 @@ from ._messages import (
     Peek,
     RaiseBudget,
     Recovery,
+    Resumed,
     Signal,
     Start,
     StepDone,
@@ -435,17 +437,32 @@ class Runtime:
         self.get(mission_id)
         return MissionHandle(self, mission_id)
 
-    def signal(self, mission_id: str, name: str, payload: Any = None, *, _command: int = 0) -> None:
-        """Deliver signal ``name`` to a mission (journaled; kept until awaited)."""
+    def signal(
+        self,
+        mission_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        _command: int = 0,
+    ) -> None:
+        """Deliver signal ``name`` to a mission (journaled; kept until awaited).
+        With ``idempotency_key``, a signal with a key this mission already got
+        is dropped (nothing journaled): a retried send is delivered once."""
         if not isinstance(name, str) or not name:
             raise AuraError("a signal needs a non-empty name")
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
+            raise AuraError(f"idempotency_key must be a non-empty str, got {idempotency_key!r}")
         _, decoded = encode_args(f"signal {name!r} to mission {mission_id!r}", [payload])
         view = self.get(mission_id)
         if view.status in SETTLED:
             raise AuraError(
                 f"mission {mission_id!r} is {view.status.value}: it takes no more signals"
             )
-        self._ask(PREFIX + mission_id, Signal(name, decoded[0], self._clock(), _command))
+        message = Signal(name, decoded[0], self._clock(), _command, idempotency_key or "")
+        self._ask(PREFIX + mission_id, message)
 
     def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
         """Cancel: the mission's completed steps with ``compensate=`` are
@@ -491,19 +508,79 @@ class Runtime:
             raise AuraError(
                 f"mission {mission_id!r} is {view.status.value}, not dead: nothing to redrive"
             )
-        actor_id = PREFIX + mission_id
-        self.system.stop(actor_id)  # drop the dead incarnation and its state
-        redriven = msgspec.msgpack.encode(Transition(MissionStatus.RUNNING.value, "redriven"))
-        version = self.store.version(actor_id)
-        entry = audit_event("mission.redriven", mission_id, 0, version + 1, self._clock())
-        self.store.append_many(
-            with_audit(actor_id, [NewEvent(TRANSITION, redriven)], version, [entry])
+        redriven = Transition(MissionStatus.RUNNING.value, "redriven")
+        self._replay_again(
+            mission_id, [(TRANSITION, msgspec.msgpack.encode(redriven), "mission.redriven", {})]
         )
+        return MissionHandle(self, mission_id)
+
+    def resume(self, mission_id: str, reason: str = "resumed by request") -> MissionHandle:
+        """Take back a cancel (or terminate): the mission goes on from where
+        it stopped, as if it had not been cancelled; step results and timers
+        that arrived meanwhile are applied in order, steps in flight run
+        again (same idempotency key). Refused when the cancel compensated
+        steps (going on would build on undone work: start a new run with
+        ``reuse=`` instead). Journaled and audited."""
+        view = self.get(mission_id)
+        if view.status is not MissionStatus.CANCELLED:
+            raise AuraError(
+                f"mission {mission_id!r} is {view.status.value}, not cancelled: nothing to resume"
+            )
+        stream = PREFIX + mission_id
+        decoder = msgspec.msgpack.Decoder(MissionMessage)
+        cancel_version, compensated = 0, False
+        for e in self.store.read(stream, archived=True):
+            if e.kind == "message" and isinstance(msg := decoder.decode(e.data), Cancel):
+                cancel_version, compensated = e.version, False
+            elif e.kind == "message" and isinstance(msg, StepDone):
+                compensated |= cancel_version > 0 and msg.fingerprint.startswith("compensate ")
+            elif e.kind == TRANSITION and cancel_version:
+                status = msgspec.msgpack.decode(e.data, type=Transition).status
+                compensated |= status == MissionStatus.COMPENSATING.value
+        if not cancel_version:
+            raise AuraError(f"mission {mission_id!r} has no cancel in its log to take back")
+        if compensated:
+            raise AuraError(
+                f"mission {mission_id!r}: its cancel compensated steps, so resuming would go on "
+                "over undone work; start a new run of the id instead (rt.start(..., "
+                "reuse='if_failed'))"
+            )
+        marker = Resumed(cancel_version, self._clock(), reason)
+        running = Transition(MissionStatus.RUNNING.value, reason, run=view.run)
+        self._replay_again(
+            mission_id,
+            [
+                (RESUMED, msgspec.msgpack.encode(marker), "mission.resumed", {"reason": reason}),
+                (
+                    TRANSITION,
+                    msgspec.msgpack.encode(running),
+                    "mission.transition",
+                    {"status": running.status, "reason": reason},
+                ),
+            ],
+        )
+        return MissionHandle(self, mission_id)
+
+    def _replay_again(
+        self, mission_id: str, journal: list[tuple[str, bytes, str, dict[str, Any]]]
+    ) -> None:
+        """Journal ``(kind, data, audit kind, audit detail)`` events, each
+        with its audit entry (the last a RUNNING transition), then rebuild
+        the mission from its log: redrive and resume."""
+        actor_id = PREFIX + mission_id
+        self.system.stop(actor_id)  # drop the settled incarnation and its state
+        version = self.store.version(actor_id)
+        at = self._clock()
+        events = [NewEvent(kind, data) for kind, data, _, _ in journal]
+        entries = [
+            audit_event(audit_kind, mission_id, 0, version + i, at, **detail)
+            for i, (_, _, audit_kind, detail) in enumerate(journal, start=1)
+        ]
+        self.store.append_many(with_audit(actor_id, events, version, entries))
         self._unsettled(mission_id)
         self._ensure_actor(mission_id, activate=True)
         self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
         self._status_changed()
-        return MissionHandle(self, mission_id)
 
     def compact(
         self, *, completed_after: float | None = 0.0, retention: float | None = None
@@ -803,11 +880,19 @@ class Runtime:
                 args = command.payload if isinstance(command.payload, list) else []
                 self._start(command.name, args, command.mission_id, None, command.reuse)
             elif command.kind == "signal":
-                self.signal(command.mission_id, command.name, command.payload, _command=number)
+                self.signal(
+                    command.mission_id,
+                    command.name,
+                    command.payload,
+                    idempotency_key=command.key or None,
+                    _command=number,
+                )
             elif command.kind == "cancel":
                 self.cancel(command.mission_id, command.reason or "cancelled from the CLI")
             elif command.kind == "terminate":
                 self.terminate(command.mission_id, command.reason or "terminated from the CLI")
+            elif command.kind == "resume":
+                self.resume(command.mission_id, command.reason or "resumed from the CLI")
             elif command.kind == "redrive":
                 self.redrive(command.mission_id)
             else:
