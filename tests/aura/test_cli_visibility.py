@@ -15,20 +15,7 @@ import aura
 from aura import MissionStatus as S
 
 from . import missions as m
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def cli(data: Path, *args: str, stdin: int | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aura._cli", "--data", str(data), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
+from .processes import ROOT, child_env, cli
 
 
 def test_waiting_for_names_the_signal_the_timer_and_the_step(tmp_path: Path) -> None:
@@ -112,7 +99,7 @@ def test_cli_edges(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
     )
     assert pipe.stdout is not None and pipe.stderr is not None
     pipe.stdout.readline()
@@ -147,7 +134,7 @@ def test_cli_edges(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
         timeout=120,
     )
     assert ran.returncode == 0, ran.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
@@ -16,7 +15,7 @@ import pytest
 
 import aura
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from .processes import cli, python
 
 
 @aura.step
@@ -56,18 +55,6 @@ def data(pristine: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aura._cli", "--data", str(data), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
-
-
 OPEN_RUNTIME = """
 import sys
 import aura
@@ -82,15 +69,7 @@ except Exception as err:
 
 
 def open_runtime(data: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", OPEN_RUNTIME, str(data)],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
+    return python("-c", OPEN_RUNTIME, str(data))
 
 
 def flip_step_record(data: Path, marker: bytes) -> int:

@@ -4,15 +4,13 @@ mission started by the script is recovered by any process importing it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import aura
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from .processes import python
 
 SCRIPT = textwrap.dedent(
     """
@@ -39,16 +37,8 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def python(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return python(*args, cwd=cwd)
 
 
 def test_a_script_and_its_import_name_missions_alike(tmp_path: Path) -> None:
@@ -57,11 +47,11 @@ def test_a_script_and_its_import_name_missions_alike(tmp_path: Path) -> None:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "hello.py").write_text(SCRIPT)
-    ran = python(tmp_path, "hello_app.py")
+    ran = run(tmp_path, "hello_app.py")
     assert ran.stdout.split() == ["hello_app:hello", "hello_app:greet"], ran.stderr
-    nested = python(tmp_path, str(pkg / "hello.py"))
+    nested = run(tmp_path, str(pkg / "hello.py"))
     assert nested.stdout.split() == ["agents.hello:hello", "agents.hello:greet"], nested.stderr
-    as_module = python(tmp_path, "-m", "agents.hello")
+    as_module = run(tmp_path, "-m", "agents.hello")
     assert as_module.stdout.split() == nested.stdout.split(), as_module.stderr
     imported = python(
         tmp_path,
@@ -74,7 +64,7 @@ def test_a_script_and_its_import_name_missions_alike(tmp_path: Path) -> None:
 def test_a_mission_started_by_a_script_is_recovered_by_an_importer(tmp_path: Path) -> None:
     (tmp_path / "hello_app.py").write_text(SCRIPT)
     data = tmp_path / "data"
-    started = python(tmp_path, "hello_app.py", str(data))
+    started = run(tmp_path, "hello_app.py", str(data))
     assert started.returncode == 0, started.stderr
     finish = (
         "import sys, aura, hello_app\n"
@@ -82,14 +72,14 @@ def test_a_mission_started_by_a_script_is_recovered_by_an_importer(tmp_path: Pat
         "    rt.signal('h', 'go')\n"
         "    print(rt.handle('h').result(timeout=30))\n"
     )
-    done = python(tmp_path, "-c", finish, str(data))
+    done = run(tmp_path, "-c", finish, str(data))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "hello world"
 
 
 def test_main_without_a_file_must_name_its_missions(tmp_path: Path) -> None:
     code = "import aura\n@aura.mission\nasync def m(ctx):\n    return 1\n"
-    refused = python(tmp_path, "-c", code)
+    refused = run(tmp_path, "-c", code)
     assert refused.returncode != 0
     assert "DefinitionError" in refused.stderr and "name=" in refused.stderr
     named = python(

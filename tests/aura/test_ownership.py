@@ -21,8 +21,8 @@ from aura._ownership import is_owned, read_holder
 from eventstore import EventStore
 
 from . import missions as m
+from .processes import child_env, cli_process
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 NODE = Path(__file__).parent / "children" / "mission_node.py"
 MISSIONS, STEPS = 2, 8
 
@@ -46,12 +46,7 @@ def recorded(data: Path) -> Counter[str]:
 def node(
     data: Path, effects: Path, incarnation: int, *, standby: bool = False
 ) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "AURA_TEST_EFFECTS": str(effects),
-        "AURA_TEST_INCARNATION": str(incarnation),
-    }
+    env = child_env(AURA_TEST_EFFECTS=str(effects), AURA_TEST_INCARNATION=str(incarnation))
     if standby:
         env["AURA_TEST_STANDBY"] = "1"
     return subprocess.Popen(
@@ -144,42 +139,32 @@ def test_a_hot_standby_takes_over_a_sigkilled_owner(tmp_path: Path) -> None:
     assert {inc for _, inc in runs} == {"0", "1"}  # both processes did real work
 
 
-def aura_cli(*args: str, data: Path, **kwargs: object) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **kwargs.pop("env", {})}  # type: ignore[dict-item]
-    return subprocess.Popen(
-        [sys.executable, "-m", "aura._cli", "--data", str(data), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env=env,
-    )
-
-
 def test_aura_worker_standby_and_aura_run_beside_an_owner(tmp_path: Path) -> None:
     """`aura run` on a directory a worker owns hands the mission to it; a
     standby worker finishes it after the owner is SIGKILLed; `aura run` of
     an id that is owned is refused."""
     data, effects = tmp_path / "data", tmp_path / "effects.txt"
     env = {"AURA_TEST_EFFECTS": str(effects)}
-    owner = aura_cli("worker", "--app", "tests.aura.missions", data=data, env=env)
+    owner = cli_process(data, "worker", "--app", "tests.aura.missions", **env)
     read_until(owner, b"serving")
-    run = aura_cli(
-        "run", "tests.aura.missions:slow_steps", "--input", "[8]", "--id", "w-1", data=data, env=env
+    run = cli_process(
+        data, "run", "tests.aura.missions:slow_steps", "--input", "[8]", "--id", "w-1", **env
     )
     read_until(owner, b"EFFECT", 2)
-    again = aura_cli(
-        "run", "tests.aura.missions:slow_steps", "--input", "[8]", "--id", "w-1", data=data
+    again = cli_process(
+        data, "run", "tests.aura.missions:slow_steps", "--input", "[8]", "--id", "w-1"
     )
     _, err = again.communicate(timeout=60)
     assert again.returncode == 1
     assert b"owned by the runtime of pid" in err and b"w-1" in err
-    standby = aura_cli(
+    standby = cli_process(
+        data,
         "worker",
         "--app",
         "tests.aura.missions",
         "--standby",
-        data=data,
-        env={**env, "AURA_TEST_INCARNATION": "1"},
+        **env,
+        AURA_TEST_INCARNATION="1",
     )
     read_until(standby, b"standby:")
     owner.send_signal(signal.SIGKILL)

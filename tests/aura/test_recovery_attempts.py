@@ -5,9 +5,7 @@ often it is recovered; every recovery is marked in its history."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import aura
@@ -15,8 +13,7 @@ from aura import MissionStatus as S
 from aura._inspect import history
 
 from . import missions as m
-
-ROOT = Path(__file__).resolve().parent.parent.parent
+from .processes import python
 
 OWNER = """
 import sys
@@ -32,15 +29,7 @@ with aura.Runtime(sys.argv[1], missions=[m.process_killer], max_recovery_attempt
 
 
 def run_owner(data: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", OWNER, str(data)],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
+    return python("-c", OWNER, str(data))
 
 
 def test_a_mission_that_kills_its_process_is_dead_lettered_after_n_recoveries(
