@@ -53,7 +53,7 @@ def test_a_script_and_its_import_name_missions_alike(tmp_path: Path) -> None:
     assert nested.stdout.split() == ["agents.hello:hello", "agents.hello:greet"], nested.stderr
     as_module = run(tmp_path, "-m", "agents.hello")
     assert as_module.stdout.split() == nested.stdout.split(), as_module.stderr
-    imported = python(
+    imported = run(
         tmp_path,
         "-c",
         "import agents.hello as m, aura; print(aura.mission_definition(m.hello).name)",
@@ -82,7 +82,7 @@ def test_main_without_a_file_must_name_its_missions(tmp_path: Path) -> None:
     refused = run(tmp_path, "-c", code)
     assert refused.returncode != 0
     assert "DefinitionError" in refused.stderr and "name=" in refused.stderr
-    named = python(
+    named = run(
         tmp_path,
         "-c",
         "import aura\n@aura.mission(name='demo:m')\nasync def m(ctx):\n    return 1\n"
