@@ -14,17 +14,48 @@ import random
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import msgspec
 
 from ._definitions import StepDef, step_definition
 from ._errors import AuraError, DefinitionError, ToolDenied
+from ._memory import MissionMemory
 from ._retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from ._memory import MissionMemory
-    from ._mission_actor import MissionActor
+
+class MissionDriver(Protocol):
+    """What the context and its awaitables need of what drives the mission
+    code (the mission actor; the replay debugger's probe): the outcomes
+    journaled so far, and a way to issue each kind of command. Defined here,
+    below the actor, so the actor imports this module and not the reverse."""
+
+    results: dict[int, Any]
+    fired: set[int]
+    delivered: dict[int, Any]
+    memory: MissionMemory
+    now: float
+    replaying: bool
+
+    def issue_step(
+        self,
+        definition: StepDef,
+        args: tuple[Any, ...],
+        retry: RetryPolicy | None,
+        compensate: StepDef | None = None,
+    ) -> StepFuture: ...
+
+    def issue_timer(self, seconds: float) -> TimerFuture: ...
+
+    def issue_signal_wait(self, name: str, timeout: float | None) -> SignalFuture: ...
+
+    def issue_tool(
+        self, name: str, args: dict[str, Any], compensate: StepDef | None = None
+    ) -> ToolFuture: ...
+
+    def run_history(self) -> int: ...
+
+    def continue_as_new_suggested(self) -> bool: ...
 
 
 class StepFailedError(AuraError):
@@ -87,7 +118,7 @@ class SignalTimeoutError(AuraError, TimeoutError):
 
 
 class TimerFuture(Awaitable):
-    def __init__(self, actor: MissionActor, seq: int) -> None:
+    def __init__(self, actor: MissionDriver, seq: int) -> None:
         self._actor = actor
         self.seq = seq
 
@@ -99,7 +130,7 @@ class TimerFuture(Awaitable):
 
 
 class SignalFuture(Awaitable):
-    def __init__(self, actor: MissionActor, seq: int, name: str) -> None:
+    def __init__(self, actor: MissionDriver, seq: int, name: str) -> None:
         self._actor = actor
         self.seq = seq
         self.name = name
@@ -116,7 +147,7 @@ class SignalFuture(Awaitable):
 class StepFuture(Awaitable):
     __slots__ = ("_actor", "name", "seq")
 
-    def __init__(self, actor: MissionActor, seq: int, name: str) -> None:
+    def __init__(self, actor: MissionDriver, seq: int, name: str) -> None:
         self._actor = actor
         self.seq = seq
         self.name = name
@@ -175,7 +206,7 @@ class ContinueAsNew(BaseException):
 class MissionContext:
     """The mission's only door to the world: every effect goes through it."""
 
-    def __init__(self, actor: MissionActor, mission_id: str, run: int, name: str) -> None:
+    def __init__(self, actor: MissionDriver, mission_id: str, run: int, name: str) -> None:
         self._actor = actor
         self._mission_id = mission_id
         self._run = run

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -47,6 +47,7 @@ from ._context import (
 )
 from ._definitions import StepDef
 from ._errors import NonDeterminismError
+from ._host import MissionHost
 from ._lifecycle import SETTLED, SETTLED_VALUES, TERMINAL, MissionStatus, check_transition
 from ._memory import MEMORY, MemoryWrite, MissionMemory
 from ._messages import (
@@ -70,9 +71,6 @@ from ._messages import (
 )
 from ._retry import RetryPolicy
 from ._steps import StepJob
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
 
 S = MissionStatus
 
@@ -136,7 +134,7 @@ class MissionActor(DurableActor):
     state_type: ClassVar[Any] = NewRun | None
     """Its snapshot is the ``NewRun`` that began the current run (if any)."""
 
-    def __init__(self, runtime: Runtime, mission_id: str) -> None:
+    def __init__(self, runtime: MissionHost, mission_id: str) -> None:
         super().__init__()
         self.runtime = runtime
         self.mission_id = mission_id

@@ -4,16 +4,28 @@ operation leaves nothing behind in the shared transaction."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from . import _codec as codec
 from ._layout import LAYOUT
 from ._records import NewEvent, _MetaRow, _StreamRow
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
-    from ._lmdb_store import EventStore
+class Tables(Protocol):
+    """What a write batch reads of the store it writes to (the LMDB store):
+    its table handles and the rows it keeps. A protocol, so this module sits
+    below the store and the store imports it, not the reverse."""
+
+    _db: dict[str, Any]
+    _log_db: Any
+
+    def _load_counters(self, txn: Any) -> tuple[int, int]: ...
+
+    def _load_stream(self, txn: Any, name: str) -> StreamState | None: ...
+
+    def _last_digest(self, txn: Any, stream: str, row: StreamState | None) -> bytes: ...
+
 
 META_KEY = b"meta"
 _UNSEEN: Any = object()
@@ -50,7 +62,7 @@ class WriteBatch:
 
     def __init__(
         self,
-        store: EventStore,
+        store: Tables,
         txn: Any,
         ts: float,
         cache: WriteCache | None = None,
