@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import queue
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pykka
 
 from ._errors import ActorCrashedError, MessageRejectedError
-
-if TYPE_CHECKING:
-    from ._cell import Cell
-    from ._system import ActorSystem
+from ._host import CellHost, SystemHost
 
 
 class _Tell:
@@ -86,7 +83,7 @@ class Actor(pykka.ThreadingActor):
 
     def __init__(self) -> None:
         super().__init__()
-        self._cell: Cell | None = None
+        self._cell: CellHost | None = None
         self._generation = 0
         self._start_error: BaseException | None = None
         self._crashed = False
@@ -125,11 +122,11 @@ class Actor(pykka.ThreadingActor):
         return self._cell.id
 
     @property
-    def system(self) -> ActorSystem:
+    def system(self) -> SystemHost:
         assert self._cell is not None, "the actor is not bound to a system yet"
         return self._cell.system
 
-    def _bind(self, cell: Cell, generation: int) -> None:
+    def _bind(self, cell: CellHost, generation: int) -> None:
         self._cell = cell
         self._generation = generation
 

@@ -14,16 +14,14 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pykka
 
 from ._actor import Actor, Envelope, _Ask, _fail, _Ping, _Tell
 from ._errors import ActorStartError, ActorStoppedError
+from ._host import SystemHost
 from ._lifecycle import LifecycleState
-
-if TYPE_CHECKING:
-    from ._system import ActorSystem
 
 RestartType = Literal["permanent", "transient", "temporary"]
 S = LifecycleState
@@ -81,7 +79,7 @@ class ChildSpec:
 
 
 class Cell:
-    def __init__(self, system: ActorSystem, spec: ChildSpec, parent: Cell | None) -> None:
+    def __init__(self, system: SystemHost, spec: ChildSpec, parent: Cell | None) -> None:
         self.system = system
         self.spec = spec
         self.id = spec.id

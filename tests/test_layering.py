@@ -242,16 +242,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
-# The one cycle left, to break when actors/ is split (issue 24): it may only shrink.
-KNOWN_CYCLES = {
-    "actors": [
-        {"actors._actor", "actors._cell", "actors._system", "actors._durable", "actors._supervisor"}
-    ],
-}
-
-
 @pytest.mark.parametrize("package", LAYERS)
 def test_no_import_cycles_between_modules_of_a_package(package: str) -> None:
-    cycles = _cycles(_module_graph(package))
-    known = KNOWN_CYCLES.get(package, [])
-    assert all(any(c <= k for k in known) for c in cycles), f"import cycles in {package}: {cycles}"
+    assert _cycles(_module_graph(package)) == []
