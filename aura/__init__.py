@@ -11,6 +11,14 @@ heartbeats, non-determinism detection, dead letters and redrive. Governance:
 ``report_cost``, ``rt.raise_budget``).
 """
 
+from ._attempts import (
+    HeartbeatTimeoutError,
+    StepInfo,
+    StepTimeoutError,
+    current_step,
+    heartbeat,
+    report_cost,
+)
 from ._audit import AuditEntry, AuditReport, export_audit, verify_audit
 from ._budget import Budget
 from ._context import (
@@ -46,14 +54,6 @@ from ._runtime import (
     MissionNotFoundError,
     MissionTimeoutError,
     Runtime,
-)
-from ._steps import (
-    HeartbeatTimeoutError,
-    StepInfo,
-    StepTimeoutError,
-    current_step,
-    heartbeat,
-    report_cost,
 )
 from ._tokens import AgentIdentity, ExecutionToken, KeyFileError, TokenError
 from ._tools import ToolDef, tool, tool_definition

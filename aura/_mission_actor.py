@@ -30,6 +30,7 @@ import msgspec
 from actors import DurableActor
 from eventstore import CorruptionError, NewEvent, RecordedEvent
 
+from ._attempts import StepJob
 from ._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, merge_bundles, with_audit
 from ._budget import Budget
 from ._context import (
@@ -70,7 +71,6 @@ from ._messages import (
     input_digest,
 )
 from ._retry import RetryPolicy
-from ._steps import StepJob
 
 S = MissionStatus
 

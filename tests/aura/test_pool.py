@@ -102,7 +102,8 @@ def test_an_async_step_handed_over_as_the_runner_closes_is_closed_not_leaked() -
 
     import aura
     from aura._definitions import step_definition
-    from aura._steps import StepJob, StepRunner
+    from aura._attempts import StepJob
+    from aura._steps import StepRunner
 
     @aura.step(name="test:never_begun")
     async def never_begun() -> int:
