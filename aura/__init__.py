@@ -9,9 +9,15 @@ heartbeats, non-determinism detection, dead letters and redrive. Governance:
 (``verify_audit``), tools behind a gateway that checks two signed tokens
 (``@aura.tool``, ``ctx.tool``, ``ToolDenied``) and budgets (``Budget``,
 ``report_cost``, ``rt.raise_budget``).
+
+Rooms (see ARCHITECTURE.md; a room imports only those before it):
+``core`` (shared vocabulary), ``governance`` (memory, audit, tokens, tools,
+gateway), ``engine`` (runtime, mission actor, steps, delivery),
+``operating`` (CLI, worker, inspection, doctor, replay debugger, demo),
+then ``testing`` and ``integrations`` on top. This module is the public API.
 """
 
-from ._attempts import (
+from .core._attempts import (
     HeartbeatTimeoutError,
     StepInfo,
     StepTimeoutError,
@@ -19,17 +25,16 @@ from ._attempts import (
     heartbeat,
     report_cost,
 )
-from ._audit import AuditEntry, AuditReport, export_audit, verify_audit
-from ._budget import Budget
-from ._context import (
-    ArgumentEncodingError,
-    MissionContext,
-    MissionInfo,
-    SignalTimeoutError,
-    StepFailedError,
+from .core._budget import Budget
+from .core._definitions import (
+    MissionDef,
+    StepDef,
+    mission,
+    mission_definition,
+    step,
+    step_definition,
 )
-from ._definitions import MissionDef, StepDef, mission, mission_definition, step, step_definition
-from ._errors import (
+from .core._errors import (
     AuraError,
     DefinitionError,
     InvalidTransitionError,
@@ -37,14 +42,18 @@ from ._errors import (
     NonRetryableError,
     ToolDenied,
 )
-from ._gateway import ToolGateway
-from ._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
-from ._memory import MemoryValueError, MissionMemory
-from ._mission_actor import MissionView
-from ._ownership import DirectoryLockedError
-from ._replay import Replay, ReplayStep, replay
-from ._retry import NO_RETRY, RetryPolicy
-from ._runtime import (
+from .core._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
+from .core._retry import NO_RETRY, RetryPolicy
+from .engine._context import (
+    ArgumentEncodingError,
+    MissionContext,
+    MissionInfo,
+    SignalTimeoutError,
+    StepFailedError,
+)
+from .engine._mission_actor import MissionView
+from .engine._ownership import DirectoryLockedError
+from .engine._runtime import (
     MissionCancelledError,
     MissionConflictError,
     MissionDamagedError,
@@ -55,8 +64,12 @@ from ._runtime import (
     MissionTimeoutError,
     Runtime,
 )
-from ._tokens import AgentIdentity, ExecutionToken, KeyFileError, TokenError
-from ._tools import ToolDef, tool, tool_definition
+from .governance._audit import AuditEntry, AuditReport, export_audit, verify_audit
+from .governance._gateway import ToolGateway
+from .governance._memory import MemoryValueError, MissionMemory
+from .governance._tokens import AgentIdentity, ExecutionToken, KeyFileError, TokenError
+from .governance._tools import ToolDef, tool, tool_definition
+from .operating._replay import Replay, ReplayStep, replay
 
 __all__ = [
     "NO_RETRY",

@@ -91,7 +91,7 @@ def expected(i: int) -> tuple[str, str]:
 
 
 def journaled_keys(data: Path) -> set[str]:
-    from aura._inspect import journaled_results
+    from aura.operating._inspect import journaled_results
     from eventstore import EventStore
 
     keys: set[str] = set()

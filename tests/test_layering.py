@@ -245,3 +245,28 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 @pytest.mark.parametrize("package", LAYERS)
 def test_no_import_cycles_between_modules_of_a_package(package: str) -> None:
     assert _cycles(_module_graph(package)) == []
+
+
+AURA_ROOMS = ["core", "governance", "engine", "operating"]
+"""aura's rooms, lowest first: a room imports only the rooms before it
+(``testing`` and ``integrations`` sit on top and may import any)."""
+
+
+def test_aura_rooms_import_only_the_rooms_below() -> None:
+    problems = []
+    for module, deps in _module_graph("aura").items():
+        room = module.split(".")[1]
+        if room not in AURA_ROOMS:
+            assert room in ("testing", "integrations", "__main__"), f"{module}: in no room"
+            continue
+        allowed = AURA_ROOMS[: AURA_ROOMS.index(room) + 1]
+        for dep in sorted(deps):
+            dep_room = dep.split(".")[1]
+            if dep_room not in allowed:
+                problems.append(f"{module} imports {dep}: {room} may not import {dep_room}")
+    assert problems == []
+
+
+def test_every_aura_module_is_in_a_room() -> None:
+    loose = sorted(p.name for p in (ROOT / "aura").glob("_*.py") if p.name != "__init__.py")
+    assert loose in ([], ["__main__.py"])

@@ -13,12 +13,12 @@ from typing import Any
 from actors import CrashAt, FaultInjector
 from eventstore import EventStore, EventStoreError
 
-from .._audit import verify_audit
-from .._definitions import mission_definition
-from .._errors import AuraError
-from .._inspect import journaled_results
-from .._lifecycle import SETTLED
-from .._runtime import Runtime
+from ..core._definitions import mission_definition
+from ..core._errors import AuraError
+from ..core._lifecycle import SETTLED
+from ..engine._runtime import Runtime
+from ..governance._audit import verify_audit
+from ..operating._inspect import journaled_results
 from ._clock import VirtualClock
 from ._faulty_store import FaultyStore
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .._runtime import Runtime
+from ..engine._runtime import Runtime
 from ._check import Outcome, check_crash_safety
 from ._clock import VirtualClock
 

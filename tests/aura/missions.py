@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 import aura
-from aura._messages import MissionMessage, StepDone
+from aura.core._messages import MissionMessage, StepDone
 
 # Per-test hooks: tests set these before starting a runtime.
 GATES: dict[str, threading.Event] = {}

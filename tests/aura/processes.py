@@ -30,13 +30,13 @@ def python(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.Com
 
 def cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``aura --data DATA *args`` to the end."""
-    return python("-m", "aura._cli", "--data", str(data), *args)
+    return python("-m", "aura.operating._cli", "--data", str(data), *args)
 
 
 def cli_process(data: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """Start ``aura --data DATA *args``; the test reads its pipes."""
     return subprocess.Popen(
-        [sys.executable, "-m", "aura._cli", "--data", str(data), *args],
+        [sys.executable, "-m", "aura.operating._cli", "--data", str(data), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,

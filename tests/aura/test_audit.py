@@ -12,8 +12,15 @@ import msgspec
 import pytest
 
 import aura
-from aura._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, decode_entries, merge_bundles
-from aura._messages import Signal
+from aura.core._messages import Signal
+from aura.governance._audit import (
+    AUDIT_STREAM,
+    AuditEntry,
+    audit_event,
+    bundle,
+    decode_entries,
+    merge_bundles,
+)
 from eventstore import EventStore, NewEvent, RecordedEvent
 
 from .missions import approval, arithmetic, fails

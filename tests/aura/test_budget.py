@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import aura
-from aura._audit import AUDIT_STREAM, decode_entries
+from aura.governance._audit import AUDIT_STREAM, decode_entries
 from eventstore import EventStore
 
 from . import missions as m

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ENTRY = "import sys; from aura._cli import main; sys.exit(main())"
+ENTRY = "import sys; from aura.operating._cli import main; sys.exit(main())"
 
 
 def aura_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -95,7 +95,7 @@ def test_cli_edges(tmp_path: Path) -> None:
             rt.start(m.arithmetic, 2, mission_id=f"a{i}").result(timeout=30)
     # A closed pipe ends quietly.
     pipe = subprocess.Popen(
-        [sys.executable, "-m", "aura._cli", "--data", str(tmp_path), "history", "a1"],
+        [sys.executable, "-m", "aura.operating._cli", "--data", str(tmp_path), "history", "a1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
@@ -122,7 +122,7 @@ def test_cli_edges(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "aura._cli",
+            "aura.operating._cli",
             "--data",
             str(tmp_path / "d2"),
             "run",

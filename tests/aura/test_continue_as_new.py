@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import aura
 from actors import CrashAt, FaultInjector
-from aura._messages import MissionMessage, NewRun
+from aura.core._messages import MissionMessage, NewRun
 from eventstore import EventStore
 
 from . import missions as m

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import aura
 from actors import CrashAt, FaultInjector
-from aura._messages import MissionMessage, StepDone
-from aura._runtime import MISSION_MAX_RESTARTS
+from aura.core._messages import MissionMessage, StepDone
+from aura.engine._runtime import MISSION_MAX_RESTARTS
 from eventstore import EventStore
 
 from . import missions as m

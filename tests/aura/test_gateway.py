@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aura
-from aura._audit import AUDIT_STREAM, decode_entries
+from aura.governance._audit import AUDIT_STREAM, decode_entries
 from eventstore import EventStore
 
 from . import missions as m

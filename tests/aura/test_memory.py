@@ -10,8 +10,8 @@ import pytest
 
 import aura
 from actors import CrashAt, FaultInjector
-from aura._audit import AUDIT_STREAM, decode_entries
-from aura._memory import MemoryWrite
+from aura.governance._audit import AUDIT_STREAM, decode_entries
+from aura.governance._memory import MemoryWrite
 from eventstore import EventStore
 
 from . import missions as m

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from aura import verify_audit
-from aura._messages import MissionMessage, StepDone
+from aura.core._messages import MissionMessage, StepDone
 from eventstore import EventStore
 
 CHILD = Path(__file__).parent / "children" / "mission_node.py"

@@ -16,8 +16,8 @@ import msgspec
 import pytest
 
 import aura
-from aura._messages import MissionMessage, StepDone
-from aura._ownership import is_owned, read_holder
+from aura.core._messages import MissionMessage, StepDone
+from aura.engine._ownership import is_owned, read_holder
 from eventstore import EventStore
 
 from . import missions as m

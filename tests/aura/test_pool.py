@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from aura._pool import WorkerPool
+from aura.engine._pool import WorkerPool
 
 
 def test_threads_start_lazily_and_never_exceed_the_bound() -> None:
@@ -101,9 +101,9 @@ def test_an_async_step_handed_over_as_the_runner_closes_is_closed_not_leaked() -
     import warnings
 
     import aura
-    from aura._definitions import step_definition
-    from aura._attempts import StepJob
-    from aura._steps import StepRunner
+    from aura.core._attempts import StepJob
+    from aura.core._definitions import step_definition
+    from aura.engine._steps import StepRunner
 
     @aura.step(name="test:never_begun")
     async def never_begun() -> int:

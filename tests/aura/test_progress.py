@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from aura._progress import Progress
+from aura.operating._progress import Progress
 
 
 class Tty(io.StringIO):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aura
 from aura import MissionStatus as S
-from aura._inspect import history
+from aura.operating._inspect import history
 
 from . import missions as m
 from .processes import python

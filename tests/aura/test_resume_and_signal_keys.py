@@ -77,7 +77,7 @@ def test_aura_resume_from_the_cli(tmp_path: Path) -> None:
         rt.cancel("c")
         rt.wait("c", 30, until={S.CANCELLED})
     done = subprocess.run(
-        [sys.executable, "-m", "aura._cli", "--data", str(tmp_path), "resume", "c"],
+        [sys.executable, "-m", "aura.operating._cli", "--data", str(tmp_path), "resume", "c"],
         check=False,
         capture_output=True,
         text=True,

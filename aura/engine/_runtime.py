@@ -38,26 +38,12 @@ from eventstore import (
     RecordedEvent,
 )
 
-from ._audit import AUDIT_STREAM, AuditReport, audit_event, bundle, verify_audit, with_audit
-from ._budget import Budget
-from ._commands import (
-    COMMAND_POLL,
-    COMMANDS,
-    Command,
-    delivered_upto,
-    mark_delivered,
-    pending_commands,
-)
-from ._compactor import ArchiveRun, CompactionReport, Compactor, compact
-from ._context import encode_args
-from ._definitions import MissionDef, mission_definition
-from ._delivery import Outbox
-from ._errors import AuraError
-from ._gateway import ToolGateway
-from ._lifecycle import SETTLED, MissionStatus
-from ._logging import make_logger
-from ._memory import MEMORY, decode_write, fold
-from ._messages import (
+from ..core._budget import Budget
+from ..core._definitions import MissionDef, mission_definition
+from ..core._errors import AuraError
+from ..core._lifecycle import SETTLED, MissionStatus
+from ..core._logging import make_logger
+from ..core._messages import (
     RECOVERY,
     RESUMED,
     REUSE_POLICIES,
@@ -76,10 +62,31 @@ from ._messages import (
     Transition,
     input_digest,
 )
+from ..governance._audit import (
+    AUDIT_STREAM,
+    AuditReport,
+    audit_event,
+    bundle,
+    verify_audit,
+    with_audit,
+)
+from ..governance._gateway import ToolGateway
+from ..governance._memory import MEMORY, decode_write, fold
+from ..governance._tokens import load_or_create_key
+from ._commands import (
+    COMMAND_POLL,
+    COMMANDS,
+    Command,
+    delivered_upto,
+    mark_delivered,
+    pending_commands,
+)
+from ._compactor import ArchiveRun, CompactionReport, Compactor, compact
+from ._context import encode_args
+from ._delivery import Outbox
 from ._mission_actor import AlreadyStarted, MissionActor, MissionView
 from ._ownership import DirectoryLock
 from ._steps import StepRunner
-from ._tokens import load_or_create_key
 
 PREFIX = STREAM_PREFIX
 SUPERVISOR = "missions"
@@ -585,7 +592,7 @@ class Runtime:
     def compact(
         self, *, completed_after: float | None = 0.0, retention: float | None = None
     ) -> CompactionReport:
-        """Archive now what no replay needs (see ``aura._compactor``):
+        """Archive now what no replay needs (see ``aura.engine._compactor``):
         finished runs, missions finished ``completed_after`` seconds ago or
         more (``None``: leave finished missions alone), old audit entries;
         with ``retention`` (seconds), delete archived history that old."""

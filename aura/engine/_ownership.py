@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from ._errors import AuraError
+from ..core._errors import AuraError
 
 LOCK_FILE = "runtime.lock"
 

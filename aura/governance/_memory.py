@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from ._errors import AuraError
+from ..core._errors import AuraError
 
 MEMORY = "memory"
 """Event kind of a journaled memory write."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from eventstore import EventStore, EventStoreError
 
-from ._audit import verify_audit
+from ..governance._audit import verify_audit
 from ._inspect import PREFIX, describe, open_log
 
 

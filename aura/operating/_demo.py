@@ -25,9 +25,9 @@ import msgspec
 import aura
 from eventstore import EventStore
 
-from ._audit import verify_audit
+from ..core._messages import STREAM_PREFIX
+from ..governance._audit import verify_audit
 from ._inspect import journaled_results
-from ._messages import STREAM_PREFIX
 
 MISSION_PREFIX = "demo-research-"
 CORPUS = {
@@ -138,7 +138,7 @@ def _next_mission_id(data: Path) -> str:
 
 def _spawn(data: Path, mode: str, effects: Path, mission_id: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "aura._demo", str(data), mode, mission_id],
+        [sys.executable, "-m", "aura.operating._demo", str(data), mode, mission_id],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "AURA_DEMO_EFFECTS": str(effects)},

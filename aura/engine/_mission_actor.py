@@ -30,28 +30,12 @@ import msgspec
 from actors import DurableActor
 from eventstore import CorruptionError, NewEvent, RecordedEvent
 
-from ._attempts import StepJob
-from ._audit import AUDIT_STREAM, AuditEntry, audit_event, bundle, merge_bundles, with_audit
-from ._budget import Budget
-from ._context import (
-    ArgumentEncodingError,
-    Awaitable,
-    ContinueAsNew,
-    Gather,
-    MissionContext,
-    SignalFuture,
-    StepFuture,
-    TimerFuture,
-    ToolFuture,
-    encode_args,
-    fingerprint,
-)
-from ._definitions import StepDef
-from ._errors import NonDeterminismError
-from ._host import MissionHost
-from ._lifecycle import SETTLED, SETTLED_VALUES, TERMINAL, MissionStatus, check_transition
-from ._memory import MEMORY, MemoryWrite, MissionMemory
-from ._messages import (
+from ..core._attempts import StepJob
+from ..core._budget import Budget
+from ..core._definitions import StepDef
+from ..core._errors import NonDeterminismError
+from ..core._lifecycle import SETTLED, SETTLED_VALUES, TERMINAL, MissionStatus, check_transition
+from ..core._messages import (
     RECOVERY,
     RESUMED,
     REUSABLE_IF_FAILED,
@@ -70,7 +54,30 @@ from ._messages import (
     Transition,
     input_digest,
 )
-from ._retry import RetryPolicy
+from ..core._retry import RetryPolicy
+from ..governance._audit import (
+    AUDIT_STREAM,
+    AuditEntry,
+    audit_event,
+    bundle,
+    merge_bundles,
+    with_audit,
+)
+from ..governance._memory import MEMORY, MemoryWrite, MissionMemory
+from ._context import (
+    ArgumentEncodingError,
+    Awaitable,
+    ContinueAsNew,
+    Gather,
+    MissionContext,
+    SignalFuture,
+    StepFuture,
+    TimerFuture,
+    ToolFuture,
+    encode_args,
+    fingerprint,
+)
+from ._host import MissionHost
 
 S = MissionStatus
 

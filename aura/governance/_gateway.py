@@ -28,9 +28,9 @@ from typing import Any
 
 import msgspec
 
-from ._attempts import _current
-from ._definitions import MissionDef, StepDef
-from ._errors import ToolDenied
+from ..core._attempts import _current
+from ..core._definitions import MissionDef, StepDef
+from ..core._errors import ToolDenied
 from ._tokens import AgentIdentity, ExecutionToken, TokenError, check_key, open_token, sign
 from ._tools import ToolDef, tool_definition
 

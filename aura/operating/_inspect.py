@@ -17,13 +17,9 @@ import msgspec
 
 from eventstore import CorruptionError, EventStore, EventStoreError, RecordedEvent
 
-from ._audit import AUDIT_STREAM, AuditReport, decode_entries, export_audit, verify_audit
-from ._compactor import CompactionReport
-from ._compactor import compact as compact_store
-from ._errors import AuraError
-from ._lifecycle import SETTLED_VALUES
-from ._memory import MEMORY, decode_write, fold
-from ._messages import (
+from ..core._errors import AuraError
+from ..core._lifecycle import SETTLED_VALUES
+from ..core._messages import (
     RECOVERY,
     RESUMED,
     STREAM_PREFIX,
@@ -38,7 +34,17 @@ from ._messages import (
     TimerFired,
     Transition,
 )
-from ._ownership import is_owned, read_holder
+from ..engine._compactor import CompactionReport
+from ..engine._compactor import compact as compact_store
+from ..engine._ownership import is_owned, read_holder
+from ..governance._audit import (
+    AUDIT_STREAM,
+    AuditReport,
+    decode_entries,
+    export_audit,
+    verify_audit,
+)
+from ..governance._memory import MEMORY, decode_write, fold
 
 PREFIX = STREAM_PREFIX
 _decoder = msgspec.msgpack.Decoder(MissionMessage)

@@ -16,9 +16,9 @@ from typing import Any, TypeVar, overload
 
 import msgspec
 
-from ._definitions import _check_name, _check_seconds, default_name
-from ._errors import DefinitionError
-from ._retry import RetryPolicy
+from ..core._definitions import _check_name, _check_seconds, default_name
+from ..core._errors import DefinitionError
+from ..core._retry import RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TOOL_ATTR = "__aura_tool__"

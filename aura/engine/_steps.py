@@ -26,14 +26,14 @@ import msgspec
 
 from actors import SimulatedCrash
 
-from ._attempts import (
+from ..core._attempts import (
     HeartbeatTimeoutError,
     StepJob,
     StepTimeoutError,
     _Attempt,
     _current,
 )
-from ._messages import StepDone
+from ..core._messages import StepDone
 from ._pool import WorkerPool
 
 _SCALARS = (str, bool, float)  # msgpack gives them back unchanged (ints may overflow)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ._definitions import MissionDef
-from ._gateway import ToolGateway
+from ..core._definitions import MissionDef
+from ..governance._gateway import ToolGateway
 
 
 class StepSubmitter(Protocol):

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._definitions import MissionDef
+from ..core._definitions import MissionDef
+from ..engine._ownership import is_owned, read_holder
 from ._operate import import_app
-from ._ownership import is_owned, read_holder
 
 
 def app_missions(modules: Sequence[str]) -> list[Any]:
@@ -45,7 +45,7 @@ def serve(
 ) -> int:
     """Serve ``data`` until SIGTERM or SIGINT (one before the directory is
     taken ends a standby's wait)."""
-    from ._runtime import Runtime
+    from ..engine._runtime import Runtime
 
     missions = app_missions(modules)
     stop = threading.Event()

@@ -28,14 +28,14 @@ import msgspec
 from actors import ActorStartError, ActorSystem, ChildSpec
 from eventstore import MemoryEventStore, NewEvent, RecordedEvent
 
-from ._audit import AUDIT_STREAM
-from ._definitions import MissionDef, mission_definition
-from ._errors import AuraError
-from ._gateway import ToolGateway
+from ..core._definitions import MissionDef, mission_definition
+from ..core._errors import AuraError
+from ..core._messages import TRANSITION, MissionMessage, NewRun, StepDone, Transition
+from ..engine._mission_actor import MissionActor
+from ..governance._audit import AUDIT_STREAM
+from ..governance._gateway import ToolGateway
+from ..governance._memory import MEMORY, decode_write, fold
 from ._inspect import PREFIX, describe, open_log
-from ._memory import MEMORY, decode_write, fold
-from ._messages import TRANSITION, MissionMessage, NewRun, StepDone, Transition
-from ._mission_actor import MissionActor
 from ._progress import Progress
 
 
@@ -135,7 +135,7 @@ def _from_log(events: list[RecordedEvent]) -> list[ReplayStep]:
 
 
 def _as_writes(memory: dict[str, Any]) -> list[Any]:
-    from ._memory import MemoryWrite
+    from ..governance._memory import MemoryWrite
 
     return [MemoryWrite(k, v) for k, v in memory.items()]
 

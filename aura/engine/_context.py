@@ -18,10 +18,10 @@ from typing import Any, NoReturn, Protocol
 
 import msgspec
 
-from ._definitions import StepDef, step_definition
-from ._errors import AuraError, DefinitionError, ToolDenied
-from ._memory import MissionMemory
-from ._retry import RetryPolicy
+from ..core._definitions import StepDef, step_definition
+from ..core._errors import AuraError, DefinitionError, ToolDenied
+from ..core._retry import RetryPolicy
+from ..governance._memory import MissionMemory
 
 
 class MissionDriver(Protocol):

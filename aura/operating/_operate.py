@@ -16,14 +16,14 @@ import msgspec
 
 from eventstore import EventStore, EventStoreError
 
-from ._audit import AUDIT_STREAM, decode_entries
-from ._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
-from ._definitions import mission_definition
-from ._errors import AuraError
+from ..core._definitions import mission_definition
+from ..core._errors import AuraError
+from ..core._lifecycle import SETTLED_VALUES
+from ..core._messages import MissionMessage, Signal, Transition
+from ..engine._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
+from ..engine._ownership import DirectoryLockedError
+from ..governance._audit import AUDIT_STREAM, decode_entries
 from ._inspect import DAMAGED, PREFIX, open_log, summarize, summarize_or_damaged
-from ._lifecycle import SETTLED_VALUES
-from ._messages import MissionMessage, Signal, Transition
-from ._ownership import DirectoryLockedError
 
 
 def _writable(data: Path) -> EventStore:
@@ -129,7 +129,7 @@ def run(  # noqa: PLR0917
     owns the directory, the mission is not run here: an id it owns is
     refused, a new one is handed to it as a ``start`` command and this
     waits for its result in the log."""
-    from ._runtime import Runtime
+    from ..engine._runtime import Runtime
 
     fn = load_mission(spec)
     if mission_id is None:

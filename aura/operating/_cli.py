@@ -18,7 +18,7 @@ import msgspec
 
 from eventstore import EventStoreError
 
-from ._errors import AuraError
+from ..core._errors import AuraError
 
 
 def _data_dir(value: str | None) -> Path:
@@ -232,7 +232,7 @@ def _parse_json(text: str, what: str) -> Any:
 def _command(args: argparse.Namespace, data: Path) -> int:
     import time
 
-    from ._commands import Command
+    from ..engine._commands import Command
     from ._operate import queue, wait_delivered
 
     if args.command == "signal":

@@ -34,9 +34,9 @@ import msgspec
 from actors import Actor
 from eventstore import EventStoreError
 
-from ._audit import AUDIT_STREAM
-from ._lifecycle import SETTLED_VALUES
-from ._messages import STREAM_PREFIX, TRANSITION, Transition
+from ..core._lifecycle import SETTLED_VALUES
+from ..core._messages import STREAM_PREFIX, TRANSITION, Transition
+from ..governance._audit import AUDIT_STREAM
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._errors import AuraError
+from ..core._errors import AuraError
 
 KEY_BYTES = 32
 T = TypeVar("T")

@@ -23,7 +23,7 @@ import msgspec
 
 from eventstore import CorruptionError, EventStoreError, NewEvent, verify_chain
 
-from ._messages import STREAM_PREFIX, MissionMessage
+from ..core._messages import STREAM_PREFIX, MissionMessage
 
 AUDIT_STREAM = "$audit"
 AUDIT = "audit"
