@@ -13,9 +13,17 @@ semantics of Erlang/OTP supervisors and Akka persistence:
 - :class:`DurableActor`: persist-before-handle, snapshots, replay on
   restart, poison-message quarantine, passivation.
 - :class:`FaultInjector` / :class:`SimulatedCrash`: crash injection.
+
+Modules, lowest first (no module imports one below it in a circle):
+``_errors``, ``_lifecycle``, ``_faults``, ``_scheduler``, ``_journal_writer``;
+``_host`` (the protocols actors and cells see their system through);
+``_actor`` (the base actor); ``_cell`` (one actor's place: spec, state,
+mailbox) and ``_durable`` (persist-before-handle, replay); ``_supervisor``;
+``_batch_asks`` (``ask_many``); ``_system`` (the registry and the root).
 """
 
 from ._actor import Actor
+from ._batch_asks import PreparedAsks
 from ._cell import ChildSpec, RestartType
 from ._durable import DEAD_LETTERS, DeadLetter, DurableActor, read_dead_letters
 from ._errors import (
@@ -33,7 +41,7 @@ from ._errors import (
 from ._faults import POINTS, CrashAt, FaultInjector, SimulatedCrash
 from ._lifecycle import LifecycleState
 from ._supervisor import Backoff, Strategy, Supervisor
-from ._system import ROOT, ActorSystem, Escalation, PreparedAsks, quiet_logger
+from ._system import ROOT, ActorSystem, Escalation, quiet_logger
 
 __all__ = [
     "DEAD_LETTERS",

@@ -27,6 +27,16 @@ after the format byte. Keys are fixed-width big-endian integers (layout in
    any open of a newer one, raises ``StoreIOError`` and changes nothing.
 
 No pickle: a record can never execute code when read.
+
+Modules
+-------
+Shared by every backend: ``_records`` (the typed rows), ``_errors``,
+``_validate`` (argument checks), ``_protocol`` (``EventLog``, what a backend
+provides), ``_chain`` (hash chains), ``_group_commit``. The LMDB backend:
+``_codec`` and ``_layout`` (bytes and keys), ``_stream_index``,
+``_write_batch`` (one transaction's state), ``_lmdb_ops`` (the write
+operations), ``_lmdb_file`` (the file check before mapping),
+``_lmdb_errors``, ``_rwlock``, ``_lmdb_store``. In memory: ``_memory_store``.
 """
 
 from ._chain import ChainReport, chain_digest, verify_chain

@@ -22,7 +22,7 @@ from actors import (
     HandlingUndoneError,
     PreparedAsks,
 )
-from actors._system import OVERLAP_MIN
+from actors._batch_asks import OVERLAP_MIN
 from eventstore import EventStore, NewEvent, StoreIOError
 
 from .test_durable import Add, Get, Ledger
