@@ -179,3 +179,31 @@ def test_wait_until_sees_each_status(tmp_path: Path, until: set[S], drive: objec
         drive(rt)  # type: ignore[operator]
         waiter.join(60)
         assert seen and seen[0] in until
+
+
+def test_wait_until_failed_and_running(tmp_path: Path) -> None:
+    with aura.Runtime(tmp_path, missions=[m.fails, m.waits_at_gate]) as rt:
+        rt.start(m.fails, False, mission_id="f")
+        assert rt.wait("f", 30, until={S.FAILED}).status is S.FAILED
+        m.GATES["g"] = threading.Event()
+        rt.start(m.waits_at_gate, "g", mission_id="r")
+        assert rt.wait("r", 30, until={S.RUNNING}).status is S.RUNNING
+        m.GATES["g"].set()
+        assert rt.wait("r", 30, until={S.COMPLETED}).status is S.COMPLETED
+
+
+def test_the_cli_refuses_a_conflicting_start_and_terminates(tmp_path: Path) -> None:
+    from .processes import cli
+
+    with aura.Runtime(tmp_path, missions=[m.approval]) as rt:
+        rt.start(m.approval, None, mission_id="c")
+        rt.wait("c", 30, until={S.WAITING})
+    conflict = cli(tmp_path, "run", "tests.aura.missions:approval", "--input", "[5]", "--id", "c")
+    assert conflict.returncode == 1
+    assert conflict.stderr.startswith("aura: error: mission id 'c' is waiting")
+    assert conflict.stderr.count("\n") == 1  # one clear line
+    done = cli(tmp_path, "terminate", "c", "--reason", "stuck")
+    assert done.returncode == 0, done.stderr
+    with aura.Runtime(tmp_path, missions=[m.approval]) as rt:  # delivers the queued terminate
+        view = rt.wait("c", 30, until={S.CANCELLED})
+        assert "terminated: stuck" in view.error
