@@ -6,6 +6,9 @@ Failure capture (pykka has no supervision, so we catch every path here):
   actor: no further message is handled by this incarnation, its mailbox is
   moved to the cell's buffer for the next incarnation, an asker gets
   :class:`ActorCrashedError`, and the parent supervisor is told;
+- :class:`Shutdown` raised in :meth:`Actor.receive` ends the incarnation
+  in order (``stopped()`` runs) with OTP's ``shutdown`` exit reason: not a
+  crash, and a transient child is not restarted after it;
 - an exception in :meth:`Actor.started` (pykka's ``on_start``, which never
   reaches ``on_failure``) fails the start; the supervisor sees it as a failed
   (re)start;
@@ -24,8 +27,9 @@ from typing import Any
 
 import pykka
 
-from ._errors import ActorCrashedError, MessageRejectedError
+from ._errors import ActorCrashedError, ActorStoppedError, MessageRejectedError
 from ._host import CellHost, SystemHost
+from ._lifecycle import Shutdown
 
 
 class _Tell:
@@ -107,12 +111,22 @@ class Actor(pykka.ThreadingActor):
 
     def stop(self) -> None:
         """Stop this actor after the current message: a normal exit, which
-        its supervisor judges by restart type (``transient``: not restarted)."""
+        its supervisor judges by restart type (``transient``: not restarted).
+        To exit with the ``shutdown`` reason, raise :class:`Shutdown`."""
         cell = self._cell
         if cell is not None and not cell.spec.threaded:
             cell.exit_requested = True  # acted on once the handler returns
             return
         super().stop()
+
+    def passivate(self) -> None:
+        """Ask to be passivated once idle (after this handler, as soon as no
+        message waits): the incarnation stops without it counting as an exit,
+        and the next message starts a new one (a :class:`DurableActor`
+        recovers its state from its log). An actor whose state lives only in
+        memory loses it."""
+        if self._cell is not None:
+            self._cell.passivate_requested = True
 
     # ------------------------------------------------------------ context
 
@@ -149,7 +163,7 @@ class Actor(pykka.ThreadingActor):
         try:
             self.stopped()
         finally:
-            if self._cell is not None:
+            if self._cell is not None and not self._crashed:  # not killed meanwhile
                 self._cell.on_stopped(self._generation)
 
     def on_receive(self, message: Any) -> Any:
@@ -164,6 +178,8 @@ class Actor(pykka.ThreadingActor):
                     self._dispatch(message)
             finally:
                 cell.mailbox_done()
+        if cell.passivate_requested and not self._crashed:
+            cell.passivate_if_asked()
         return None
 
     def _dispatch(self, envelope: Envelope) -> None:
@@ -174,6 +190,10 @@ class Actor(pykka.ThreadingActor):
                 reply = self.receive(envelope.message)
             except MessageRejectedError as err:
                 _fail(envelope.reply, err)
+                return
+            except Shutdown as exit:
+                self._exit(exit)
+                _fail(envelope.reply, ActorStoppedError(self.actor_id, f"exited: {exit}"))
                 return
             except BaseException as err:
                 journaled = self._journaled
@@ -186,6 +206,8 @@ class Actor(pykka.ThreadingActor):
             self.receive(envelope.message)
         except MessageRejectedError:
             pass  # a refused tell has nobody to tell; the handler logged it
+        except Shutdown as exit:
+            self._exit(exit)
         except BaseException as err:
             self._crash(err)
 
@@ -197,11 +219,24 @@ class Actor(pykka.ThreadingActor):
             return self.receive(message)
         except MessageRejectedError:
             raise
+        except Shutdown as exit:
+            self._exit(exit)
+            self.actor_inbox.put(_WakeUp())  # type: ignore[arg-type]
+            raise ActorStoppedError(self.actor_id, f"exited: {exit}") from exit
         except BaseException as err:
             journaled = self._journaled
             self._crash(err)
             self.actor_inbox.put(_WakeUp())  # type: ignore[arg-type]
             raise ActorCrashedError(self.actor_id, err, journaled=journaled) from err
+
+    def _exit(self, reason: Shutdown) -> None:
+        """End this incarnation in order with a shutdown reason: ``stopped()``
+        runs here, then the cell reports the exit (no further message)."""
+        try:
+            self.stopped()
+        except BaseException as err:  # exiting anyway: report, do not raise
+            self.system.log.error("actor.stop_failed", actor_id=self.actor_id, error=repr(err))
+        self._crash(reason)
 
     def _crash(self, err: BaseException) -> None:
         self._crashed = True

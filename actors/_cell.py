@@ -18,12 +18,13 @@ from typing import Any, Literal
 
 import pykka
 
-from ._actor import Actor, Envelope, _Ask, _fail, _Ping, _Tell
+from ._actor import Actor, Envelope, _Ask, _fail, _Ping, _Tell, _WakeUp
 from ._errors import ActorStartError, ActorStoppedError
 from ._host import SystemHost
-from ._lifecycle import LifecycleState
+from ._lifecycle import LifecycleState, Shutdown
 
 RestartType = Literal["permanent", "transient", "temporary"]
+ShutdownPolicy = float | Literal["brutal_kill", "infinity"]
 S = LifecycleState
 
 
@@ -33,8 +34,15 @@ class ChildSpec:
 
     ``factory`` builds a new, unstarted :class:`Actor` for each incarnation.
     ``restart``: ``permanent`` (always restarted), ``transient`` (restarted
-    only after a crash), ``temporary`` (never restarted). ``shutdown``: seconds
-    an orderly stop may take. ``passivate_after``: seconds of inactivity after
+    only after an abnormal exit), ``temporary`` (never restarted).
+    ``shutdown`` (OTP's): seconds an orderly stop may take before the actor
+    is killed, ``"infinity"`` to wait as long as it takes (give supervisors
+    this), or ``"brutal_kill"`` to kill it at once. Killing cannot pre-empt
+    a Python thread: a killed actor handles no further message and its
+    ``stopped()`` is not called, but a handler already running finishes on
+    its thread. ``significant``: its own exit may shut its supervisor down
+    (see ``Supervisor(auto_shutdown=)``); not for permanent children.
+    ``passivate_after``: seconds of inactivity after
     which the actor is stopped to free its thread and re-activated by its next
     message (only for actors whose state survives a restart, i.e. durable ones).
     """
@@ -42,7 +50,7 @@ class ChildSpec:
     id: str
     factory: Callable[[], Actor]
     restart: RestartType = "permanent"
-    shutdown: float = 5.0
+    shutdown: ShutdownPolicy = 5.0
     start_timeout: float = 30.0
     passivate_after: float | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -53,6 +61,7 @@ class ChildSpec:
     one crash-looping child exhaust its own intensity and escalate."""
     period: float = 30.0
     on_give_up: Callable[[str, BaseException], None] | None = field(default=None, compare=False)
+    significant: bool = False
     threaded: bool = True
     """False: the actor gets no thread of its own. Its messages are handled on
     the threads that send them, one at a time and in arrival order, under its
@@ -71,6 +80,17 @@ class ChildSpec:
             raise ValueError(
                 f"ChildSpec {self.id!r}: restart must be permanent, transient or temporary, "
                 f"got {self.restart!r}"
+            )
+        if self.shutdown not in ("brutal_kill", "infinity") and not (
+            isinstance(self.shutdown, (int, float)) and self.shutdown >= 0
+        ):
+            raise ValueError(
+                f"ChildSpec {self.id!r}: shutdown must be seconds >= 0, 'brutal_kill' or "
+                f"'infinity', got {self.shutdown!r}"
+            )
+        if self.significant and self.restart == "permanent":
+            raise ValueError(
+                f"ChildSpec {self.id!r}: a significant child must be transient or temporary"
             )
         if self.passivate_after is not None and self.passivate_after <= 0:
             raise ValueError(f"ChildSpec {self.id!r}: passivate_after must be > 0")
@@ -97,6 +117,7 @@ class Cell:
         self._stop_requested = False
         self.draining = False  # threadless: a thread is handling `pending`
         self.exit_requested = False  # threadless: the actor called stop() on itself
+        self.passivate_requested = False  # the actor called passivate() on itself
         # Held while a handler runs, on the actor's thread or inline on an
         # asker's thread; `inflight` counts envelopes in the pykka inbox.
         self.exec_lock = threading.Lock()
@@ -192,6 +213,8 @@ class Cell:
                 actor._dispatch(envelope)
             if self.exit_requested:
                 self._exit_threadless()
+            elif self.passivate_requested:
+                self.passivate_if_asked()
 
     def _exit_threadless(self) -> None:
         """A threadless actor stopped itself: stop it here, after its handler,
@@ -202,11 +225,14 @@ class Cell:
             self.exit_requested = False
             generation = self.generation
             self._set(S.STOPPING, "stopping itself")
+        self._call_stopped(None)
         self._stop_threadless(final=False, reason="exited normally")
+        with self.lock:
+            self.awaiting_restart = True  # buffer until the supervisor judges the exit
         self.system._child_exited(self, generation)
 
     def _stop_threadless(self, *, final: bool, reason: str) -> None:
-        self._call_stopped()
+        """After ``stopped()`` ran: the incarnation is gone."""
         with self.lock:
             self.actor = None
             if final:
@@ -214,16 +240,54 @@ class Cell:
             self._set(S.STOPPED, reason)
         self.system._untrack(self)
 
-    def _call_stopped(self) -> None:
-        """A threadless actor's ``stopped()``, after the handler running now."""
-        with self.exec_lock:
+    def _call_stopped(self, timeout: float | None) -> bool:
+        """A threadless actor's ``stopped()``, after the handler running now;
+        False if that handler did not return within ``timeout`` seconds."""
+        if not self.exec_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
             actor = self.actor
             if actor is None or actor._crashed:
-                return
+                return True
             try:
                 actor.stopped()
             except BaseException as err:  # stopping anyway: report, do not raise
                 self.system.log.error("actor.stop_failed", actor_id=self.id, error=repr(err))
+            return True
+        finally:
+            self.exec_lock.release()
+
+    def _kill(self, *, final: bool, reason: str) -> None:
+        """End the incarnation now (OTP ``kill``): it handles nothing more and
+        its ``stopped()`` is not called; what waits in its mailbox is kept
+        for the next incarnation (or failed, if ``final``)."""
+        with self.lock:
+            actor = self.actor
+            if actor is not None:
+                actor._crashed = True
+                actor.actor_stopped.set()
+                self._rescue_inbox(actor)
+                actor.actor_inbox.put(_WakeUp())  # type: ignore[arg-type]
+            self._stop_requested = False
+            self.inflight = 0
+            self.ref = None
+            self.actor = None
+            self._set(S.STOPPED, reason)
+            if final:
+                self._drop_pending(reason)
+        self.system.log.warning("actor.killed", actor_id=self.id, reason=reason)
+        self.system._untrack(self)
+
+    def terminate(self, reason: str) -> None:
+        """Stop and keep the cell terminated: known to its supervisor, taking
+        no messages until ``restart_child`` starts it (OTP ``undefined``)."""
+        self.stop(final=False, reason=reason)
+        with self.lock:
+            self.awaiting_restart = False
+            self._drop_pending(reason)
+            if self.state is not S.STOPPED:
+                self._set(S.STOPPED, reason)
+        self.system._untrack(self)
 
     def _start_failed(self, generation: int, err: BaseException) -> ActorStartError:
         with self.lock:
@@ -255,15 +319,22 @@ class Cell:
             else:
                 self._stop_requested = True
                 self._set(S.STOPPING, reason)
+        policy = self.spec.shutdown
+        if policy == "brutal_kill":
+            self._kill(final=final, reason=f"{reason}; killed (brutal_kill)")
+            return
+        timeout = None if policy == "infinity" else float(policy)
         if ref is None:
-            self._stop_threadless(final=final, reason=reason)
+            if self._call_stopped(timeout):
+                self._stop_threadless(final=final, reason=reason)
+            else:
+                self._kill(final=final, reason=f"{reason}; killed after its {timeout}s shutdown")
             return
         try:
-            ref.stop(block=True, timeout=self.spec.shutdown)
+            ref.stop(block=True, timeout=timeout)
         except pykka.Timeout:
-            with self.lock:
-                self._set(S.FAILED, f"did not stop within {self.spec.shutdown}s; thread abandoned")
-                self.ref = None
+            self._kill(final=final, reason=f"{reason}; killed after its {timeout}s shutdown")
+            return
         with self.lock:
             self.ref = None
             self.actor = None
@@ -280,26 +351,35 @@ class Cell:
 
     # ------------------------------------------------------------ callbacks from the actor thread
 
+    def _rescue_inbox(self, actor: Actor) -> None:
+        """Messages queued behind a crash or kill go to the next incarnation
+        (caller holds the lock)."""
+        rescued: list[Envelope] = []
+        inbox = actor.actor_inbox
+        while not inbox.empty():
+            envelope = inbox.get()
+            msg = envelope.message
+            if isinstance(msg, (_Tell, _Ask)):
+                rescued.append(msg)
+            elif envelope.reply_to is not None:
+                envelope.reply_to.set(None)
+        self.pending.extendleft(reversed(rescued))
+
     def on_crash(self, generation: int, err: BaseException, actor: Actor) -> None:
+        """The incarnation ended in a handler: a crash, or a :class:`Shutdown`
+        it raised (then ``stopped()`` has run)."""
         with self.lock:
             if generation != self.generation:
                 return
-            # Messages queued behind the crash go to the next incarnation.
-            rescued: list[Envelope] = []
-            inbox = actor.actor_inbox
-            while not inbox.empty():
-                envelope = inbox.get()
-                msg = envelope.message
-                if isinstance(msg, (_Tell, _Ask)):
-                    rescued.append(msg)
-                elif envelope.reply_to is not None:
-                    envelope.reply_to.set(None)
-            self.pending.extendleft(reversed(rescued))
+            self._rescue_inbox(actor)
             self.inflight = 0
             self.ref = None
             self.actor = None
             self.awaiting_restart = True
-            self._set(S.FAILED, f"crashed: {type(err).__name__}: {err}")
+            if isinstance(err, Shutdown):
+                self._set(S.STOPPED, f"exited: {err}")
+            else:
+                self._set(S.FAILED, f"crashed: {type(err).__name__}: {err}")
         self.system._untrack(self)
         self.system._child_failed(self, generation, err)
 
@@ -315,6 +395,7 @@ class Cell:
                 # The actor stopped itself: a normal exit, for its supervisor to judge.
                 self.ref = None
                 self.actor = None
+                self.awaiting_restart = True
                 self._set(S.STOPPED, "exited normally")
                 exited = True
             else:
@@ -392,7 +473,7 @@ class Cell:
         if ref is not None:
             ref.stop(block=False)
             return True
-        self._call_stopped()
+        self._call_stopped(None)
         self._passivated()
         return True
 
@@ -437,6 +518,14 @@ class Cell:
         self.exec_lock.release()
         if self.exit_requested:
             self._exit_threadless()
+        elif self.passivate_requested:
+            self.passivate_if_asked()
+
+    def passivate_if_asked(self) -> None:
+        """After a handler of an actor that asked to be passivated: do it
+        now if it is idle; else the request stands until it is."""
+        if self.passivate():
+            self.passivate_requested = False
 
     def ask_future(self, message: object, *, inline: bool = False) -> pykka.ThreadingFuture[Any]:
         """Send an ask; the reply (or error) arrives on the returned future.

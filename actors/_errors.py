@@ -102,3 +102,43 @@ class AskTimeoutError(ActorError, TimeoutError):
     def __init__(self, actor_id: str, timeout: float) -> None:
         self.actor_id = actor_id
         super().__init__(f"actor {actor_id!r} did not reply within {timeout}s")
+
+
+class AlreadyPresentError(DuplicateActorError):
+    """``start_child`` with the id of a terminated child whose spec the
+    supervisor keeps (OTP ``already_present``): ``restart_child`` or
+    ``delete_child`` it first."""
+
+    def __init__(self, actor_id: str, supervisor_id: str) -> None:
+        ActorError.__init__(
+            self,
+            f"supervisor {supervisor_id!r} keeps a terminated child {actor_id!r}: "
+            "restart_child or delete_child it",
+        )
+        self.actor_id = actor_id
+        self.supervisor_id = supervisor_id
+
+
+class ChildRunningError(ActorError):
+    """``restart_child`` / ``delete_child`` of a child that is not terminated
+    (OTP ``running`` / ``restarting``): ``terminate_child`` it first."""
+
+    def __init__(self, actor_id: str, status: str) -> None:
+        self.actor_id = actor_id
+        self.status = status
+        super().__init__(f"child {actor_id!r} is {status}: terminate_child it first")
+
+
+class MaxChildrenError(ActorError):
+    """A dynamic supervisor already runs ``max_children`` children."""
+
+    def __init__(self, supervisor_id: str, max_children: int) -> None:
+        self.supervisor_id = supervisor_id
+        self.max_children = max_children
+        super().__init__(f"dynamic supervisor {supervisor_id!r} is at max_children={max_children}")
+
+
+class SupervisorCallError(ActorError, TypeError):
+    """A supervisor call made to something that cannot take it: an actor that
+    is not a supervisor, or a dynamic supervisor asked to ``restart_child`` /
+    ``delete_child`` (OTP ``simple_one_for_one``)."""

@@ -34,21 +34,23 @@ from ._errors import (
     ActorStoppedError,
     AskTimeoutError,
     DuplicateActorError,
+    SupervisorCallError,
 )
 from ._faults import FaultInjector
 from ._journal_writer import JournalWriter
-from ._lifecycle import LifecycleState
-from ._supervisor import (
-    Backoff,
-    Strategy,
-    Supervisor,
-    _ChildExited,
-    _ChildFailed,
-    _StartChild,
-    _StartChildren,
-    _StopChild,
+from ._lifecycle import LifecycleState, Shutdown
+from ._supervisor import Backoff, Strategy, Supervisor
+from ._supervisor_calls import (
+    ChildCall,
+    ChildCounts,
+    ChildExit,
+    ChildInfo,
+    CountChildren,
+    StartChild,
+    StartChildren,
+    StartFromTemplate,
+    WhichChildren,
 )
-from ._supervisor import _WhichChildren as _Which
 
 ROOT = "root"
 
@@ -141,15 +143,76 @@ class ActorSystem(BatchAsks):
     # ------------------------------------------------------------ public API
 
     def spawn(self, spec: ChildSpec, *, parent: str = ROOT, activate: bool = True) -> None:
-        """Start ``spec`` as a dynamic child of supervisor ``parent``.
+        """Start ``spec`` as a dynamic child of supervisor ``parent``
+        (``start_child(parent, spec)``).
 
         ``activate=False`` registers it passivated: no thread until its first
         message (how thousands of waiting durable actors are recovered).
         """
+        self.start_child(parent, spec, activate=activate)
+
+    # ------------------------------------------------------------ OTP supervisor calls
+
+    def start_child(
+        self, supervisor_id: str, child: ChildSpec | str, *args: object, activate: bool = True
+    ) -> None:
+        """OTP ``start_child``: start ``child`` (a :class:`ChildSpec`) under
+        ``supervisor_id``; or, for a :class:`DynamicSupervisor` with a
+        template, the child ``template(child, *args)`` (``child`` is its id).
+
+        Raises :class:`ActorStartError` if it fails to start (nothing is kept:
+        the id is free again), :class:`DuplicateActorError` if the id is in
+        use (:class:`AlreadyPresentError` if it names a terminated child of
+        this supervisor), :class:`MaxChildrenError` past ``max_children``.
+        """
+        if isinstance(child, ChildSpec):
+            if args:
+                raise TypeError("start_child with a ChildSpec takes no further arguments")
+            message: object = StartChild(child, activate=activate)
+        elif isinstance(child, str):
+            message = StartFromTemplate(child, args, activate=activate)
+        else:
+            raise TypeError(f"child must be a ChildSpec or an id, got {type(child).__name__}")
+        self._supervisor_call(supervisor_id, message)
+
+    def terminate_child(self, supervisor_id: str, child_id: str) -> None:
+        """OTP ``terminate_child``: stop the child (its ``shutdown`` policy
+        applies) and keep it terminated (temporary children and those of a
+        dynamic supervisor are removed instead). Its restart, if one was
+        due, is cancelled."""
+        self._supervisor_call(supervisor_id, ChildCall("terminate", child_id))
+
+    def restart_child(self, supervisor_id: str, child_id: str) -> None:
+        """OTP ``restart_child``: start a terminated child again. Raises
+        :class:`ChildRunningError` if it runs or its restart is due,
+        :class:`ActorStartError` if it fails (it stays terminated)."""
+        self._supervisor_call(supervisor_id, ChildCall("restart", child_id))
+
+    def delete_child(self, supervisor_id: str, child_id: str) -> None:
+        """OTP ``delete_child``: forget a terminated child's spec. Raises
+        :class:`ChildRunningError` unless it is terminated."""
+        self._supervisor_call(supervisor_id, ChildCall("delete", child_id))
+
+    def which_children(self, supervisor_id: str = ROOT) -> list[ChildInfo]:
+        """OTP ``which_children``: each child, in start order."""
+        result: list[ChildInfo] = self._supervisor_call(supervisor_id, WhichChildren(detailed=True))
+        return result
+
+    def count_children(self, supervisor_id: str = ROOT) -> ChildCounts:
+        """OTP ``count_children``."""
+        result: ChildCounts = self._supervisor_call(supervisor_id, CountChildren())
+        return result
+
+    def _supervisor_call(self, supervisor_id: str, message: object) -> Any:
         self._check_open()
-        err = self.ask(parent, _StartChild(spec, activate=activate))
-        if err is not None:
-            raise err
+        cell = self._cell(supervisor_id)
+        actor = cell.actor
+        if actor is not None and not isinstance(actor, Supervisor):
+            raise SupervisorCallError(f"actor {supervisor_id!r} is not a supervisor")
+        reply = self.ask(supervisor_id, message, timeout=max(self.ask_timeout, 3600.0))
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     def spawn_many(
         self, specs: Sequence[ChildSpec], *, parent: str = ROOT, activate: bool = True
@@ -158,17 +221,14 @@ class ActorSystem(BatchAsks):
 
         Stops at the first failure and raises it; the children before it stay.
         """
-        self._check_open()
-        err = self.ask(parent, _StartChildren(list(specs), activate=activate), timeout=3600)
-        if err is not None:
-            raise err
+        self._supervisor_call(parent, StartChildren(list(specs), activate=activate))
 
     def stop(self, actor_id: str) -> None:
         """Stop and remove an actor (orderly). Unknown ids raise."""
         cell = self._cell(actor_id)
         if cell.parent is None:
             raise ActorError("stop the root supervisor with shutdown()")
-        self.ask(cell.parent.id, _StopChild(actor_id))
+        self._supervisor_call(cell.parent.id, ChildCall("remove", actor_id))
 
     def tell(self, actor_id: str, message: object) -> None:
         """Send without waiting. Buffered while the actor (re)starts."""
@@ -230,7 +290,11 @@ class ActorSystem(BatchAsks):
             return actor_id in self._cells
 
     def children(self, supervisor_id: str = ROOT) -> list[tuple[str, LifecycleState]]:
-        result: list[tuple[str, LifecycleState]] = self.ask(supervisor_id, _Which())
+        """(id, state) of each child of ``supervisor_id``, in start order;
+        :meth:`which_children` tells more."""
+        result: list[tuple[str, LifecycleState]] = self._supervisor_call(
+            supervisor_id, WhichChildren(detailed=False)
+        )
         return result
 
     def actor_ids(self) -> list[str]:
@@ -335,6 +399,8 @@ class ActorSystem(BatchAsks):
     def _child_failed(self, cell: Cell, generation: int, err: BaseException) -> None:
         parent = cell.parent
         if parent is None:
+            if isinstance(err, Shutdown):
+                return
             self.escalation = Escalation(err, self.clock())
             self.log.error("system.escalated", system=self.name, error=repr(err))
             if self._on_escalation is not None:
@@ -342,12 +408,12 @@ class ActorSystem(BatchAsks):
             return
         # If the parent is gone too, its own parent handles the restart.
         with contextlib.suppress(ActorError):
-            parent.tell(_ChildFailed(cell.id, generation, err), activity=False)
+            parent.tell(ChildExit(cell.id, generation, err), activity=False)
 
     def _child_exited(self, cell: Cell, generation: int) -> None:
         if cell.parent is not None:
             with contextlib.suppress(ActorError):
-                cell.parent.tell(_ChildExited(cell.id, generation), activity=False)
+                cell.parent.tell(ChildExit(cell.id, generation, None), activity=False)
 
     def _activate_async(self, cell: Cell) -> None:
         threading.Thread(target=cell.activate, name=f"activate-{cell.id}", daemon=True).start()

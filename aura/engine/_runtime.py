@@ -24,10 +24,10 @@ from actors import (
     ActorSystem,
     ChildSpec,
     DuplicateActorError,
+    DynamicSupervisor,
     FaultInjector,
     LifecycleState,
     MessageRejectedError,
-    Supervisor,
 )
 from eventstore import (
     ConcurrencyError,
@@ -288,7 +288,11 @@ class Runtime:
             self.system = ActorSystem("aura", store=self.store, logger=logger, faults=faults)
             self._gateway.log = self.system.log
             self.system.spawn(
-                ChildSpec(SUPERVISOR, lambda: Supervisor(max_restarts=100, period=10))
+                ChildSpec(
+                    SUPERVISOR,
+                    lambda: DynamicSupervisor(max_restarts=100, period=10),
+                    shutdown="infinity",  # it stops its missions in order, however long
+                )
             )
             sweep_every = min(archive_completed_after or 60.0, archive_retention or 60.0, 60.0)
             self.system.spawn(

@@ -126,13 +126,21 @@ def test_restart_types(rec: Recorder, counts: dict[str, int]) -> None:
         log.wait_for(removed("temp"))
         with pytest.raises(ActorNotFoundError):
             system.ask("temp", "x")
-        # A normal exit: permanent children come back, transient ones do not.
+        # A normal exit: permanent children come back; transient ones do not,
+        # and stay terminated (their spec kept, as OTP keeps it).
         system.tell("perm", "exit")
         system.tell("trans", "exit")
-        log.wait_for(removed("trans"))
+        log.wait_for(
+            lambda ev: any(
+                e.get("event") == "actor.exited" and e["actor_id"] == "trans" for e in ev
+            )
+        )
         rec.wait_for(lambda ev: ev.count(("start", "perm")) == 3)
         assert system.ask("perm", "x")[1] == 3
-        assert not system.exists("trans")
+        status = {c.id: c.status for c in system.which_children()}
+        assert status == {"perm": "running", "trans": "terminated"}
+        with pytest.raises(ActorStoppedError):
+            system.ask("trans", "x")
 
 
 def test_restart_intensity_escalates_to_the_parent(rec: Recorder, counts: dict[str, int]) -> None:
@@ -206,7 +214,7 @@ def test_failed_restarts_count_towards_intensity(rec: Recorder) -> None:
 
 
 def test_backoff_delays_restarts_and_resets_after_quiet() -> None:
-    from actors._supervisor import _BackoffState
+    from actors._backoff import _BackoffState
 
     state = _BackoffState(Backoff(min=1.0, max=5.0, jitter=0.0, reset_after=100.0))
     rng = random.Random(1)
@@ -230,7 +238,7 @@ def test_backoff_defers_the_restart_and_buffers_messages(
         log.wait_for(lambda ev: any(e.get("state") == "failed" for e in ev))
         reply = system.ask("w", "x", timeout=10)  # buffered until the delayed restart
         assert reply == ("w", 2, 1)
-    w = [e for e in log.events if e.get("actor_id") == "w"]
+    w = [e for e in log.events if e.get("actor_id") == "w" and e["event"] == "actor.lifecycle"]
     failed_at = next(e["at"] for e in w if e["state"] == "failed")
     restarted_at = next(e["at"] for e in w if e["state"] == "starting" and e["at"] > failed_at)
     assert restarted_at - failed_at >= 0.3 * 0.9  # a lower bound: noise only lengthens it
@@ -341,7 +349,7 @@ def test_an_ask_to_a_stuck_actor_times_out_instead_of_hanging(
     gate.set()
 
 
-def test_a_child_that_will_not_stop_is_abandoned_after_its_shutdown_timeout(
+def test_a_child_that_will_not_stop_is_killed_after_its_shutdown_timeout(
     rec: Recorder, counts: dict[str, int]
 ) -> None:
     log = Recorder()
@@ -352,15 +360,14 @@ def test_a_child_that_will_not_stop_is_abandoned_after_its_shutdown_timeout(
         system.spawn(probe("after", rec, counts))
         system.tell("slow", ("wait", gate))
         system.shutdown()  # returns although "slow" never finishes its message
-        reasons = [
+        killed = [
             e["reason"]
             for e in log.events
-            if e.get("event") == "actor.lifecycle"
-            and e["actor_id"] == "slow"
-            and e["state"] == "failed"
+            if e.get("event") == "actor.killed" and e["actor_id"] == "slow"
         ]
-        assert reasons and "did not stop within 0.2s" in reasons[0]
+        assert killed and "killed after its 0.2s shutdown" in killed[0]
         assert ("stop", "after") in rec.events  # the others were still stopped
+        assert ("stop", "slow") not in rec.events  # a killed actor's stopped() never runs
     finally:
         gate.set()
 
