@@ -31,7 +31,9 @@ crashes with :class:`RestartLimitError` (OTP exits with ``shutdown``, which a
 transient parent would not restart; here escalation always reaches the
 parent); restarts may be delayed by a :class:`Backoff`; a child may carry its
 own restart limit (``ChildSpec.max_restarts``), past which it alone is given
-up instead of the supervisor escalating.
+up instead of the supervisor escalating; a restart whose start fails is
+tried again at once, not after the supervisor's queued messages (OTP casts
+``try_again_restart`` to itself).
 """
 
 from __future__ import annotations
