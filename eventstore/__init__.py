@@ -1,4 +1,4 @@
-"""eventstore: a durable, crash-safe append-only event log on LMDB.
+"""eventstore: a durable, crash-safe append-only event log (LMDB, PostgreSQL).
 
 Streams of events, each event a ``kind`` and opaque ``data`` bytes, with
 per-stream versions (1, 2, ...) and a global commit position. Appends are
@@ -28,15 +28,15 @@ after the format byte. Keys are fixed-width big-endian integers (layout in
 
 No pickle: a record can never execute code when read.
 
-Modules
--------
-Shared by every backend: ``_records`` (the typed rows), ``_errors``,
-``_validate`` (argument checks), ``_protocol`` (``EventLog``, what a backend
-provides), ``_chain`` (hash chains), ``_group_commit``. The LMDB backend:
-``_codec`` and ``_layout`` (bytes and keys), ``_stream_index``,
-``_write_batch`` (one transaction's state), ``_lmdb_ops`` (the write
-operations), ``_lmdb_file`` (the file check before mapping),
-``_lmdb_errors``, ``_rwlock``, ``_lmdb_store``. In memory: ``_memory_store``.
+Backends
+--------
+Each backend is a subpackage implementing :class:`EventLog` (``_protocol``)
+with the same semantics and typed errors: ``lmdb`` (the embedded default),
+``postgres`` (many hosts on one server; needs the ``postgres`` extra) and
+``memory`` (the reference). :class:`EventStore` (``_open``) opens the one a
+path or URL names. Shared by all: ``_records`` (the typed rows), ``_errors``,
+``_validate`` (argument checks), ``_chain`` (hash chains), ``_write_ops``
+(what a group commit batches), ``_group_commit``.
 """
 
 from ._chain import ChainReport, chain_digest, verify_chain
@@ -51,11 +51,13 @@ from ._errors import (
     StoreFullError,
     StoreIOError,
     StoreReadOnlyError,
+    StoreUnavailableError,
 )
-from ._lmdb_store import Durability, EventStore
-from ._memory_store import MemoryEventStore
+from ._open import EventStore, backend_of
 from ._protocol import EventLog
 from ._records import FORMAT_VERSION, NewEvent, RecordedEvent, Snapshot, StreamInfo
+from .lmdb import Durability, LmdbEventStore
+from .memory import MemoryEventStore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -68,6 +70,7 @@ __all__ = [
     "EventStore",
     "EventStoreError",
     "InvalidEventError",
+    "LmdbEventStore",
     "MemoryEventStore",
     "NewEvent",
     "RecordedEvent",
@@ -77,7 +80,9 @@ __all__ = [
     "StoreFullError",
     "StoreIOError",
     "StoreReadOnlyError",
+    "StoreUnavailableError",
     "StreamInfo",
+    "backend_of",
     "chain_digest",
     "verify_chain",
 ]

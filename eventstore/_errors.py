@@ -96,3 +96,26 @@ class SnapshotError(EventStoreError, ValueError):
 
 class ArchiveError(EventStoreError, ValueError):
     """An archive request does not fit its stream."""
+
+
+class StoreUnavailableError(EventStoreError):
+    """The store's server cannot be reached (down, restarting, refusing us, the
+    connection broke). Raised to the caller; retrying later is the remedy.
+
+    ``committed`` is False when nothing of the failed call was recorded, None
+    when the connection broke during the commit and its outcome could not be
+    checked (re-read before retrying a write that has no expected version).
+    """
+
+    def __init__(self, where: str, operation: str, detail: str, committed: bool | None = False):
+        self.where = where
+        self.operation = operation
+        self.committed = committed
+        outcome = (
+            "nothing of it was recorded"
+            if committed is False
+            else "whether it was recorded is unknown (re-read before retrying)"
+        )
+        super().__init__(
+            f"event store at {where} is unavailable to {operation}: {detail}; {outcome}"
+        )

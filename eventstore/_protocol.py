@@ -1,18 +1,66 @@
-"""The event-store contract as a typing Protocol, implemented by every backend."""
+"""The store protocol: what every backend implements, written down once.
+
+:mod:`actors` and :mod:`aura` use a store only through :class:`EventLog`.
+LMDB, PostgreSQL and the in-memory reference implement it with the same
+semantics and the same typed errors; ``tests/eventstore/conformance.py`` is
+the executable form of this page, which a third-party backend can run.
+
+Streams and versions
+    A stream is named by a non-empty ASCII string (at most 256 bytes). Its
+    events have versions 1, 2, ... with no gaps; a stream never written is
+    at version 0 and reads as empty. Every event also gets a global
+    ``position`` (1, 2, ...), increasing in commit order across all
+    streams, so ``read_all(from_position=N)`` is a complete catch-up feed
+    for a follower: a later read never finds an event below a position it
+    has already passed.
+Appends
+    ``append`` and ``append_many`` are atomic (all events of the call, or
+    none) and durable when they return. ``expected_version=N`` makes one
+    triple conditional on its stream being at version N (0: new), else
+    :class:`ConcurrencyError` and nothing of the call is written. Events of
+    one commit share the timestamp ``ts`` the store's clock gave. Calls
+    from many threads share commits (group commit); one rejected call does
+    not affect the others. ``on_applied(versions)`` runs on the committing
+    thread before the commit, with the versions the call returns if it
+    commits; if it raises, nothing of the call is written.
+Chains
+    Streams named in ``chained=`` at open get a sha256 ``digest`` per
+    event, linked to the one before, computed inside the commit (see
+    ``_chain``). The chain continues across archive and reopen.
+Snapshots
+    ``save_snapshot(stream, version, data)`` keeps the newest
+    ``keep_snapshots`` per stream; a version past the stream's end raises
+    :class:`SnapshotError`. ``load_snapshot`` returns the newest or None.
+Archive and retention
+    ``archive(stream, n)`` moves versions ``..n`` out of the hot log: they
+    leave ``read_all`` and default ``read`` and stay readable with
+    ``read(..., archived=True)``. ``purge_archive(stream, n)`` deletes
+    archived versions ``..n`` for good (never hot ones, never the last).
+    ``stream_info`` reports ``version``, ``archived_upto``, ``purged_upto``.
+Errors
+    Malformed arguments raise :class:`InvalidEventError` before anything is
+    written; undecodable records :class:`CorruptionError` naming where; a
+    closed store :class:`StoreClosedError`; a read-only one
+    :class:`StoreReadOnlyError`; a full disk :class:`StoreFullError`; a
+    server that cannot be reached :class:`StoreUnavailableError`; anything
+    else from the engine :class:`StoreIOError`. A failed write left nothing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, Self
 
 from ._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
 
 
 class EventLog(Protocol):
-    """What :mod:`actors` and :mod:`aura` need from a store."""
+    """What :mod:`actors` and :mod:`aura` need from a store (see the module)."""
 
     @property
-    def path(self) -> str: ...
+    def path(self) -> str:
+        """Where the store is, for messages (a directory, or host/database)."""
+        ...
 
     @property
     def closed(self) -> bool: ...
@@ -58,3 +106,7 @@ class EventLog(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -32,6 +32,7 @@ from actors import (
 from eventstore import (
     ConcurrencyError,
     Durability,
+    EventLog,
     EventStore,
     EventStoreError,
     NewEvent,
@@ -235,7 +236,7 @@ class Runtime:
         archive_retention: float | None = None,
         log: str | None = None,
         clock: Callable[[], float] = time.time,
-        store_wrapper: Callable[[EventStore], Any] | None = None,
+        store_wrapper: Callable[[EventLog], Any] | None = None,
         standby: bool = False,
         max_recovery_attempts: int = 20,
     ) -> None:

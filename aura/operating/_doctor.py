@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eventstore import EventStore, EventStoreError
+from eventstore import EventLog, EventStoreError
 
 from ..governance._audit import verify_audit
 from ._inspect import PREFIX, describe, open_log
@@ -74,7 +74,7 @@ def examine(data: Path) -> DoctorReport:
     return DoctorReport(str(data), "", checks, log_error, log_events, audit.ok, reason)
 
 
-def _check_stream(store: EventStore, name: str) -> StreamCheck:
+def _check_stream(store: EventLog, name: str) -> StreamCheck:
     count = 0
     try:
         for event in store.read(name, archived=True):

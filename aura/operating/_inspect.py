@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import CorruptionError, EventStore, EventStoreError, RecordedEvent
+from eventstore import CorruptionError, EventLog, EventStore, EventStoreError, RecordedEvent
 
 from ..core._errors import AuraError
 from ..core._lifecycle import SETTLED_VALUES
@@ -83,7 +83,7 @@ def message_of(event: RecordedEvent) -> Any:
         raise CorruptionError("journaled message", where, "the event log", str(err)) from err
 
 
-def open_log(data: Path) -> EventStore:
+def open_log(data: Path) -> EventLog:
     events = data / "events"
     if not (events / "data.mdb").exists():
         raise DataDirError(f"no aura data directory at {data} (no event log in {events})")
@@ -202,7 +202,7 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-def journaled_results(store: EventStore, mission_id: str) -> dict[str, Any]:
+def journaled_results(store: EventLog, mission_id: str) -> dict[str, Any]:
     """The recorded result of every step of ``mission_id`` that succeeded, by
     idempotency key (``mission/run/seq``); the first record counts."""
     found: dict[str, Any] = {}
@@ -227,7 +227,7 @@ def history(data: Path, mission_id: str, *, archived: bool = False) -> Iterator[
             yield describe(e)
 
 
-def _scheduled_entries(store: EventStore, mission_id: str) -> dict[int, list[dict[str, Any]]]:
+def _scheduled_entries(store: EventLog, mission_id: str) -> dict[int, list[dict[str, Any]]]:
     """The step attempts a mission scheduled, from the audit chain, by the
     version of the event they were committed with (the next one the mission
     journaled after scheduling them; scheduling is no event of its own)."""
@@ -259,7 +259,7 @@ DAMAGED = "damaged"
 """The status ``ls``/``stats`` show for a mission whose log cannot be read."""
 
 
-def summarize_or_damaged(store: EventStore, mission_id: str) -> MissionSummary:
+def summarize_or_damaged(store: EventLog, mission_id: str) -> MissionSummary:
     """``summarize``, or a ``damaged`` summary whose detail names the bad
     record: one damaged mission never hides the others."""
     try:
@@ -268,7 +268,7 @@ def summarize_or_damaged(store: EventStore, mission_id: str) -> MissionSummary:
         return MissionSummary(mission_id, "", DAMAGED, 0, 0, str(err))
 
 
-def summarize(store: EventStore, mission_id: str) -> MissionSummary:
+def summarize(store: EventLog, mission_id: str) -> MissionSummary:
     stream = PREFIX + mission_id
     name, status, detail, steps, count = "", "pending", "", 0, 0
     run, waiting_for, recoveries = 1, "", 0

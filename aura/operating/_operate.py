@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import EventStore, EventStoreError
+from eventstore import EventLog, EventStore, EventStoreError
 
 from ..core._definitions import mission_definition
 from ..core._errors import AuraError
@@ -26,7 +26,7 @@ from ..governance._audit import AUDIT_STREAM, decode_entries
 from ._inspect import DAMAGED, PREFIX, open_log, summarize, summarize_or_damaged
 
 
-def _writable(data: Path) -> EventStore:
+def _writable(data: Path) -> EventLog:
     open_log(data).close()  # one clear error if there is no data directory
     return EventStore.open(data / "events", chained=(AUDIT_STREAM,))
 
@@ -54,7 +54,7 @@ def queue(data: Path, command: Command) -> int:
         return _queue_checked(store, command)
 
 
-def _queue_checked(store: EventStore, command: Command) -> int:
+def _queue_checked(store: EventLog, command: Command) -> int:
     try:
         msgspec.msgpack.encode(command)
     except (TypeError, msgspec.EncodeError) as err:
@@ -62,7 +62,7 @@ def _queue_checked(store: EventStore, command: Command) -> int:
     return queue_command(store, command)
 
 
-def _result_of(store: EventStore, mission_id: str) -> Any:
+def _result_of(store: EventLog, mission_id: str) -> Any:
     """The result in a completed mission's last transition."""
     stream = PREFIX + mission_id
     version = store.version(stream)
@@ -190,7 +190,7 @@ class Stats:
     file_bytes: int = 0
 
 
-def audit_entries(store: EventStore) -> int:
+def audit_entries(store: EventLog) -> int:
     """Audit entries in the chain (several per ``$audit`` event: one per
     commit), counted as ``audit verify`` counts them; -1 if unreadable."""
     try:

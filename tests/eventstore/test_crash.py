@@ -12,9 +12,14 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from eventstore import EventStore
+from tests.postgres_server import fresh_schema
 
 CHILD = Path(__file__).parent / "children" / "appender.py"
 KILLS = int(os.environ.get("AURA_CRASH_KILLS", "30"))
@@ -49,13 +54,30 @@ def _drain(proc: subprocess.Popen[str]) -> list[str]:
     return [x.decode() for x in rest.split(b"\n")[:-1]]
 
 
-def test_sigkill_at_random_moments_loses_no_acknowledged_append(tmp_path: Path) -> None:
-    path = tmp_path / "log"
+@pytest.fixture(params=["lmdb", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """Where the child appends: (target, extra argv), an LMDB directory or a schema."""
+    if request.param == "lmdb":
+        yield str(tmp_path / "log"), []
+        return
+    url = request.getfixturevalue("pg_server_url")
+    with fresh_schema(url) as schema:
+        yield url, [schema]
+
+
+def _open(target: tuple[str, list[str]]) -> Any:
+    where, extra = target
+    return EventStore.open(where, **({"schema": extra[0]} if extra else {}))
+
+
+def test_sigkill_at_random_moments_loses_no_acknowledged_append(
+    target: tuple[str, list[str]],
+) -> None:
     rng = random.Random(int(os.environ.get("AURA_CRASH_SEED", "20261122")))
     acked: list[tuple[str, int, int, str]] = []  # stream, last_version, size, batch_id
     for round_no in range(KILLS):
         proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(path), str(round_no), "4"],
+            [sys.executable, str(CHILD), target[0], str(round_no), "4", *target[1]],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -72,12 +94,12 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(tmp_path: Path) 
             if line.startswith("ACK "):
                 _, stream, version, size, batch_id = line.split()
                 acked.append((stream, int(version), int(size), batch_id))
-        _check(path, acked)
+        _check(target, acked)
     assert len(acked) > KILLS  # the test really appended between kills
 
 
-def _check(path: Path, acked: list[tuple[str, int, int, str]]) -> None:
-    with EventStore.open(path) as store:
+def _check(target: tuple[str, list[str]], acked: list[tuple[str, int, int, str]]) -> None:
+    with _open(target) as store:
         by_stream: dict[str, list[bytes]] = {}
         for stream in store.streams():
             events = list(store.read(stream))

@@ -1,16 +1,24 @@
-"""The LMDB store against a plain dict model, driven by hypothesis."""
+"""Every backend against a plain dict model, driven by hypothesis."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from eventstore import ArchiveError, ConcurrencyError, EventStore, NewEvent, SnapshotError
+from tests.postgres_server import fresh_schema
 
 STREAMS = st.sampled_from(["a", "b", "c/ü"])
 EVENTS = st.lists(
@@ -22,11 +30,14 @@ class StoreModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="aura-sm-"))
-        self.store = EventStore.open(self.dir / "s", map_size=1 << 16, keep_snapshots=2)
+        self.store = self.open_store()
         self.model: dict[str, list[tuple[str, bytes]]] = {}
         self.archived: dict[str, int] = {}
         self.snapshots: dict[str, tuple[int, bytes]] = {}
         self.order: list[tuple[str, int]] = []  # global order of (stream, version)
+
+    def open_store(self) -> Any:
+        return EventStore.open(self.dir / "s", map_size=1 << 16, keep_snapshots=2)
 
     def teardown(self) -> None:
         self.store.close()
@@ -121,7 +132,7 @@ class StoreModel(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.store.close()
-        self.store = EventStore.open(self.dir / "s", map_size=1 << 16, keep_snapshots=2)
+        self.store = self.open_store()
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data())
@@ -154,3 +165,20 @@ class StoreModel(RuleBasedStateMachine):
 
 StoreModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestStoreModel = StoreModel.TestCase
+
+
+def test_the_postgres_store_against_the_model(pg_server_url: str) -> None:
+    class PostgresModel(StoreModel):
+        def open_store(self) -> Any:
+            if not hasattr(self, "_schema"):
+                self._schema_cm = fresh_schema(pg_server_url)
+                self._schema = self._schema_cm.__enter__()
+            return EventStore.open(pg_server_url, schema=self._schema, keep_snapshots=2)
+
+        def teardown(self) -> None:
+            super().teardown()
+            self._schema_cm.__exit__(None, None, None)
+
+    run_state_machine_as_test(
+        PostgresModel, settings=settings(max_examples=40, stateful_step_count=30, deadline=None)
+    )

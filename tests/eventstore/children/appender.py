@@ -1,6 +1,6 @@
 """Child: several threads append batches forever, acknowledging each on stdout.
 
-argv: path seed threads. Each acknowledged batch prints
+argv: target (a directory or a PostgreSQL URL) seed threads [schema]. Each acknowledged batch prints
 ``ACK <stream> <last_version> <size> <batch_id>`` after ``append`` returned.
 Every event's data is ``<batch_id>:<index>/<size>`` so the parent can check
 that no batch is partial. The parent SIGKILLs this process at random moments.
@@ -14,8 +14,9 @@ from eventstore import EventStore, NewEvent
 
 
 def main() -> None:
-    path, seed, n_threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    store = EventStore.open(path)
+    target, seed, n_threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    options = {"schema": sys.argv[4]} if len(sys.argv) > 4 else {}
+    store = EventStore.open(target, **options)
     out_lock = threading.Lock()
 
     def work(t: int) -> None:

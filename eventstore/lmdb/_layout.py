@@ -32,10 +32,10 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import CorruptionError
 from . import _codec as codec
 from . import _stream_index as index
-from ._errors import CorruptionError
-from ._records import _StreamRow
+from ._rows import _StreamRow
 
 LAYOUT = 3
 LEGACY_TABLES = ("log", "streams", "snapshots")

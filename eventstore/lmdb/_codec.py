@@ -25,15 +25,9 @@ from typing import TypeVar
 
 import msgspec
 
-from ._errors import CorruptionError
-from ._records import (
-    FORMAT_VERSION,
-    RecordedEvent,
-    _ArchiveChunk,
-    _MetaRow,
-    _SnapshotRow,
-    _StreamRow,
-)
+from .._errors import CorruptionError
+from .._records import FORMAT_VERSION, RecordedEvent
+from ._rows import _ArchiveChunk, _MetaRow, _SnapshotRow, _StreamRow
 
 _U64 = struct.Struct(">Q")
 _U64x2 = struct.Struct(">QQ")

@@ -34,9 +34,7 @@ from typing import Any, Literal
 
 import lmdb
 
-from . import _codec as codec
-from . import _stream_index as stream_index
-from ._errors import (
+from .._errors import (
     CorruptionError,
     EventStoreError,
     InvalidEventError,
@@ -44,40 +42,25 @@ from ._errors import (
     StoreIOError,
     StoreReadOnlyError,
 )
-from ._group_commit import GroupCommitter
-from ._layout import LAYOUT, LEGACY_TABLES, upgrade
-from ._lmdb_errors import (
+from .._group_commit import GroupCommitter
+from .._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
+from .._validate import check_batch, check_data, check_item, check_stream, check_version
+from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
+from . import _codec as codec
+from . import _stream_index as stream_index
+from ._errors import (
     abort,
     at_positions,
     check_record,
     missing,
     translate,
 )
-from ._lmdb_file import check_data_file
-from ._lmdb_ops import WriteOps
-from ._records import (
-    NewEvent,
-    RecordedEvent,
-    Snapshot,
-    StreamInfo,
-    _ArchiveChunk,
-    _MetaRow,
-    _SnapshotRow,
-    _StreamRow,
-)
+from ._file import check_data_file
+from ._layout import LAYOUT, LEGACY_TABLES, upgrade
+from ._ops import WriteOps
+from ._rows import _ArchiveChunk, _MetaRow, _SnapshotRow, _StreamRow
 from ._rwlock import ResizeLock
-from ._validate import check_batch, check_data, check_item, check_stream, check_version
-from ._write_batch import (
-    META_KEY,
-    AppendOp,
-    ArchiveOp,
-    Op,
-    PurgeOp,
-    SnapshotOp,
-    StreamState,
-    WriteBatch,
-    WriteCache,
-)
+from ._write_batch import META_KEY, StreamState, WriteBatch, WriteCache
 
 Durability = Literal["sync", "async"]
 
@@ -86,7 +69,7 @@ _TABLES = ("catalog", "checkpoints", "archive", "meta")
 """The named LMDB databases of layout 3 (the log itself is the main database)."""
 
 
-class EventStore(WriteOps):
+class LmdbEventStore(WriteOps):
     """An append-only, crash-safe event log in one LMDB directory.
 
     Open with :meth:`open`. Thread-safe. Other processes may open the same
@@ -136,7 +119,7 @@ class EventStore(WriteOps):
         clock: Callable[[], float] = time.time,
         max_batch: int = 2048,
         chained: Collection[str] = (),
-    ) -> EventStore:
+    ) -> LmdbEventStore:
         """Open (creating if needed, unless ``readonly``) the store at ``path``.
 
         ``durability="sync"``: an append returns only once it is on disk
@@ -204,7 +187,7 @@ class EventStore(WriteOps):
             self._env_closed = True
             self._env.close()
 
-    def __enter__(self) -> EventStore:
+    def __enter__(self) -> LmdbEventStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

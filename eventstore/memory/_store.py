@@ -15,15 +15,15 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 
 import msgspec
 
-from ._chain import GENESIS, chain_digest
-from ._errors import (
+from .._chain import GENESIS, chain_digest
+from .._errors import (
     ArchiveError,
     ConcurrencyError,
     SnapshotError,
     StoreClosedError,
 )
-from ._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
-from ._validate import check_batch, check_data, check_item, check_stream, check_version
+from .._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
+from .._validate import check_batch, check_data, check_item, check_stream, check_version
 
 
 class _Stream:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ._errors import CorruptionError
+from .._errors import CorruptionError
 
 RUN = b"i"
 TAIL = b"n"

@@ -12,8 +12,8 @@ from typing import Any
 
 import lmdb
 
-from ._errors import CorruptionError, EventStoreError, StoreFullError, StoreIOError
-from ._records import RecordedEvent
+from .._errors import CorruptionError, EventStoreError, StoreFullError, StoreIOError
+from .._records import RecordedEvent
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 

@@ -10,41 +10,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _codec as codec
-from . import _stream_index as stream_index
-from ._chain import GENESIS, digest_of
-from ._errors import (
+from .._chain import GENESIS, digest_of
+from .._errors import (
     ArchiveError,
     ConcurrencyError,
     SnapshotError,
 )
-from ._lmdb_errors import (
+from .._records import NewEvent, RecordedEvent
+from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
+from . import _codec as codec
+from . import _stream_index as stream_index
+from ._errors import (
     check_record,
     corrupt_meta,
     missing,
 )
-from ._records import (
-    NewEvent,
-    RecordedEvent,
-    _ArchiveChunk,
-    _SnapshotRow,
-)
-from ._write_batch import (
-    AppendOp,
-    ArchiveOp,
-    Op,
-    PurgeOp,
-    SnapshotOp,
-    StreamState,
-    WriteBatch,
-)
+from ._rows import _ArchiveChunk, _SnapshotRow
+from ._write_batch import StreamState, WriteBatch
 
 _ARCHIVE_CHUNK = 4096
 """Events per compressed archive chunk."""
 
 
 class WriteOps:
-    """The write operations of :class:`EventStore` (see the module docstring)."""
+    """The write operations of :class:`LmdbEventStore` (see the module docstring)."""
 
     if TYPE_CHECKING:
         _db: dict[str, Any]

@@ -4,12 +4,11 @@ operation leaves nothing behind in the shared transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from . import _codec as codec
 from ._layout import LAYOUT
-from ._records import NewEvent, _MetaRow, _StreamRow
+from ._rows import _MetaRow, _StreamRow
 
 
 class Tables(Protocol):
@@ -121,48 +120,6 @@ class WriteBatch:
         if self.meta_dirty:
             meta = _MetaRow(self.next_position, self.next_sid, LAYOUT)
             self.txn.put(META_KEY, codec.encode(meta), db=db["meta"])
-
-
-class AppendOp:
-    """One or more stream appends committed atomically (all or none)."""
-
-    __slots__ = ("items", "on_applied")
-
-    def __init__(
-        self,
-        items: list[tuple[str, list[NewEvent], int | None]],
-        on_applied: Callable[[list[int]], None] | None = None,
-    ) -> None:
-        self.items = items
-        self.on_applied = on_applied  # see EventStore.append_many
-
-
-class SnapshotOp:
-    __slots__ = ("data", "stream", "version")
-
-    def __init__(self, stream: str, version: int, data: bytes) -> None:
-        self.stream = stream
-        self.version = version
-        self.data = data
-
-
-class ArchiveOp:
-    __slots__ = ("stream", "up_to")
-
-    def __init__(self, stream: str, up_to: int) -> None:
-        self.stream = stream
-        self.up_to = up_to
-
-
-class PurgeOp:
-    __slots__ = ("stream", "up_to")
-
-    def __init__(self, stream: str, up_to: int) -> None:
-        self.stream = stream
-        self.up_to = up_to
-
-
-Op = AppendOp | SnapshotOp | ArchiveOp | PurgeOp
 
 
 class WriteCache:

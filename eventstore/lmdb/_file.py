@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import struct
 
-from ._errors import CorruptionError
+from .._errors import CorruptionError
 
 _MAGIC = 0xBEEFC0DE
 _HEADER = struct.Struct("<II")  # mm_magic, mm_version at offset 16 of a meta page

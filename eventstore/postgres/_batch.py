@@ -1,0 +1,230 @@
+"""One group commit on PostgreSQL: every queued operation in one transaction.
+
+Order of locks, the same in every transaction so writers never deadlock:
+the rows of the touched streams (created first if new, then ``FOR UPDATE``
+in name order), then the head row (only when events are appended). Each
+operation is checked against the versions as this transaction sees them
+(earlier operations of the batch included) before it writes, so a rejected
+one leaves nothing and the others commit. Events go in with one binary
+``COPY``; stream versions and chain heads with one ``UPDATE ... FROM
+unnest``. A ``NOTIFY`` on the store's channel tells followers the new head
+at commit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._chain import GENESIS, digest_of
+from .._errors import ArchiveError, ConcurrencyError, EventStoreError, SnapshotError
+from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
+
+_COLUMNS = "position, stream, version, kind, data, ts, digest"
+_TYPES = ["bigint", "text", "bigint", "text", "bytea", "float8", "bytea"]
+
+
+@dataclass
+class _Row:
+    version: int
+    archived_upto: int
+    purged_upto: int
+    digest: bytes
+    changed: bool = False
+
+
+@dataclass
+class Applied:
+    """What a batch wrote: each op's outcome, and the first event appended
+    (stream, version, position) to check a commit whose answer was lost."""
+
+    outcomes: list[object]
+    probe: tuple[str, int, int] | None
+    hooks: list[Callable[[], None]]
+
+
+def apply(
+    conn: Any,
+    schema: str,
+    ops: Sequence[Op],
+    *,
+    now: float,
+    chained: frozenset[str],
+    keep_snapshots: int,
+    channel: str,
+) -> Applied:
+    """Write ``ops`` in the open transaction of ``conn``; return outcomes."""
+    s = schema
+    appended = sorted(
+        {st for op in ops if isinstance(op, AppendOp) for st, evs, _ in op.items if evs}
+    )
+    touched = sorted(
+        {st for op in ops if isinstance(op, AppendOp) for st, _, _ in op.items}
+        | {op.stream for op in ops if not isinstance(op, AppendOp)}
+    )
+    if appended:
+        conn.execute(
+            f"INSERT INTO {s}.streams (stream) SELECT unnest(%s::text[]) "
+            "ON CONFLICT (stream) DO NOTHING",
+            [appended],
+        )
+    rows: dict[str, _Row] = {}
+    for name, version, archived, purged, digest in conn.execute(
+        f"SELECT stream, version, archived_upto, purged_upto, head_digest FROM {s}.streams "
+        "WHERE stream = ANY(%s) ORDER BY stream FOR UPDATE",
+        [touched],
+    ):
+        rows[name] = _Row(version, archived, purged, bytes(digest) or GENESIS)
+    head = 0
+    if appended:
+        got = conn.execute(f"SELECT value FROM {s}.meta WHERE key = 'head' FOR UPDATE").fetchone()
+        head = int(got[0])
+    start_head = head
+    pending: list[tuple[int, str, int, str, bytes, float, bytes]] = []
+    outcomes: list[object] = []
+    hooks: list[Callable[[], None]] = []
+    probe: tuple[str, int, int] | None = None
+
+    def flush_events() -> None:
+        if pending:
+            with conn.cursor().copy(
+                f"COPY {s}.events ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(_TYPES)
+                for record in pending:
+                    cp.write_row(record)
+            pending.clear()
+
+    for op in ops:
+        try:
+            if isinstance(op, AppendOp):
+                versions = _check_append(op, rows)
+                for stream, evs, _ in op.items:
+                    row = rows.get(stream)
+                    if not evs or row is None:
+                        continue
+                    is_chained = stream in chained
+                    for ev in evs:
+                        head += 1
+                        row.version += 1
+                        digest = b""
+                        if is_chained:
+                            digest = digest_of(
+                                row.digest, stream, row.version, head, ev.kind, ev.data, now
+                            )
+                            row.digest = digest
+                        pending.append((head, stream, row.version, ev.kind, ev.data, now, digest))
+                        if probe is None:
+                            probe = (stream, row.version, head)
+                    row.changed = True
+                outcomes.append(versions)
+                if op.on_applied is not None:
+                    hooks.append(functools.partial(op.on_applied, versions))
+            elif isinstance(op, SnapshotOp):
+                _snapshot(conn, s, op, rows, now=now, keep=keep_snapshots)
+                outcomes.append(None)
+            elif isinstance(op, ArchiveOp):
+                flush_events()
+                outcomes.append(_archive(conn, s, op, rows))
+            else:
+                flush_events()
+                outcomes.append(_purge(conn, s, op, rows))
+        except EventStoreError as err:
+            outcomes.append(err)  # checked before writing: it left nothing
+    flush_events()
+    changed = [(name, row) for name, row in rows.items() if row.changed]
+    if changed:
+        conn.execute(
+            f"UPDATE {s}.streams AS t SET version = u.version, head_digest = u.digest "
+            "FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) AS u(stream, version, digest) "
+            "WHERE t.stream = u.stream",
+            [
+                [n for n, _ in changed],
+                [r.version for _, r in changed],
+                [r.digest if n in chained else b"" for n, r in changed],
+            ],
+        )
+    if head != start_head:
+        conn.execute(f"UPDATE {s}.meta SET value = %s WHERE key = 'head'", [head])
+        conn.execute("SELECT pg_notify(%s, %s)", [channel, str(head)])
+    return Applied(outcomes, probe, hooks)
+
+
+def _check_append(op: AppendOp, rows: dict[str, _Row]) -> list[int]:
+    """The versions ``op`` results in, or ConcurrencyError (nothing written)."""
+    planned: dict[str, int] = {}
+    versions = []
+    for stream, evs, expected in op.items:
+        row = rows.get(stream)
+        current = planned.get(stream, row.version if row is not None else 0)
+        if expected is not None and expected != current:
+            raise ConcurrencyError(stream, expected, current)
+        planned[stream] = current + len(evs)
+        versions.append(planned[stream])
+    return versions
+
+
+def _snapshot(
+    conn: Any, s: str, op: SnapshotOp, rows: dict[str, _Row], *, now: float, keep: int
+) -> None:
+    row = rows.get(op.stream)
+    current = row.version if row is not None else 0
+    if row is None or op.version > current or current == 0:
+        raise SnapshotError(
+            f"stream {op.stream!r}: cannot snapshot version {op.version}, "
+            f"the stream is at version {current}"
+        )
+    conn.execute(
+        f"INSERT INTO {s}.snapshots (stream, version, data, ts) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (stream, version) DO UPDATE SET data = EXCLUDED.data, ts = EXCLUDED.ts",
+        [op.stream, op.version, op.data, now],
+    )
+    conn.execute(
+        f"DELETE FROM {s}.snapshots WHERE stream = %s AND version < ALL ("
+        f"SELECT version FROM {s}.snapshots WHERE stream = %s ORDER BY version DESC LIMIT %s)",
+        [op.stream, op.stream, keep],
+    )
+
+
+def _archive(conn: Any, s: str, op: ArchiveOp, rows: dict[str, _Row]) -> int:
+    row = rows.get(op.stream)
+    current = row.version if row is not None else 0
+    if row is None or op.up_to > current or current == 0:
+        raise ArchiveError(
+            f"stream {op.stream!r}: cannot archive up to version {op.up_to}, "
+            f"the stream is at version {current}"
+        )
+    if op.up_to <= row.archived_upto:
+        return row.archived_upto
+    conn.execute(
+        f"WITH moved AS (DELETE FROM {s}.events WHERE stream = %s AND version <= %s "
+        f"RETURNING stream, version, position, kind, data, ts, digest) "
+        f"INSERT INTO {s}.archive SELECT * FROM moved",
+        [op.stream, op.up_to],
+    )
+    conn.execute(
+        f"UPDATE {s}.streams SET archived_upto = %s WHERE stream = %s", [op.up_to, op.stream]
+    )
+    row.archived_upto = op.up_to
+    return op.up_to
+
+
+def _purge(conn: Any, s: str, op: PurgeOp, rows: dict[str, _Row]) -> int:
+    row = rows.get(op.stream)
+    if row is None or op.up_to > row.archived_upto or op.up_to >= row.version:
+        raise ArchiveError(
+            f"stream {op.stream!r}: cannot purge up to version {op.up_to}: only archived "
+            f"events ({row.archived_upto if row else 0}) and never the last "
+            f"({row.version if row else 0})"
+        )
+    if op.up_to > row.purged_upto:
+        conn.execute(
+            f"DELETE FROM {s}.archive WHERE stream = %s AND version <= %s", [op.stream, op.up_to]
+        )
+        conn.execute(
+            f"UPDATE {s}.streams SET purged_upto = %s WHERE stream = %s", [op.up_to, op.stream]
+        )
+        row.purged_upto = op.up_to
+    return row.purged_upto

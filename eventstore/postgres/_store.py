@@ -1,0 +1,433 @@
+"""PostgresEventStore: the event-store contract on PostgreSQL.
+
+Many processes on many hosts may open one store: optimistic concurrency
+(``expected_version``) and the hash chains hold across all of them, because
+every check and every write happens inside one transaction under row locks
+(see ``_batch``). Within a process, concurrent appenders share one
+transaction (group commit, as on LMDB). Reads run on a small connection
+pool, each statement a consistent snapshot; long reads go in chunks.
+
+``durability="sync"`` (default): an append returns once PostgreSQL has
+flushed its commit (``synchronous_commit`` as the server sets it, ``on`` by
+default). ``"async"``: ``synchronous_commit=off`` for this store's writes.
+
+Faults: a server that cannot be reached or that drops the connection gives
+:class:`StoreUnavailableError` to the caller, and the next call connects
+again (the pool replaces broken connections). If the connection breaks
+during a commit, the store reconnects and looks up the first event of the
+batch to learn whether it committed, so an acknowledged append is never
+reported as failed nor a failed one as acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .._errors import (
+    EventStoreError,
+    InvalidEventError,
+    StoreClosedError,
+    StoreReadOnlyError,
+    StoreUnavailableError,
+)
+from .._group_commit import GroupCommitter
+from .._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
+from .._validate import check_batch, check_data, check_item, check_stream, check_version
+from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
+from . import _batch
+from ._connect import RETRYABLE, connect, describe, translate
+from ._schema import check_schema_name, ensure
+
+_READ_CHUNK = 1000
+_EVENT_COLUMNS = "stream, version, position, kind, data, ts, digest"
+
+
+def _event(row: tuple[Any, ...]) -> RecordedEvent:
+    stream, version, position, kind, data, ts, digest = row
+    return RecordedEvent(stream, version, position, kind, bytes(data), ts, bytes(digest))
+
+
+class PostgresEventStore:
+    """An append-only event log in a PostgreSQL schema. Open with :meth:`open`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str,
+        durability: str,
+        readonly: bool,
+        keep_snapshots: int,
+        clock: Callable[[], float],
+        max_batch: int,
+        chained: Collection[str],
+        pool_size: int,
+    ) -> None:
+        self._url = url
+        self._schema = schema
+        self._where = f"{describe(url)} (schema {schema})"
+        self._readonly = readonly
+        self._keep = keep_snapshots
+        self._clock = clock
+        self._chained = frozenset(chained)
+        self.channel = f"{schema}_events"
+        """The NOTIFY channel that carries the new head position at each commit."""
+        self._closed = False
+        self._close_lock = threading.Lock()
+        configure = None
+        if durability == "async":
+
+            def configure(conn: psycopg.Connection[Any]) -> None:
+                conn.execute("SET synchronous_commit TO off")
+
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": 10},
+            configure=configure,
+            open=False,
+            timeout=10.0,
+            reconnect_timeout=0,  # keep trying: a runtime outlives a database restart
+            name=f"eventstore-{schema}",
+        )
+        self._committer: GroupCommitter[Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        schema: str = "aura",
+        durability: str = "sync",
+        readonly: bool = False,
+        keep_snapshots: int = 3,
+        clock: Callable[[], float] = time.time,
+        max_batch: int = 2048,
+        chained: Collection[str] = (),
+        pool_size: int = 4,
+    ) -> PostgresEventStore:
+        """Open the store in ``schema`` of the database ``url`` names,
+        creating its tables on first open (unless ``readonly``).
+
+        A wrong URL, wrong credentials or an unreachable server raise
+        :class:`StoreUnavailableError` naming host and database (never the
+        password); a schema written by newer code, :class:`StoreIOError`.
+        """
+        schema = check_schema_name(schema)
+        for name in chained:
+            check_stream(name)
+        if durability not in ("sync", "async"):
+            raise InvalidEventError(f"durability must be 'sync' or 'async', got {durability!r}")
+        check_version("keep_snapshots", keep_snapshots, minimum=1)
+        check_version("pool_size", pool_size, minimum=1)
+        where = f"{describe(url)} (schema {schema})"
+        with connect(url, where) as conn:
+            try:
+                ensure(conn, schema, where, readonly=readonly)
+            except psycopg.Error as err:
+                raise translate(err, where, "open", url) from None
+        store = cls(
+            url,
+            schema=schema,
+            durability=durability,
+            readonly=readonly,
+            keep_snapshots=keep_snapshots,
+            clock=clock,
+            max_batch=max_batch,
+            chained=chained,
+            pool_size=pool_size,
+        )
+        store._pool.open(wait=False)
+        return store
+
+    def close(self) -> None:
+        """Finish in-flight writes and close every connection. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._committer.wait_idle()
+        self._pool.close()
+
+    def __enter__(self) -> PostgresEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> str:
+        """Where the store is, for messages: host, database and schema."""
+        return self._where
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def schema(self) -> str:
+        return self._schema
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def flush(self) -> None:
+        """Make every earlier commit durable (only matters with
+        ``durability="async"``): one synchronous commit flushes the WAL up
+        to it."""
+        self._check_open()
+        with self._connection("flush") as conn, conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit TO on")
+            conn.execute(f"UPDATE {self._schema}.meta SET value = value WHERE key = 'head'")
+
+    # ------------------------------------------------------------ writes
+
+    def append(
+        self, stream: str, events: Sequence[NewEvent], *, expected_version: int | None = None
+    ) -> int:
+        """Append ``events`` to ``stream`` atomically; return the new version
+        (``expected_version``: see :class:`eventstore.EventLog`)."""
+        item = check_item(stream, events, expected_version)
+        self._check_writable("append")
+        versions: list[int] = self._submit(AppendOp([item]))
+        return versions[0]
+
+    def append_many(
+        self,
+        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
+        *,
+        on_applied: Callable[[list[int]], None] | None = None,
+    ) -> list[int]:
+        """Append to several streams in one atomic, durable commit (see
+        :class:`eventstore.EventLog`)."""
+        items = check_batch(batch, on_applied)
+        self._check_writable("append")
+        if not items:
+            return []
+        result: list[int] = self._submit(AppendOp(items, on_applied))
+        return result
+
+    def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
+        check_stream(stream)
+        check_version("version", version, minimum=1)
+        check_data("snapshot data", data)
+        self._check_writable("save a snapshot")
+        self._submit(SnapshotOp(stream, version, data))
+
+    def archive(self, stream: str, up_to_version: int) -> int:
+        check_stream(stream)
+        check_version("up_to_version", up_to_version, minimum=1)
+        self._check_writable("archive")
+        archived: int = self._submit(ArchiveOp(stream, up_to_version))
+        return archived
+
+    def purge_archive(self, stream: str, up_to_version: int) -> int:
+        check_stream(stream)
+        check_version("up_to_version", up_to_version, minimum=1)
+        self._check_writable("purge")
+        purged: int = self._submit(PurgeOp(stream, up_to_version))
+        return purged
+
+    def _submit(self, op: Op) -> Any:
+        self._check_open()
+        return self._committer.submit(op)
+
+    def _run_batch(self, ops: Sequence[Op]) -> list[object]:
+        for attempt in range(5):
+            applied: _batch.Applied | None = None
+            try:
+                with self._connection("write") as conn:
+                    try:
+                        with conn.transaction():
+                            applied = _batch.apply(
+                                conn,
+                                self._schema,
+                                ops,
+                                now=self._clock(),
+                                chained=self._chained,
+                                keep_snapshots=self._keep,
+                                channel=self.channel,
+                            )
+                            for hook in applied.hooks:
+                                hook()
+                    except psycopg.Error as err:
+                        if getattr(err, "sqlstate", None) in RETRYABLE and attempt < 4:
+                            continue  # a deadlock or serialisation failure: nothing written
+                        raise
+                return applied.outcomes
+            except psycopg.Error as err:
+                if applied is None or applied.probe is None:
+                    raise translate(err, self._where, "write", self._url) from None
+                # The connection broke during COMMIT: did it commit?
+                if self._committed(applied.probe):
+                    return applied.outcomes
+                raise translate(err, self._where, "write", self._url) from None
+            except StoreUnavailableError:
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _committed(self, probe: tuple[str, int, int]) -> bool:
+        stream, version, position = probe
+        for delay in (0.05, 0.2, 0.5, 1.0, 2.0):
+            try:
+                with self._connection("check a commit") as conn:
+                    row = conn.execute(
+                        f"SELECT position FROM {self._schema}.events WHERE stream = %s AND "
+                        f"version = %s UNION ALL SELECT position FROM {self._schema}.archive "
+                        "WHERE stream = %s AND version = %s",
+                        [stream, version, stream, version],
+                    ).fetchone()
+                return row is not None and row[0] == position
+            except (StoreUnavailableError, psycopg.Error):
+                time.sleep(delay)  # the server is coming back: wait a moment, then ask again
+        raise StoreUnavailableError(
+            self._where, "write", "the connection broke during the commit", committed=None
+        )
+
+    # ------------------------------------------------------------ reads
+
+    def version(self, stream: str) -> int:
+        check_stream(stream)
+        row = self._one(f"SELECT version FROM {self._schema}.streams WHERE stream = %s", [stream])
+        return int(row[0]) if row is not None else 0
+
+    def stream_info(self, stream: str) -> StreamInfo | None:
+        check_stream(stream)
+        row = self._one(
+            f"SELECT version, archived_upto, purged_upto FROM {self._schema}.streams "
+            "WHERE stream = %s AND version > 0",
+            [stream],
+        )
+        if row is None:
+            return None
+        return StreamInfo(stream, int(row[0]), int(row[1]), int(row[2]))
+
+    def streams(self) -> list[str]:
+        with self._connection("list streams") as conn:
+            rows = conn.execute(
+                f"SELECT stream FROM {self._schema}.streams WHERE version > 0 "
+                'ORDER BY stream COLLATE "C"'
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def head_position(self) -> int:
+        row = self._one(f"SELECT value FROM {self._schema}.meta WHERE key = 'head'", [])
+        return int(row[0]) if row is not None else 0
+
+    def read(
+        self,
+        stream: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        archived: bool = False,
+    ) -> Iterator[RecordedEvent]:
+        check_stream(stream)
+        check_version("from_version", from_version, minimum=1)
+        if to_version is not None:
+            check_version("to_version", to_version, minimum=0)
+        self._check_open()
+        return self._iter_stream(stream, from_version, to_version, archived)
+
+    def _iter_stream(
+        self, stream: str, next_v: int, to_version: int | None, archived: bool
+    ) -> Iterator[RecordedEvent]:
+        s = self._schema
+        end = to_version if to_version is not None else (1 << 62)
+        hot = (
+            f"SELECT {_EVENT_COLUMNS} FROM {s}.events "
+            "WHERE stream = %s AND version BETWEEN %s AND %s"
+        )
+        if archived:
+            sql = (
+                f"SELECT * FROM ({hot} UNION ALL SELECT {_EVENT_COLUMNS} FROM {s}.archive "
+                "WHERE stream = %s AND version BETWEEN %s AND %s) e ORDER BY version LIMIT %s"
+            )
+        else:
+            sql = f"{hot} ORDER BY version LIMIT %s"
+        while next_v <= end:
+            params: list[Any] = [stream, next_v, end]
+            if archived:
+                params += [stream, next_v, end]
+            with self._connection(f"read stream {stream!r}") as conn:
+                rows = conn.execute(sql, [*params, _READ_CHUNK]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _event(row)
+            next_v = int(rows[-1][1]) + 1
+
+    def read_all(self, from_position: int = 0) -> Iterator[RecordedEvent]:
+        check_version("from_position", from_position, minimum=0)
+        self._check_open()
+        return self._iter_all(max(1, from_position))
+
+    def _iter_all(self, pos: int) -> Iterator[RecordedEvent]:
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM {self._schema}.events WHERE position >= %s "
+            "ORDER BY position LIMIT %s"
+        )
+        while True:
+            with self._connection("read the log") as conn:
+                rows = conn.execute(sql, [pos, _READ_CHUNK]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _event(row)
+            pos = int(rows[-1][2]) + 1
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        check_stream(stream)
+        row = self._one(
+            f"SELECT version, data, ts FROM {self._schema}.snapshots WHERE stream = %s "
+            "ORDER BY version DESC LIMIT 1",
+            [stream],
+        )
+        if row is None:
+            return None
+        return Snapshot(stream, int(row[0]), bytes(row[1]), float(row[2]))
+
+    # ------------------------------------------------------------ internals
+
+    def _one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        with self._connection("read") as conn:
+            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+        return row
+
+    @contextlib.contextmanager
+    def _connection(self, operation: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; psycopg's failures become typed errors."""
+        self._check_open()
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as err:
+            raise StoreUnavailableError(
+                self._where, operation, f"no connection to the server ({err})"
+            ) from None
+        except EventStoreError:
+            raise
+        except psycopg.Error as err:
+            if operation == "write":
+                raise  # the writer tells a failed commit from a failed write itself
+            raise translate(err, self._where, operation, self._url) from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(self._where)
+
+    def _check_writable(self, operation: str) -> None:
+        self._check_open()
+        if self._readonly:
+            raise StoreReadOnlyError(self._where, operation)

@@ -1,0 +1,121 @@
+"""A throw-away PostgreSQL server for tests, or the one AURA_TEST_PG_DSN names.
+
+``PostgresServer.start(tmp)`` runs ``initdb`` and ``pg_ctl`` from the local
+PostgreSQL install (``pg_config --bindir``, else the usual Debian paths) on a
+unix socket inside ``tmp``, listening on no TCP port. As root (CI
+containers) the server runs as the ``postgres`` user, since PostgreSQL
+refuses to run as root. ``fsync`` is off: tests kill clients, never the
+machine (the benchmarks start their own server with fsync on).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+DSN_ENV = "AURA_TEST_PG_DSN"
+
+
+def bindir() -> Path:
+    found = shutil.which("pg_config")
+    if found:
+        out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False)
+        candidate = Path(out.stdout.strip())
+        if (candidate / "initdb").exists():
+            return candidate
+    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/bin"):
+        for hit in sorted(glob.glob(pattern), reverse=True):
+            if (Path(hit) / "initdb").exists():
+                return Path(hit)
+    raise RuntimeError(
+        "no PostgreSQL server install found (initdb): install it (Debian: apt-get install "
+        f"postgresql) or point the tests at a server with {DSN_ENV}=postgresql://..."
+    )
+
+
+class PostgresServer:
+    def __init__(self, root: Path, bin_dir: Path, as_user: list[str]) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.bin = bin_dir
+        self.as_user = as_user
+        self.url = f"postgresql://aura@/postgres?host={root}"
+
+    @classmethod
+    def start(cls, root: Path, *, fsync: bool = False, port: int = 5432) -> PostgresServer:
+        bin_dir = bindir()
+        as_user: list[str] = []
+        if os.geteuid() == 0:
+            as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(root, "postgres")
+        server = cls(root, bin_dir, as_user)
+        server._run(
+            "initdb",
+            "-D",
+            str(server.data),
+            "-A",
+            "trust",
+            "-U",
+            "aura",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        opts = (
+            f"-k {root} -c listen_addresses='' -p {port} -c fsync={'on' if fsync else 'off'} "
+            "-c max_connections=200 -c shared_buffers=128MB"
+        )
+        server._run(
+            "pg_ctl", "-D", str(server.data), "-o", opts, "-l", str(root / "log"), "-w", "start"
+        )
+        server.port = port
+        return server
+
+    port: int = 5432
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [*self.as_user, str(self.bin / tool), *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {done.stdout}\n{done.stderr}")
+
+    def restart(self) -> None:
+        """Stop (fast: connections are dropped) and start again on the same socket."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+
+@contextmanager
+def server_url(tmp: Path) -> Iterator[str]:
+    """The URL of a server for this test session: AURA_TEST_PG_DSN, or a new one."""
+    dsn = os.environ.get(DSN_ENV)
+    if dsn:
+        yield dsn
+        return
+    server = PostgresServer.start(tmp)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@contextmanager
+def fresh_schema(url: str) -> Iterator[str]:
+    """A schema name no one uses yet; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
