@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +11,7 @@ from .postgres_server import fresh_schema, server_url
 
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="aura-pg-") as tmp, server_url(Path(tmp)) as url:
+    with server_url() as url:
         yield url
 
 

@@ -14,6 +14,7 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,9 @@ def bindir() -> Path:
 
 
 class PostgresServer:
+    port: int = 5432
+    fsync: bool = False
+
     def __init__(self, root: Path, bin_dir: Path, as_user: list[str]) -> None:
         self.root = root
         self.data = root / "data"
@@ -50,64 +54,76 @@ class PostgresServer:
         self.url = f"postgresql://aura@/postgres?host={root}"
 
     @classmethod
-    def start(cls, root: Path, *, fsync: bool = False, port: int = 5432) -> PostgresServer:
-        bin_dir = bindir()
+    def start(
+        cls, root: Path | None = None, *, fsync: bool = False, port: int = 5432
+    ) -> PostgresServer:
+        """Start a new cluster in ``root`` (a new directory under the system
+        temp dir if None: the server's user must be able to reach it)."""
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="aura-pg-"))
         as_user: list[str] = []
         if os.geteuid() == 0:
             as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(root, "postgres")
-        server = cls(root, bin_dir, as_user)
+        server = cls(root, bindir(), as_user)
+        server.port, server.fsync = port, fsync
         server._run(
-            "initdb",
-            "-D",
-            str(server.data),
-            "-A",
-            "trust",
-            "-U",
-            "aura",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--no-instructions",
-        )
-        opts = (
-            f"-k {root} -c listen_addresses='' -p {port} -c fsync={'on' if fsync else 'off'} "
-            "-c max_connections=200 -c shared_buffers=128MB"
-        )
-        server._run(
-            "pg_ctl", "-D", str(server.data), "-o", opts, "-l", str(root / "log"), "-w", "start"
-        )
-        server.port = port
+            "initdb", "-D", str(server.data), "-A", "trust", "-U", "aura", "-E", "UTF8",
+            "--no-sync", "--no-instructions",
+        )  # fmt: skip
+        server.start_again()
         return server
-
-    port: int = 5432
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [*self.as_user, str(self.bin / tool), *args]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=120
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{tool} failed: {done.stdout}\n{done.stderr}")
 
+    def start_again(self) -> None:
+        """Start the (stopped) server; its output goes to ``root/log``."""
+        opts = (
+            f"-k {self.root} -c listen_addresses='' -p {self.port} "
+            f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=200 "
+            "-c shared_buffers=128MB"
+        )
+        log = str(self.root / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", log, "-w", "start")
+
     def restart(self) -> None:
         """Stop (fast: connections are dropped) and start again on the same socket."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart")
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self.start_again()
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
+    def remove(self) -> None:
+        """Stop if running and delete the cluster."""
+        done = subprocess.run(
+            [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
 
 @contextmanager
-def server_url(tmp: Path) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """The URL of a server for this test session: AURA_TEST_PG_DSN, or a new one."""
     dsn = os.environ.get(DSN_ENV)
     if dsn:
         yield dsn
         return
-    server = PostgresServer.start(tmp)
+    server = PostgresServer.start()
     try:
         yield server.url
     finally:
-        server.stop()
+        server.remove()
 
 
 @contextmanager

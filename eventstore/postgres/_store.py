@@ -31,7 +31,6 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._errors import (
-    EventStoreError,
     InvalidEventError,
     StoreClosedError,
     StoreReadOnlyError,
@@ -46,6 +45,7 @@ from ._connect import RETRYABLE, connect, describe, translate
 from ._schema import check_schema_name, ensure
 
 _READ_CHUNK = 1000
+_WRITE_ATTEMPTS = 5
 _EVENT_COLUMNS = "stream, version, position, kind, data, ts, digest"
 
 
@@ -69,6 +69,7 @@ class PostgresEventStore:
         max_batch: int,
         chained: Collection[str],
         pool_size: int,
+        timeout: float,
     ) -> None:
         self._url = url
         self._schema = schema
@@ -94,7 +95,7 @@ class PostgresEventStore:
             kwargs={"autocommit": True, "connect_timeout": 10},
             configure=configure,
             open=False,
-            timeout=10.0,
+            timeout=timeout,
             reconnect_timeout=0,  # keep trying: a runtime outlives a database restart
             name=f"eventstore-{schema}",
         )
@@ -115,6 +116,7 @@ class PostgresEventStore:
         max_batch: int = 2048,
         chained: Collection[str] = (),
         pool_size: int = 4,
+        timeout: float = 10.0,
     ) -> PostgresEventStore:
         """Open the store in ``schema`` of the database ``url`` names,
         creating its tables on first open (unless ``readonly``).
@@ -122,6 +124,8 @@ class PostgresEventStore:
         A wrong URL, wrong credentials or an unreachable server raise
         :class:`StoreUnavailableError` naming host and database (never the
         password); a schema written by newer code, :class:`StoreIOError`.
+        ``timeout``: seconds a call waits for a connection (the server is
+        down or restarting) before it raises :class:`StoreUnavailableError`.
         """
         schema = check_schema_name(schema)
         for name in chained:
@@ -146,6 +150,7 @@ class PostgresEventStore:
             max_batch=max_batch,
             chained=chained,
             pool_size=pool_size,
+            timeout=timeout,
         )
         store._pool.open(wait=False)
         return store
@@ -244,38 +249,49 @@ class PostgresEventStore:
         return self._committer.submit(op)
 
     def _run_batch(self, ops: Sequence[Op]) -> list[object]:
-        for attempt in range(5):
+        """One transaction for ``ops``. Failures before the commit wrote
+        nothing and are retried (a deadlock, or a pooled connection the
+        server dropped: once); a failure during the commit is resolved by
+        looking the batch's first event up."""
+        broken = 0
+        for attempt in range(_WRITE_ATTEMPTS):
             applied: _batch.Applied | None = None
+            committing = False
             try:
-                with self._connection("write") as conn:
-                    try:
-                        with conn.transaction():
-                            applied = _batch.apply(
-                                conn,
-                                self._schema,
-                                ops,
-                                now=self._clock(),
-                                chained=self._chained,
-                                keep_snapshots=self._keep,
-                                channel=self.channel,
-                            )
-                            for hook in applied.hooks:
-                                hook()
-                    except psycopg.Error as err:
-                        if getattr(err, "sqlstate", None) in RETRYABLE and attempt < 4:
-                            continue  # a deadlock or serialisation failure: nothing written
-                        raise
+                with self._connection("write") as conn, conn.transaction():
+                    applied = _batch.apply(
+                        conn,
+                        self._schema,
+                        ops,
+                        now=self._clock(),
+                        chained=self._chained,
+                        keep_snapshots=self._keep,
+                        channel=self.channel,
+                    )
+                    for hook in applied.hooks:
+                        hook()
+                    committing = True
                 return applied.outcomes
             except psycopg.Error as err:
-                if applied is None or applied.probe is None:
+                state = getattr(err, "sqlstate", None)
+                if not committing:
+                    if state in RETRYABLE and attempt < _WRITE_ATTEMPTS - 1:
+                        continue  # a deadlock or serialisation failure: nothing written
+                    if isinstance(err, psycopg.OperationalError) and broken == 0:
+                        broken += 1
+                        self._drop_broken()
+                        continue  # the server dropped our connections: try fresh ones, once
                     raise translate(err, self._where, "write", self._url) from None
-                # The connection broke during COMMIT: did it commit?
-                if self._committed(applied.probe):
+                assert applied is not None
+                if applied.probe is not None and self._committed(applied.probe):
                     return applied.outcomes
-                raise translate(err, self._where, "write", self._url) from None
-            except StoreUnavailableError:
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise StoreUnavailableError(
+                    self._where,
+                    "write",
+                    f"the connection broke during the commit ({err})",
+                    committed=False if applied.probe is not None else None,
+                ) from None
+        raise StoreUnavailableError(self._where, "write", "too many deadlocks")  # pragma: no cover
 
     def _committed(self, probe: tuple[str, int, int]) -> bool:
         stream, version, position = probe
@@ -299,6 +315,7 @@ class PostgresEventStore:
 
     def version(self, stream: str) -> int:
         check_stream(stream)
+        self._check_open()
         row = self._one(f"SELECT version FROM {self._schema}.streams WHERE stream = %s", [stream])
         return int(row[0]) if row is not None else 0
 
@@ -314,11 +331,13 @@ class PostgresEventStore:
         return StreamInfo(stream, int(row[0]), int(row[1]), int(row[2]))
 
     def streams(self) -> list[str]:
-        with self._connection("list streams") as conn:
-            rows = conn.execute(
-                f"SELECT stream FROM {self._schema}.streams WHERE version > 0 "
-                'ORDER BY stream COLLATE "C"'
-            ).fetchall()
+        self._check_open()
+        rows = self._fetch(
+            f"SELECT stream FROM {self._schema}.streams WHERE version > 0 "
+            'ORDER BY stream COLLATE "C"',
+            [],
+            "list streams",
+        )
         return [r[0] for r in rows]
 
     def head_position(self) -> int:
@@ -360,8 +379,7 @@ class PostgresEventStore:
             params: list[Any] = [stream, next_v, end]
             if archived:
                 params += [stream, next_v, end]
-            with self._connection(f"read stream {stream!r}") as conn:
-                rows = conn.execute(sql, [*params, _READ_CHUNK]).fetchall()
+            rows = self._fetch(sql, [*params, _READ_CHUNK], f"read stream {stream!r}")
             if not rows:
                 return
             for row in rows:
@@ -379,8 +397,7 @@ class PostgresEventStore:
             "ORDER BY position LIMIT %s"
         )
         while True:
-            with self._connection("read the log") as conn:
-                rows = conn.execute(sql, [pos, _READ_CHUNK]).fetchall()
+            rows = self._fetch(sql, [pos, _READ_CHUNK], "read the log")
             if not rows:
                 return
             for row in rows:
@@ -401,9 +418,29 @@ class PostgresEventStore:
     # ------------------------------------------------------------ internals
 
     def _one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        with self._connection("read") as conn:
-            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
-        return row
+        rows = self._fetch(sql, params, "read")
+        return rows[0] if rows else None
+
+    def _fetch(self, sql: str, params: Sequence[Any], operation: str) -> list[tuple[Any, ...]]:
+        """Run one read; a connection the server dropped is replaced once."""
+        self._check_open()
+        for attempt in (0, 1):
+            try:
+                with self._pool.connection() as conn:
+                    rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+                return rows
+            except PoolTimeout as err:
+                raise StoreUnavailableError(
+                    self._where, operation, f"no connection to the server ({err})"
+                ) from None
+            except psycopg.OperationalError as err:
+                if attempt == 0:
+                    self._drop_broken()
+                    continue
+                raise translate(err, self._where, operation, self._url) from None
+            except psycopg.Error as err:
+                raise translate(err, self._where, operation, self._url) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
     def _connection(self, operation: str) -> Iterator[psycopg.Connection[Any]]:
@@ -416,12 +453,16 @@ class PostgresEventStore:
             raise StoreUnavailableError(
                 self._where, operation, f"no connection to the server ({err})"
             ) from None
-        except EventStoreError:
-            raise
         except psycopg.Error as err:
             if operation == "write":
                 raise  # the writer tells a failed commit from a failed write itself
             raise translate(err, self._where, operation, self._url) from None
+
+    def _drop_broken(self) -> None:
+        """After a server restart every pooled connection is dead: test the
+        idle ones now (the pool replaces the dead) rather than one per call."""
+        with contextlib.suppress(Exception):  # a server still down: the retry says so
+            self._pool.check()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,0 +1,160 @@
+"""What only the PostgreSQL backend has: URLs, credentials, schema versions,
+server restarts and killed connections. Everything else is in the shared
+conformance suite."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from eventstore import (
+    EventStore,
+    InvalidEventError,
+    NewEvent,
+    StoreIOError,
+    StoreUnavailableError,
+    backend_of,
+)
+from eventstore.postgres import SCHEMA_VERSION, PostgresEventStore
+from tests.postgres_server import PostgresServer
+
+
+def test_the_opener_picks_the_backend_from_the_target() -> None:
+    assert backend_of("./aura-data/events") == "lmdb"
+    assert backend_of(Path("x")) == "lmdb"
+    assert backend_of("postgresql://u@h/db") == "postgres"
+    assert backend_of("postgres://u@h/db") == "postgres"
+    assert backend_of("memory:") == "memory"
+    with pytest.raises(InvalidEventError, match="unknown event store URL scheme 'mysql'"):
+        backend_of("mysql://u@h/db")
+    with pytest.raises(InvalidEventError, match="path or a URL"):
+        backend_of(42)
+
+
+def test_an_unreachable_server_is_one_clear_error_without_the_password() -> None:
+    with pytest.raises(StoreUnavailableError) as info:
+        EventStore.open("postgresql://alice:s3cret-pw@127.0.0.1:1/orders")
+    text = str(info.value)
+    assert "postgresql://alice@127.0.0.1:1/orders" in text
+    assert "s3cret-pw" not in text and "s3cret-pw" not in repr(info.value.__cause__)
+
+
+def test_an_unknown_role_is_refused_naming_host_and_database(pg_server_url: str) -> None:
+    url = pg_server_url.replace("postgresql://aura@", "postgresql://nobody:pw-123@")
+    with pytest.raises(StoreUnavailableError) as info:
+        EventStore.open(url)
+    assert "nobody@" in str(info.value) and "/postgres" in str(info.value)
+    assert "pw-123" not in str(info.value)
+
+
+def test_a_malformed_url_or_schema_is_an_argument_error(pg_server_url: str) -> None:
+    with pytest.raises(InvalidEventError, match="malformed PostgreSQL URL"):
+        EventStore.open("postgresql://u@h/db?not_an_option=1&&=")
+    with pytest.raises(InvalidEventError, match="schema"):
+        EventStore.open(pg_server_url, schema="Robert'); DROP TABLE x;--")
+
+
+def test_a_newer_schema_is_refused_and_an_absent_one_not_created_read_only(
+    pg_server_url: str, pg_schema: str
+) -> None:
+    with pytest.raises(StoreIOError, match="no event store"):
+        EventStore.open(pg_server_url, schema=pg_schema, readonly=True)
+    with EventStore.open(pg_server_url, schema=pg_schema) as store:
+        store.append("s", [NewEvent("k")])
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(
+            f"UPDATE {pg_schema}.meta SET value = %s WHERE key = 'schema_version'",
+            [SCHEMA_VERSION + 1],
+        )
+    with pytest.raises(StoreIOError, match="upgrade aura on this host"):
+        EventStore.open(pg_server_url, schema=pg_schema)
+
+
+def test_schemas_are_separate_stores(pg_server_url: str, pg_schema: str) -> None:
+    other = pg_schema + "_b"
+    try:
+        with (
+            EventStore.open(pg_server_url, schema=pg_schema) as a,
+            EventStore.open(pg_server_url, schema=other) as b,
+        ):
+            a.append("s", [NewEvent("k")])
+            assert b.version("s") == 0 and b.head_position() == 0
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {other} CASCADE")
+
+
+def test_a_follower_reads_every_commit_in_position_order(
+    pg_server_url: str, pg_schema: str
+) -> None:
+    """Writers on two stores; a follower's read_all(from=last+1) never skips."""
+    stop = threading.Event()
+    with (
+        EventStore.open(pg_server_url, schema=pg_schema) as w1,
+        EventStore.open(pg_server_url, schema=pg_schema) as w2,
+        EventStore.open(pg_server_url, schema=pg_schema, readonly=True) as follower,
+    ):
+
+        def write(store: PostgresEventStore, name: str) -> None:
+            i = 0
+            while not stop.is_set() and i < 300:
+                store.append(f"{name}-{i % 7}", [NewEvent("e", f"{name}{i}".encode())])
+                i += 1
+
+        threads = [threading.Thread(target=write, args=(w, n)) for w, n in ((w1, "a"), (w2, "b"))]
+        for t in threads:
+            t.start()
+        seen: list[int] = []
+        while any(t.is_alive() for t in threads) or (seen and seen[-1] < follower.head_position()):
+            seen.extend(e.position for e in follower.read_all(seen[-1] + 1 if seen else 0))
+        for t in threads:
+            t.join()
+        seen.extend(e.position for e in follower.read_all(seen[-1] + 1 if seen else 0))
+    assert seen == list(range(1, 601))
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A server of this test's own, so it can be restarted."""
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+def test_a_server_restart_is_a_typed_error_then_the_store_reconnects(
+    own_server: PostgresServer,
+) -> None:
+    with EventStore.open(own_server.url, timeout=1.0) as store:
+        store.append("s", [NewEvent("k", b"1")])
+        own_server.restart()
+        # A stale pooled connection is replaced without the caller noticing.
+        store.append("s", [NewEvent("k", b"2")])
+        assert [e.data for e in store.read("s")] == [b"1", b"2"]
+        own_server.stop()
+        with pytest.raises(StoreUnavailableError, match="unavailable"):
+            store.append("s", [NewEvent("k", b"lost")])
+        with pytest.raises(StoreUnavailableError):
+            store.version("s")
+        own_server.start_again()
+        store.append("s", [NewEvent("k", b"3")])
+        assert [e.data for e in store.read("s")] == [b"1", b"2", b"3"]
+
+
+def test_killed_backends_are_replaced(pg_server_url: str, pg_schema: str) -> None:
+    with EventStore.open(pg_server_url, schema=pg_schema) as store:
+        store.append("s", [NewEvent("k", b"1")])
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = '' AND pid <> pg_backend_pid() "
+                "AND datname = current_database() AND backend_type = 'client backend'"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        store.append("s", [NewEvent("k", b"2")])
+        assert store.version("s") == 2
