@@ -46,6 +46,7 @@ from ._errors import (
     CorruptionError,
     EventStoreError,
     InvalidEventError,
+    LeaseLostError,
     SnapshotError,
     StoreClosedError,
     StoreFullError,
@@ -54,8 +55,8 @@ from ._errors import (
     StoreUnavailableError,
 )
 from ._open import EventStore, backend_of
-from ._protocol import EventLog
-from ._records import FORMAT_VERSION, NewEvent, RecordedEvent, Snapshot, StreamInfo
+from ._protocol import EventLog, LeasedLog
+from ._records import FORMAT_VERSION, Lease, NewEvent, RecordedEvent, Snapshot, StreamInfo
 from .lmdb import Durability, LmdbEventStore
 from .memory import MemoryEventStore
 
@@ -70,6 +71,9 @@ __all__ = [
     "EventStore",
     "EventStoreError",
     "InvalidEventError",
+    "Lease",
+    "LeaseLostError",
+    "LeasedLog",
     "LmdbEventStore",
     "MemoryEventStore",
     "NewEvent",

@@ -119,3 +119,23 @@ class StoreUnavailableError(EventStoreError):
         super().__init__(
             f"event store at {where} is unavailable to {operation}: {detail}; {outcome}"
         )
+
+
+class LeaseLostError(EventStoreError):
+    """A fenced write's lease is no longer its writer's: another owner took
+    the resource (a higher epoch). Nothing of the write was recorded; the
+    writer must stop acting for that resource."""
+
+    def __init__(
+        self, resource: str, owner: str, epoch: int, holder: str | None, held_epoch: int
+    ) -> None:
+        self.resource = resource
+        self.owner = owner
+        self.epoch = epoch
+        self.holder = holder
+        self.held_epoch = held_epoch
+        now = f"{holder!r} holds epoch {held_epoch}" if holder else "nobody holds it"
+        super().__init__(
+            f"lease on {resource!r} lost: {owner!r} wrote with epoch {epoch}, but {now}; "
+            "nothing was written (stop acting for it: its new owner carries on)"
+        )

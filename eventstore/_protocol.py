@@ -37,6 +37,14 @@ Archive and retention
     ``read(..., archived=True)``. ``purge_archive(stream, n)`` deletes
     archived versions ``..n`` for good (never hot ones, never the last).
     ``stream_info`` reports ``version``, ``archived_upto``, ``purged_upto``.
+Leases (backends with ``acquire_lease``: PostgreSQL and memory now)
+    ``acquire_lease(resource, owner, ttl)`` takes a free or expired lease
+    (another owner's expired one at its epoch + 1) or renews one's own;
+    ``renew_leases(owner, ttl)`` extends all of an owner's in one go;
+    ``release_lease`` frees one at once. A write with ``fence=lease`` commits
+    only if that lease is still the owner's at that epoch, checked inside
+    the commit; else :class:`LeaseLostError` and nothing of the call is
+    written. Expiry is on the store's clock (PostgreSQL: the server's).
 Errors
     Malformed arguments raise :class:`InvalidEventError` before anything is
     written; undecodable records :class:`CorruptionError` naming where; a
@@ -51,7 +59,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, Self
 
-from ._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
+from ._records import Lease, NewEvent, RecordedEvent, Snapshot, StreamInfo
 
 
 class EventLog(Protocol):
@@ -110,3 +118,34 @@ class EventLog(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class LeasedLog(EventLog, Protocol):
+    """A store with leases and fenced writes (see the module docstring)."""
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | None = None,
+        fence: Lease | None = None,
+    ) -> int: ...
+
+    def append_many(
+        self,
+        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
+        *,
+        on_applied: Callable[[list[int]], None] | None = None,
+        fence: Lease | None = None,
+    ) -> list[int]: ...
+
+    def acquire_lease(self, resource: str, owner: str, ttl: float) -> Lease | None: ...
+
+    def renew_leases(self, owner: str, ttl: float) -> list[Lease]: ...
+
+    def release_lease(self, resource: str, owner: str) -> bool: ...
+
+    def lease(self, resource: str) -> Lease | None: ...
+
+    def lease_clock(self) -> float: ...

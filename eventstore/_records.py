@@ -60,3 +60,15 @@ class StreamInfo(msgspec.Struct, frozen=True):
     """Events ``1..archived_upto`` live in the archive, not in the hot log."""
     purged_upto: int = 0
     """Events ``1..purged_upto`` were deleted from the archive (retention)."""
+
+
+class Lease(msgspec.Struct, frozen=True):
+    """Ownership of ``resource`` (a mission, a whole store) by ``owner`` until
+    ``expires`` (seconds since the epoch, on the store's clock: the database
+    server's for PostgreSQL). ``epoch`` grows by one each time another owner
+    takes it; a write fenced with an older epoch is refused."""
+
+    resource: str
+    owner: str
+    epoch: int
+    expires: float

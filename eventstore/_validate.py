@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._errors import InvalidEventError
-from ._records import NewEvent
+from ._records import Lease, NewEvent
 
 MAX_STREAM_BYTES = 400
 """LMDB keys are at most 511 bytes; stream names are keys of the streams table."""
@@ -121,3 +121,19 @@ def check_batch(batch: object, on_applied: object = None) -> list[AppendItem]:
             )
         items.append(check_item(*entry))
     return items
+
+
+def check_fence(fence: object) -> Lease | None:
+    """A fence is a :class:`Lease` (or None: unfenced)."""
+    if fence is not None and not isinstance(fence, Lease):
+        raise InvalidEventError(f"fence must be a Lease or None, got {type(fence).__name__}")
+    return fence
+
+
+def check_lease_args(resource: object, owner: object, ttl: object) -> tuple[str, str, float]:
+    name = check_stream(resource)
+    if not isinstance(owner, str) or not owner:
+        raise InvalidEventError(f"a lease owner is a non-empty str, got {owner!r}")
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < 86_400 * 365:
+        raise InvalidEventError(f"a lease ttl is seconds > 0, got {ttl!r}")
+    return name, owner, float(ttl)

@@ -19,11 +19,20 @@ from .._chain import GENESIS, chain_digest
 from .._errors import (
     ArchiveError,
     ConcurrencyError,
+    LeaseLostError,
     SnapshotError,
     StoreClosedError,
 )
-from .._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
-from .._validate import check_batch, check_data, check_item, check_stream, check_version
+from .._records import Lease, NewEvent, RecordedEvent, Snapshot, StreamInfo
+from .._validate import (
+    check_batch,
+    check_data,
+    check_fence,
+    check_item,
+    check_lease_args,
+    check_stream,
+    check_version,
+)
 
 
 class _Stream:
@@ -56,6 +65,7 @@ class MemoryEventStore:
         self._lock = threading.RLock()
         self._streams: dict[str, _Stream] = {}
         self._log: dict[int, RecordedEvent] = {}
+        self._leases: dict[str, Lease] = {}
         self._next_position = 1
         self._keep = keep_snapshots
         self._clock = clock
@@ -80,6 +90,7 @@ class MemoryEventStore:
             )
             other._streams = self._streams
             other._log = self._log
+            other._leases = self._leases
             other._next_position = self._next_position
             other._lock = self._lock
             return other
@@ -105,11 +116,18 @@ class MemoryEventStore:
             raise StoreClosedError(self.path)
 
     def append(
-        self, stream: str, events: Sequence[NewEvent], *, expected_version: int | None = None
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | None = None,
+        fence: Lease | None = None,
     ) -> int:
         stream, evs, expected_version = check_item(stream, events, expected_version)
+        fence = check_fence(fence)
         with self._lock:
             self._check_open()
+            self._check_fence(fence)
             st = self._streams.get(stream)
             current = st.version if st is not None else 0
             if expected_version is not None and expected_version != current:
@@ -137,10 +155,13 @@ class MemoryEventStore:
         batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
         *,
         on_applied: Callable[[list[int]], None] | None = None,
+        fence: Lease | None = None,
     ) -> list[int]:
         items = check_batch(batch, on_applied)
+        fence = check_fence(fence)
         with self._lock:
             self._check_open()
+            self._check_fence(fence)
             planned: dict[str, int] = {}
             versions: list[int] = []
             for stream, evs, expected in items:
@@ -275,3 +296,63 @@ class MemoryEventStore:
                 del self._log[rec.position]
             st.archived_upto = up_to_version
             return up_to_version
+
+    # ------------------------------------------------------------ leases
+
+    def _check_fence(self, fence: Lease | None) -> None:
+        if fence is None:
+            return
+        held = self._leases.get(fence.resource)
+        if held is None or held.owner != fence.owner or held.epoch != fence.epoch:
+            raise LeaseLostError(
+                fence.resource,
+                fence.owner,
+                fence.epoch,
+                held.owner if held is not None and held.expires > self._clock() else None,
+                held.epoch if held is not None else 0,
+            )
+
+    def acquire_lease(self, resource: str, owner: str, ttl: float) -> Lease | None:
+        resource, owner, ttl = check_lease_args(resource, owner, ttl)
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            held = self._leases.get(resource)
+            if held is not None and held.owner != owner and held.expires > now:
+                return None
+            epoch = 1 if held is None else held.epoch + (held.owner != owner)
+            lease = Lease(resource, owner, epoch, now + ttl)
+            self._leases[resource] = lease
+            return lease
+
+    def renew_leases(self, owner: str, ttl: float) -> list[Lease]:
+        _, owner, ttl = check_lease_args("-", owner, ttl)
+        with self._lock:
+            self._check_open()
+            until = self._clock() + ttl
+            renewed = []
+            for name, held in sorted(self._leases.items()):
+                if held.owner == owner:
+                    self._leases[name] = msgspec.structs.replace(held, expires=until)
+                    renewed.append(self._leases[name])
+            return renewed
+
+    def release_lease(self, resource: str, owner: str) -> bool:
+        resource, owner, _ = check_lease_args(resource, owner, 1.0)
+        with self._lock:
+            self._check_open()
+            held = self._leases.get(resource)
+            if held is None or held.owner != owner:
+                return False
+            self._leases[resource] = msgspec.structs.replace(held, expires=0.0)
+            return True
+
+    def lease(self, resource: str) -> Lease | None:
+        check_stream(resource)
+        with self._lock:
+            self._check_open()
+            return self._leases.get(resource)
+
+    def lease_clock(self) -> float:
+        """Now, on the clock lease expiry is measured by."""
+        return self._clock()

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._chain import GENESIS, digest_of
-from .._errors import ArchiveError, ConcurrencyError, EventStoreError, SnapshotError
+from .._errors import (
+    ArchiveError,
+    ConcurrencyError,
+    EventStoreError,
+    LeaseLostError,
+    SnapshotError,
+)
 from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
 
 _COLUMNS = "position, stream, version, kind, data, ts, digest"
@@ -57,6 +63,16 @@ def apply(
 ) -> Applied:
     """Write ``ops`` in the open transaction of ``conn``; return outcomes."""
     s = schema
+    fenced = sorted({op.fence.resource for op in ops if isinstance(op, AppendOp) and op.fence})
+    leases: dict[str, tuple[str, int, bool]] = {}
+    if fenced:
+        # FOR SHARE: a taker's epoch bump waits until this commit is done.
+        for resource, owner, epoch, live in conn.execute(
+            f"SELECT resource, owner, epoch, expires > extract(epoch FROM clock_timestamp()) "
+            f"FROM {s}.leases WHERE resource = ANY(%s) ORDER BY resource FOR SHARE",
+            [fenced],
+        ):
+            leases[resource] = (owner, int(epoch), bool(live))
     appended = sorted(
         {st for op in ops if isinstance(op, AppendOp) for st, evs, _ in op.items if evs}
     )
@@ -100,6 +116,8 @@ def apply(
     for op in ops:
         try:
             if isinstance(op, AppendOp):
+                if op.fence is not None:
+                    _check_fence(op, leases)
                 versions = _check_append(op, rows)
                 for stream, evs, _ in op.items:
                     row = rows.get(stream)
@@ -150,6 +168,15 @@ def apply(
         conn.execute(f"UPDATE {s}.meta SET value = %s WHERE key = 'head'", [head])
         conn.execute("SELECT pg_notify(%s, %s)", [channel, str(head)])
     return Applied(outcomes, probe, hooks)
+
+
+def _check_fence(op: AppendOp, leases: dict[str, tuple[str, int, bool]]) -> None:
+    fence = op.fence
+    assert fence is not None
+    owner, epoch, live = leases.get(fence.resource, ("", 0, False))
+    if owner != fence.owner or epoch != fence.epoch:
+        holder = owner if owner and live else None
+        raise LeaseLostError(fence.resource, fence.owner, fence.epoch, holder, epoch)
 
 
 def _check_append(op: AppendOp, rows: dict[str, _Row]) -> list[int]:

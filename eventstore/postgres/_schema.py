@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS {s}.snapshots (
     ts double precision NOT NULL,
     PRIMARY KEY (stream, version)
 );
+CREATE TABLE IF NOT EXISTS {s}.leases (
+    resource text PRIMARY KEY,
+    owner text NOT NULL,
+    epoch bigint NOT NULL,
+    expires double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_by_owner ON {s}.leases (owner);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', {v}), ('head', 0)
     ON CONFLICT (key) DO NOTHING;
 """

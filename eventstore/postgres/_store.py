@@ -37,8 +37,16 @@ from .._errors import (
     StoreUnavailableError,
 )
 from .._group_commit import GroupCommitter
-from .._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
-from .._validate import check_batch, check_data, check_item, check_stream, check_version
+from .._records import Lease, NewEvent, RecordedEvent, Snapshot, StreamInfo
+from .._validate import (
+    check_batch,
+    check_data,
+    check_fence,
+    check_item,
+    check_lease_args,
+    check_stream,
+    check_version,
+)
 from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
 from . import _batch
 from ._connect import RETRYABLE, connect, describe, translate
@@ -199,13 +207,19 @@ class PostgresEventStore:
     # ------------------------------------------------------------ writes
 
     def append(
-        self, stream: str, events: Sequence[NewEvent], *, expected_version: int | None = None
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | None = None,
+        fence: Lease | None = None,
     ) -> int:
         """Append ``events`` to ``stream`` atomically; return the new version
-        (``expected_version``: see :class:`eventstore.EventLog`)."""
+        (``expected_version``, ``fence``: see :class:`eventstore.EventLog`)."""
         item = check_item(stream, events, expected_version)
+        fence = check_fence(fence)
         self._check_writable("append")
-        versions: list[int] = self._submit(AppendOp([item]))
+        versions: list[int] = self._submit(AppendOp([item], fence=fence))
         return versions[0]
 
     def append_many(
@@ -213,14 +227,16 @@ class PostgresEventStore:
         batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
         *,
         on_applied: Callable[[list[int]], None] | None = None,
+        fence: Lease | None = None,
     ) -> list[int]:
         """Append to several streams in one atomic, durable commit (see
         :class:`eventstore.EventLog`)."""
         items = check_batch(batch, on_applied)
+        fence = check_fence(fence)
         self._check_writable("append")
         if not items:
             return []
-        result: list[int] = self._submit(AppendOp(items, on_applied))
+        result: list[int] = self._submit(AppendOp(items, on_applied, fence))
         return result
 
     def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
@@ -310,6 +326,91 @@ class PostgresEventStore:
         raise StoreUnavailableError(
             self._where, "write", "the connection broke during the commit", committed=None
         )
+
+    # ------------------------------------------------------------ leases
+
+    _NOW = "extract(epoch FROM clock_timestamp())"
+
+    def acquire_lease(self, resource: str, owner: str, ttl: float) -> Lease | None:
+        """Take ``resource`` for ``ttl`` seconds if it is free, expired or
+        already ``owner``'s (then it is renewed, same epoch); None if another
+        owner holds it. Another owner's expired lease is taken with its epoch
+        plus one, which fences that owner's writes off. Expiry is on the
+        database server's clock, so hosts' clocks need not agree."""
+        resource, owner, ttl = check_lease_args(resource, owner, ttl)
+        self._check_writable("take a lease")
+        s, now = self._schema, self._NOW
+        row = self._write_one(
+            f"INSERT INTO {s}.leases AS l (resource, owner, epoch, expires) "
+            f"VALUES (%s, %s, 1, {now} + %s) ON CONFLICT (resource) DO UPDATE SET "
+            "owner = EXCLUDED.owner, expires = EXCLUDED.expires, "
+            "epoch = CASE WHEN l.owner = EXCLUDED.owner THEN l.epoch ELSE l.epoch + 1 END "
+            f"WHERE l.owner = EXCLUDED.owner OR l.expires <= {now} "
+            "RETURNING resource, owner, epoch, expires",
+            [resource, owner, ttl],
+            "take a lease",
+        )
+        return Lease(row[0], row[1], int(row[2]), float(row[3])) if row else None
+
+    def renew_leases(self, owner: str, ttl: float) -> list[Lease]:
+        """Extend every lease ``owner`` still holds by ``ttl`` seconds from
+        now, in one statement (the heartbeat). Returns them; a lease missing
+        from the answer was taken by another owner."""
+        _, owner, ttl = check_lease_args("-", owner, ttl)
+        self._check_writable("renew leases")
+        rows = self._fetch(
+            f"UPDATE {self._schema}.leases SET expires = {self._NOW} + %s WHERE owner = %s "
+            "RETURNING resource, owner, epoch, expires",
+            [ttl, owner],
+            "renew leases",
+        )
+        return sorted(
+            (Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows), key=lambda x: x.resource
+        )
+
+    def release_lease(self, resource: str, owner: str) -> bool:
+        """Give ``resource`` up now (it stays at its epoch: the next owner
+        takes the next one). False if ``owner`` did not hold it."""
+        resource, owner, _ = check_lease_args(resource, owner, 1.0)
+        self._check_writable("release a lease")
+        row = self._write_one(
+            f"UPDATE {self._schema}.leases SET expires = 0 WHERE resource = %s AND owner = %s "
+            "RETURNING resource",
+            [resource, owner],
+            "release a lease",
+        )
+        return row is not None
+
+    def lease(self, resource: str) -> Lease | None:
+        """The lease row of ``resource`` (expired or not), or None."""
+        check_stream(resource)
+        row = self._one(
+            f"SELECT resource, owner, epoch, expires FROM {self._schema}.leases "
+            "WHERE resource = %s",
+            [resource],
+        )
+        return Lease(row[0], row[1], int(row[2]), float(row[3])) if row else None
+
+    def lease_clock(self) -> float:
+        """Now, on the clock lease expiry is measured by (the server's)."""
+        row = self._one(f"SELECT {self._NOW}", [])
+        assert row is not None
+        return float(row[0])
+
+    def _write_one(self, sql: str, params: Sequence[Any], operation: str) -> tuple[Any, ...] | None:
+        """One autocommit write statement. It is not retried (it may have
+        committed when the connection broke): the caller sees the error."""
+        self._check_open()
+        try:
+            with self._pool.connection() as conn:
+                row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+            return row
+        except PoolTimeout as err:
+            raise StoreUnavailableError(
+                self._where, operation, f"no connection to the server ({err})"
+            ) from None
+        except psycopg.Error as err:
+            raise translate(err, self._where, operation, self._url) from None
 
     # ------------------------------------------------------------ reads
 

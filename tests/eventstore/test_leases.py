@@ -1,0 +1,211 @@
+"""Leases and fenced writes, on every backend that has them (memory, PostgreSQL).
+
+A lease makes one owner the writer of a resource; a write fenced with a
+lease whose epoch is no longer current is refused whole. The SIGSTOP test
+is the real thing: a process paused past its lease wakes up and cannot
+append.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventstore import (
+    InvalidEventError,
+    Lease,
+    LeaseLostError,
+    MemoryEventStore,
+    NewEvent,
+)
+from eventstore.postgres import PostgresEventStore
+from tests.postgres_server import fresh_schema
+
+CHILD = Path(__file__).parent / "children" / "fenced_appender.py"
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Backend:
+    def __init__(self, store: Any, clock: ManualClock | None) -> None:
+        self.store = store
+        self.clock = clock
+
+    def expire(self, lease: Lease) -> None:
+        """Let ``lease`` run out: advance the manual clock, or (PostgreSQL,
+        whose clock is the server's) wait until the server's clock passed it."""
+        if self.clock is not None:
+            self.clock.now = lease.expires + 0.001
+            return
+        while self.store.lease_clock() <= lease.expires:
+            time.sleep(0.01)
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "memory":
+        clock = ManualClock()
+        yield Backend(MemoryEventStore(clock=clock), clock)
+        return
+    url = request.getfixturevalue("pg_server_url")
+    with fresh_schema(url) as schema, PostgresEventStore.open(url, schema=schema) as store:
+        yield Backend(store, None)
+
+
+def ev(data: str) -> list[NewEvent]:
+    return [NewEvent("e", data.encode())]
+
+
+def test_one_owner_at_a_time_and_renewal_keeps_the_epoch(backend: Backend) -> None:
+    store = backend.store
+    a = store.acquire_lease("m1", "runtime-a", 0.5)
+    assert a is not None and (a.owner, a.epoch) == ("runtime-a", 1)
+    assert store.acquire_lease("m1", "runtime-b", 0.5) is None  # held and live
+    again = store.acquire_lease("m1", "runtime-a", 30)
+    assert again is not None and again.epoch == 1 and again.expires > a.expires
+    assert store.lease("m1") == again
+    assert store.lease("nobody") is None
+
+
+def test_a_taken_lease_fences_the_old_owner_off(backend: Backend) -> None:
+    store = backend.store
+    old = store.acquire_lease("m1", "runtime-a", 0.3)
+    assert store.append("m1", ev("a1"), fence=old) == 1
+    backend.expire(old)
+    new = store.acquire_lease("m1", "runtime-b", 30)
+    assert new is not None and new.epoch == old.epoch + 1
+    with pytest.raises(LeaseLostError) as info:
+        store.append("m1", ev("a2"), fence=old)
+    assert (info.value.holder, info.value.held_epoch) == ("runtime-b", 2)
+    with pytest.raises(LeaseLostError):
+        store.append_many([("m1", ev("a3"), None), ("other", ev("a3"), None)], fence=old)
+    assert store.version("other") == 0  # the whole call was refused
+    assert store.append("m1", ev("b1"), fence=new) == 2
+    assert [e.data for e in store.read("m1")] == [b"a1", b"b1"]
+    assert [x.resource for x in store.renew_leases("runtime-a", 30)] == []
+    assert [x.resource for x in store.renew_leases("runtime-b", 30)] == ["m1"]
+
+
+def test_renewal_extends_every_lease_of_an_owner_at_once(backend: Backend) -> None:
+    store = backend.store
+    for name in ("m1", "m2", "m3"):
+        store.acquire_lease(name, "runtime-a", 0.5)
+    store.acquire_lease("m4", "runtime-b", 0.5)
+    before = store.lease("m1")
+    renewed = store.renew_leases("runtime-a", 60)
+    assert [x.resource for x in renewed] == ["m1", "m2", "m3"]
+    assert all(x.epoch == 1 and x.expires > before.expires for x in renewed)
+    assert store.lease("m4").expires < renewed[0].expires
+
+
+def test_a_released_lease_is_free_at_once_with_the_next_epoch(backend: Backend) -> None:
+    store = backend.store
+    a = store.acquire_lease("m1", "runtime-a", 60)
+    assert store.release_lease("m1", "runtime-b") is False  # not b's to release
+    assert store.release_lease("m1", "runtime-a") is True
+    b = store.acquire_lease("m1", "runtime-b", 60)
+    assert b is not None and b.epoch == a.epoch + 1
+    with pytest.raises(LeaseLostError):
+        store.append("m1", ev("late"), fence=a)
+
+
+def test_a_fenced_op_fails_alone_inside_a_shared_commit(backend: Backend) -> None:
+    """Many writers share commits; the one with a stale fence is refused,
+    the others commit."""
+    store = backend.store
+    stale = store.acquire_lease("m1", "runtime-a", 0.3)
+    backend.expire(stale)
+    current = store.acquire_lease("m1", "runtime-b", 60)
+    barrier = threading.Barrier(8)
+    outcomes: dict[int, object] = {}
+
+    def write(i: int) -> None:
+        barrier.wait()
+        fence = stale if i == 0 else current if i == 1 else None
+        try:
+            outcomes[i] = store.append(f"s{i}" if i > 1 else "m1", ev(str(i)), fence=fence)
+        except LeaseLostError as err:
+            outcomes[i] = err
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(outcomes[0], LeaseLostError)
+    assert all(outcomes[i] == 1 for i in range(1, 8))
+    assert [e.data for e in store.read("m1")] == [b"1"]
+
+
+def test_bad_lease_arguments_are_typed_errors(backend: Backend) -> None:
+    store = backend.store
+    with pytest.raises(InvalidEventError):
+        store.acquire_lease("", "a", 1)
+    with pytest.raises(InvalidEventError):
+        store.acquire_lease("m", "", 1)
+    with pytest.raises(InvalidEventError):
+        store.acquire_lease("m", "a", 0)
+    with pytest.raises(InvalidEventError):
+        store.append("m", ev("x"), fence=("m", "a", 1))  # type: ignore[arg-type]
+    assert store.version("m") == 0
+
+
+def _line(proc: subprocess.Popen[bytes], deadline: float = 30.0) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    if not line:
+        raise AssertionError(f"child ended early: {proc.wait(deadline)}")
+    return line
+
+
+def test_a_process_paused_past_its_lease_cannot_append_after_waking(
+    pg_server_url: str, pg_schema: str
+) -> None:
+    ttl = 1.0
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), pg_server_url, pg_schema, "child", str(ttl)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert _line(proc) == "LEASE 1"
+        acked = [int(_line(proc).split()[1]) for _ in range(20)]
+        os.kill(proc.pid, signal.SIGSTOP)
+        with PostgresEventStore.open(pg_server_url, schema=pg_schema) as store:
+            held = store.lease("mission-1")
+            assert held is not None and held.owner == "child"
+            while (mine := store.acquire_lease("mission-1", "parent", 60)) is None:
+                time.sleep(0.05)  # the paused child's lease runs out on the server's clock
+            assert mine.epoch == 2
+            taken_at = store.append("mission-1", ev("parent:1"), fence=mine)
+            os.kill(proc.pid, signal.SIGCONT)
+            rest = proc.communicate(timeout=60)[0].decode().split("\n")
+            acked += [int(x.split()[1]) for x in rest if x.startswith("ACK")]
+            assert "LOST 2" in rest
+            events = list(store.read("mission-1"))
+        # Every acknowledged append is there once; none of the child's after the takeover.
+        versions = [e.version for e in events]
+        assert versions == list(range(1, len(events) + 1))
+        child_after = [e for e in events if e.version > taken_at and e.data.startswith(b"child")]
+        assert child_after == []
+        assert sorted(acked) == [e.version for e in events if e.data.startswith(b"child")]
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()
