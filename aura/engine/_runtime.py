@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -33,7 +32,6 @@ from eventstore import (
     ConcurrencyError,
     Durability,
     EventLog,
-    EventStore,
     EventStoreError,
     NewEvent,
     RecordedEvent,
@@ -73,7 +71,7 @@ from ..governance._audit import (
 )
 from ..governance._gateway import ToolGateway
 from ..governance._memory import MEMORY, decode_write, fold
-from ..governance._tokens import load_or_create_key
+from ..governance._tokens import load_or_create_key, load_or_create_store_key
 from ._commands import (
     COMMAND_POLL,
     COMMANDS,
@@ -87,7 +85,9 @@ from ._context import encode_args
 from ._delivery import Outbox
 from ._mission_actor import AlreadyStarted, MissionActor, MissionView
 from ._ownership import DirectoryLock
+from ._place import Place
 from ._steps import StepRunner
+from ._store_lease import FencedStore, StoreLease
 
 PREFIX = STREAM_PREFIX
 SUPERVISOR = "missions"
@@ -220,8 +220,12 @@ class Runtime:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         *,
+        store: str | None = None,
+        schema: str = "aura",
+        lease_ttl: float = 10.0,
+        heartbeat: float = 2.0,
         missions: Sequence[Any] = (),
         max_workers: int = 8,
         durability: Durability = "sync",
@@ -267,22 +271,26 @@ class Runtime:
         self._changed = threading.Condition()  # any mission changed status
         self._changes = 0
         self._closed = False
-        self.path = Path(path)
-        # One owner per directory: fail now, or (standby) wait for the holder to die.
-        self._lock = DirectoryLock.acquire(self.path, wait=standby)
+        self.place = Place.of(path, store, schema)
+        self.path = self.place.data
+        self.lost: str | None = None
+        """Why this runtime stopped on its own (its store lease was taken), or None."""
+        store_log, self._lock = self._open_place(
+            durability, standby, lease_ttl=lease_ttl, heartbeat=heartbeat
+        )
         try:
-            self._gateway = ToolGateway(
-                key if key is not None else load_or_create_key(self.path / "keys"),
-                tools,
-                execution_ttl=token_ttl,
-            )
-            store = EventStore.open(
-                self.path / "events", durability=durability, chained=(AUDIT_STREAM,)
-            )
+            if key is None:
+                key = (
+                    load_or_create_store_key(store_log)
+                    if self.place.is_postgres
+                    else load_or_create_key(self.place.data / "keys")  # type: ignore[operator]
+                )
+            self._gateway = ToolGateway(key, tools, execution_ttl=token_ttl)
         except BaseException:
             self._lock.release()
+            store_log.close()
             raise
-        self.store: Any = store if store_wrapper is None else store_wrapper(store)
+        self.store: Any = store_log if store_wrapper is None else store_wrapper(store_log)
         try:
             if logger is None and log is not None:
                 logger = make_logger(log)
@@ -323,7 +331,7 @@ class Runtime:
             self._commands_done = delivered_upto(self.store)
             self._poll_commands()  # what was queued while no runtime served this directory
             self._schedule_poll()
-            self.system.log.info("runtime.start", path=str(self.path))
+            self.system.log.info("runtime.start", path=self.place.describe())
         except BaseException:
             if hasattr(self, "_steps"):
                 self._steps.close()
@@ -681,15 +689,64 @@ class Runtime:
             self._changed.notify_all()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.system.log.info("runtime.stop", path=str(self.path))
+        with self._events_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.system.log.info("runtime.stop", path=self.place.describe())
         self._outbox.closed = True
         self._steps.close()
         self.system.shutdown()
-        self.store.close()
         self._lock.release()
+        self.store.close()
+        # Wake whoever waits on a mission: it will not change here any more
+        # (they see the runtime closed, and why).
+        with self._events_lock:
+            waiting = list(self._settled_events.values())
+        for event in waiting:
+            event.set()
+        self._status_changed()
+
+    def _open_place(
+        self, durability: Durability, standby: bool, *, lease_ttl: float, heartbeat: float
+    ) -> tuple[Any, Any]:
+        """The event log and what makes this runtime its only owner: the
+        directory's file lock (LMDB) or the store's lease (PostgreSQL; the
+        log returned then fences every write with it)."""
+        place = self.place
+        if not place.is_postgres:
+            assert place.data is not None
+            # One owner per directory: fail now, or (standby) wait for the holder to die.
+            lock = DirectoryLock.acquire(place.data, wait=standby)
+            try:
+                return place.open(durability=durability, chained=(AUDIT_STREAM,)), lock
+            except BaseException:
+                lock.release()
+                raise
+        shared = place.open(durability=durability, chained=(AUDIT_STREAM,))
+        try:
+            lease = StoreLease.acquire(
+                shared,
+                place.describe(),
+                wait=standby,
+                ttl=lease_ttl,
+                heartbeat=heartbeat,
+                on_lost=self._lease_lost,
+            )
+        except BaseException:
+            shared.close()
+            raise
+        return FencedStore(shared, lease), lease
+
+    def _lease_lost(self, why: str) -> None:
+        """Another runtime owns the store now: stop acting at once (its
+        missions are its), and let the embedding program see why."""
+        if self.lost is not None:
+            return
+        self.lost = why
+        if hasattr(self, "system"):
+            self.system.log.error("runtime.lease_lost", path=self.place.describe(), reason=why)
+        threading.Thread(target=self.close, name="aura-lease-lost", daemon=True).start()
 
     def __enter__(self) -> Runtime:
         return self
@@ -701,7 +758,8 @@ class Runtime:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise AuraError(f"runtime over {self.path} is closed")
+            why = f" (its store lease was lost: {self.lost})" if self.lost else ""
+            raise AuraError(f"runtime over {self.place.describe()} is closed{why}")
 
     def _learn(self, fn: Any) -> MissionDef:
         definition = mission_definition(fn)

@@ -115,6 +115,35 @@ def load_or_create_key(directory: Path) -> bytes:
     return key
 
 
+KEY_STREAM = "$runtime-key"
+
+
+def load_or_create_store_key(store: Any) -> bytes:
+    """The runtime key shared by every runtime on a store (PostgreSQL): the
+    first one to open it writes a random key to ``$runtime-key`` (only the
+    first such append can win), every later one reads it. Whoever can read
+    the database can mint tokens: guard it like the key file."""
+    from eventstore import ConcurrencyError, NewEvent
+
+    for _ in range(2):
+        found = list(store.read(KEY_STREAM, 1, 1))
+        if found:
+            key: bytes = found[0].data
+            if len(key) != KEY_BYTES:
+                raise KeyFileError(
+                    f"runtime key in {store.path} stream {KEY_STREAM!r} holds {len(key)} bytes, "
+                    f"not {KEY_BYTES}"
+                )
+            return key
+        try:
+            store.append(
+                KEY_STREAM, [NewEvent("key", secrets.token_bytes(KEY_BYTES))], expected_version=0
+            )
+        except ConcurrencyError:
+            continue  # another runtime wrote it first: read theirs
+    raise KeyFileError(f"could not read the runtime key from {store.path}")  # pragma: no cover
+
+
 def check_key(key: object) -> bytes:
     if not isinstance(key, bytes) or len(key) < 16:
         raise KeyFileError("a runtime key must be bytes, at least 16 of them")

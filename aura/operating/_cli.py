@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -19,20 +18,25 @@ import msgspec
 from eventstore import EventStoreError
 
 from ..core._errors import AuraError
-
-
-def _data_dir(value: str | None) -> Path:
-    return Path(value or os.environ.get("AURA_DATA") or "./aura-data")
+from ..engine._place import Place
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aura", description="Durable AI-agent missions.")
     parser.add_argument("--data", help="data directory (default $AURA_DATA or ./aura-data)")
+    parser.add_argument(
+        "--store", help="a PostgreSQL store, postgresql://... (default $AURA_STORE)"
+    )
+    parser.add_argument(
+        "--schema", help="the store's PostgreSQL schema (default $AURA_SCHEMA or aura)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--data", dest="sub_data", help=argparse.SUPPRESS)
+        p.add_argument("--store", dest="sub_store", help=argparse.SUPPRESS)
+        p.add_argument("--schema", dest="sub_schema", help=argparse.SUPPRESS)
         return p
 
     command("demo", "crash an agent mission mid-flight and resume it in a new process")
@@ -138,15 +142,17 @@ def _clip(text: str, width: int = 140) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _run(args: argparse.Namespace, data: Path) -> int:
+def _run(args: argparse.Namespace, place: Place) -> int:
     from . import _inspect
 
     if args.command == "demo":
         from ._demo import run
 
-        return run(data)
+        if place.is_postgres or place.data is None:
+            raise AuraError("aura demo runs on a data directory: use --data DIR")
+        return run(place.data)
     if args.command == "ls":
-        found = _inspect.missions(data, args.status)
+        found = _inspect.missions(place, args.status)
         if args.json:
             for m in found:
                 print(_json(m))
@@ -160,10 +166,10 @@ def _run(args: argparse.Namespace, data: Path) -> int:
                     f"{m.name}{waits}"
                 )
             )
-        print(f"{len(found)} mission(s) in {data}")
+        print(f"{len(found)} mission(s) in {place.describe()}")
         return 0
     if args.command == "show":
-        summary = _inspect.show(data, args.mission_id)
+        summary = _inspect.show(place, args.mission_id)
         if args.json:
             print(_json(summary))
             return 0
@@ -171,7 +177,7 @@ def _run(args: argparse.Namespace, data: Path) -> int:
             print(f"{field.name:>16}: {_clip(str(getattr(summary, field.name)))}")
         return 0
     if args.command == "history":
-        events = _inspect.history(data, args.mission_id, archived=args.archived)
+        events = _inspect.history(place, args.mission_id, archived=args.archived)
         for e in events:
             if args.json:
                 print(_json(e))
@@ -180,30 +186,30 @@ def _run(args: argparse.Namespace, data: Path) -> int:
                 print(_clip(line))
         return 0
     if args.command == "audit":
-        return _audit(args, data)
+        return _audit(args, place)
     if args.command in ("signal", "cancel", "terminate", "resume", "redrive"):
-        return _command(args, data)
+        return _command(args, place)
     if args.command == "run":
-        return _run_mission(args, data)
+        return _run_mission(args, place)
     if args.command == "doctor":
-        return _doctor(args, data)
+        return _doctor(args, place)
     if args.command == "worker":
         from ._worker import serve
 
-        return serve(data, args.app, standby=args.standby, max_workers=args.max_workers)
+        return serve(place, args.app, standby=args.standby, max_workers=args.max_workers)
     if args.command == "dead":
-        found = _inspect.missions(data, "dead")
+        found = _inspect.missions(place, "dead")
         for m in found:
             print(_json(m) if args.json else f"{m.mission_id:<24} {_clip(m.detail, 110)}")
         if not args.json:
             print(f"{len(found)} dead-lettered mission(s); resume one with: aura redrive ID")
         return 0
     if args.command == "replay":
-        return _replay(args, data)
+        return _replay(args, place)
     if args.command == "stats":
         from ._operate import stats
 
-        result = stats(data)
+        result = stats(place)
         if args.json:
             print(_json(result))
         else:
@@ -211,11 +217,12 @@ def _run(args: argparse.Namespace, data: Path) -> int:
                 print(f"{f.name:>20}: {getattr(result, f.name)}")
         return 0
     if args.command == "compact":
-        report = _inspect.compact(data, args.completed_after, args.retention)
+        report = _inspect.compact(place, args.completed_after, args.retention)
         if args.json:
             print(_json(report))
         else:
-            print(f"archived {report.events} events from {report.streams} stream(s) in {data}")
+            where = place.describe()
+            print(f"archived {report.events} events from {report.streams} stream(s) in {where}")
             if args.retention is not None:
                 print(f"deleted {report.purged} archived events older than {args.retention:g}s")
         return 0
@@ -229,7 +236,7 @@ def _parse_json(text: str, what: str) -> Any:
         raise AuraError(f"{what} is not valid JSON: {err}") from err
 
 
-def _command(args: argparse.Namespace, data: Path) -> int:
+def _command(args: argparse.Namespace, place: Place) -> int:
     import time
 
     from ..engine._commands import Command
@@ -249,10 +256,10 @@ def _command(args: argparse.Namespace, data: Path) -> int:
         cmd = Command(args.command, args.mission_id, time.time(), reason=args.reason)
     else:
         cmd = Command("redrive", args.mission_id, time.time())
-    number = queue(data, cmd)
+    number = queue(place, cmd)
     print(f"{args.command} queued for mission {args.mission_id!r} (command {number})")
     if args.wait > 0:
-        if not wait_delivered(data, number, args.wait):
+        if not wait_delivered(place, number, args.wait):
             print(
                 f"aura: error: no runtime delivered command {number} within {args.wait}s "
                 "(it stays queued: a runtime opening the directory delivers it)",
@@ -263,13 +270,13 @@ def _command(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def _run_mission(args: argparse.Namespace, data: Path) -> int:
+def _run_mission(args: argparse.Namespace, place: Place) -> int:
     from ._operate import run
 
     given = _parse_json(args.input, "--input")
     values = given if isinstance(given, list) else [given]
     result = run(
-        data,
+        place,
         args.mission,
         values,
         args.mission_id,
@@ -280,10 +287,10 @@ def _run_mission(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def _replay(args: argparse.Namespace, data: Path) -> int:
+def _replay(args: argparse.Namespace, place: Place) -> int:
     from ._replay import replay
 
-    result = replay(data, args.mission_id, to=args.to, app=args.app)
+    result = replay(place, args.mission_id, to=args.to, app=args.app)
     for step in result.steps:
         if args.json:
             print(_json(step))
@@ -304,14 +311,14 @@ def _replay(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def _audit(args: argparse.Namespace, data: Path) -> int:
+def _audit(args: argparse.Namespace, place: Place) -> int:
     from . import _inspect
 
     if args.audit_command == "export":
-        for row in _inspect.audit_export(data):
+        for row in _inspect.audit_export(place):
             print(_json(row))
         return 0
-    report = _inspect.audit_verify(data)
+    report = _inspect.audit_verify(place)
     if args.json:
         print(_json(report))
     if report.ok:
@@ -334,16 +341,18 @@ def _audit(args: argparse.Namespace, data: Path) -> int:
     return 1
 
 
-def _doctor(args: argparse.Namespace, data: Path) -> int:
+def _doctor(args: argparse.Namespace, place: Place) -> int:
     from ._doctor import examine
 
-    report = examine(data)
+    report = examine(place)
     if args.json:
         print(_json({**dataclasses.asdict(report), "ok": report.ok}))
         return 0 if report.ok else 1
     if report.store_error:
         print(f"DAMAGED  store file: {report.store_error}")
-        print(f"aura: {data} cannot be opened; restore it from a backup", file=sys.stderr)
+        print(
+            f"aura: {place.describe()} cannot be opened; restore it from a backup", file=sys.stderr
+        )
         return 1
     for check in report.streams:
         if check.ok:
@@ -363,15 +372,19 @@ def _doctor(args: argparse.Namespace, data: Path) -> int:
         + ("" if report.audit_ok else f": {report.audit_reason}")
     )
     bad = sum(not c.ok for c in report.streams)
-    print(f"{len(report.streams) - bad} stream(s) intact, {bad} damaged in {data}")
+    print(f"{len(report.streams) - bad} stream(s) intact, {bad} damaged in {place.describe()}")
     return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    data = _data_dir(getattr(args, "sub_data", None) or args.data)
     try:
-        return _run(args, data)
+        place = Place.from_env(
+            getattr(args, "sub_data", None) or args.data,
+            getattr(args, "sub_store", None) or args.store,
+            getattr(args, "sub_schema", None) or args.schema,
+        )
+        return _run(args, place)
     except (AuraError, EventStoreError) as err:
         print(f"aura: error: {err}", file=sys.stderr)
         return 1

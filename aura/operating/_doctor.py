@@ -12,10 +12,10 @@ stream is still checked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from eventstore import EventLog, EventStoreError
 
+from ..engine._place import Place
 from ..governance._audit import verify_audit
 from ._inspect import PREFIX, describe, open_log
 
@@ -50,16 +50,16 @@ class DoctorReport:
         )
 
 
-def examine(data: Path) -> DoctorReport:
+def examine(place: Place) -> DoctorReport:
     try:
-        store = open_log(data)
+        store = open_log(place)
     except EventStoreError as err:
-        return DoctorReport(str(data), store_error=str(err))
+        return DoctorReport(place.describe(), store_error=str(err))
     with store:
         try:
             names = store.streams()
         except EventStoreError as err:
-            return DoctorReport(str(data), store_error=str(err))
+            return DoctorReport(place.describe(), store_error=str(err))
         checks = [_check_stream(store, name) for name in names]
         log_events, log_error = 0, ""
         try:
@@ -71,7 +71,7 @@ def examine(data: Path) -> DoctorReport:
     reason = audit.reason
     if audit.damaged:
         reason += ": " + "; ".join(audit.damaged)
-    return DoctorReport(str(data), "", checks, log_error, log_events, audit.ok, reason)
+    return DoctorReport(place.describe(), "", checks, log_error, log_events, audit.ok, reason)
 
 
 def _check_stream(store: EventLog, name: str) -> StreamCheck:

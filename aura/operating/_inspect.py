@@ -1,4 +1,4 @@
-"""Read-only views of a data directory, for the CLI (and notebooks).
+"""Read-only views of a data directory or store, for the CLI (and notebooks).
 
 They open the event log read-only and decode it; they never replay mission
 code, so they work while a runtime is running and without the missions'
@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from eventstore import CorruptionError, EventLog, EventStore, EventStoreError, RecordedEvent
+from eventstore import CorruptionError, EventLog, EventStoreError, RecordedEvent
 
 from ..core._errors import AuraError
 from ..core._lifecycle import SETTLED_VALUES
@@ -37,6 +36,8 @@ from ..core._messages import (
 from ..engine._compactor import CompactionReport
 from ..engine._compactor import compact as compact_store
 from ..engine._ownership import is_owned, read_holder
+from ..engine._place import Place
+from ..engine._store_lease import RESOURCE as RUNTIME_LEASE
 from ..governance._audit import (
     AUDIT_STREAM,
     AuditReport,
@@ -48,10 +49,6 @@ from ..governance._memory import MEMORY, decode_write, fold
 
 PREFIX = STREAM_PREFIX
 _decoder = msgspec.msgpack.Decoder(MissionMessage)
-
-
-class DataDirError(AuraError):
-    """The data directory is missing or holds no event log."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +80,9 @@ def message_of(event: RecordedEvent) -> Any:
         raise CorruptionError("journaled message", where, "the event log", str(err)) from err
 
 
-def open_log(data: Path) -> EventLog:
-    events = data / "events"
-    if not (events / "data.mdb").exists():
-        raise DataDirError(f"no aura data directory at {data} (no event log in {events})")
-    return EventStore.open(events, readonly=True)
+def open_log(place: Place) -> EventLog:
+    """The place's event log, read-only (DataDirError if there is none)."""
+    return place.open(readonly=True)
 
 
 def describe(event: RecordedEvent) -> dict[str, Any]:
@@ -214,13 +209,13 @@ def journaled_results(store: EventLog, mission_id: str) -> dict[str, Any]:
     return found
 
 
-def history(data: Path, mission_id: str, *, archived: bool = False) -> Iterator[dict[str, Any]]:
+def history(place: Place, mission_id: str, *, archived: bool = False) -> Iterator[dict[str, Any]]:
     """A mission's events, described, in order. A damaged record ends it
     with the ``CorruptionError`` naming it, after every intact event before."""
-    with open_log(data) as store:
+    with open_log(place) as store:
         stream = PREFIX + mission_id
         if store.version(stream) == 0:
-            raise AuraError(f"no mission {mission_id!r} in {data}")
+            raise AuraError(f"no mission {mission_id!r} in {place.describe()}")
         scheduled = _scheduled_entries(store, mission_id)
         for e in store.read(stream, archived=archived):
             yield from scheduled.get(e.version, ())
@@ -305,52 +300,66 @@ def summarize(store: EventLog, mission_id: str) -> MissionSummary:
     )
 
 
-def with_owner(data: Path, found: list[MissionSummary]) -> list[MissionSummary]:
-    """Name the runtime that owns the directory on every unsettled mission."""
-    if not is_owned(data):
+def owner_of(place: Place, store: EventLog) -> str | None:
+    """Who runs the missions of ``place`` now, or None if no runtime does."""
+    if place.is_postgres:
+        lease = store.lease(RUNTIME_LEASE)  # type: ignore[attr-defined]
+        live = lease is not None and lease.expires > store.lease_clock()  # type: ignore[attr-defined]
+        return str(lease.owner) if live else None
+    assert place.data is not None
+    if not is_owned(place.data):
+        return None
+    holder = read_holder(place.data)
+    return holder.describe() if holder is not None else "another process"
+
+
+def with_owner(place: Place, store: EventLog, found: list[MissionSummary]) -> list[MissionSummary]:
+    """Name the runtime that owns the place on every unsettled mission."""
+    who = owner_of(place, store)
+    if who is None:
         return found
-    holder = read_holder(data)
-    who = holder.describe() if holder is not None else "another process"
     return [
         m if m.status in SETTLED_VALUES or m.status == DAMAGED else replace(m, owner=who)
         for m in found
     ]
 
 
-def missions(data: Path, status: str | None = None) -> list[MissionSummary]:
-    with open_log(data) as store:
+def missions(place: Place, status: str | None = None) -> list[MissionSummary]:
+    with open_log(place) as store:
         found = [
             summarize_or_damaged(store, s[len(PREFIX) :])
             for s in store.streams()
             if s.startswith(PREFIX)
         ]
-    return with_owner(data, [m for m in found if status is None or m.status == status])
+        return with_owner(place, store, [m for m in found if status is None or m.status == status])
 
 
-def show(data: Path, mission_id: str) -> MissionSummary:
-    with open_log(data) as store:
+def show(place: Place, mission_id: str) -> MissionSummary:
+    with open_log(place) as store:
         if store.version(PREFIX + mission_id) == 0:
-            raise AuraError(f"no mission {mission_id!r} in {data}")
-        return with_owner(data, [summarize(store, mission_id)])[0]
+            raise AuraError(f"no mission {mission_id!r} in {place.describe()}")
+        return with_owner(place, store, [summarize(store, mission_id)])[0]
 
 
-def audit_verify(data: Path) -> AuditReport:
-    with open_log(data) as store:
+def audit_verify(place: Place) -> AuditReport:
+    with open_log(place) as store:
         return verify_audit(store)
 
 
-def audit_export(data: Path) -> list[dict[str, Any]]:
-    with open_log(data) as store:
+def audit_export(place: Place) -> list[dict[str, Any]]:
+    with open_log(place) as store:
         return list(export_audit(store))
 
 
-def compact(data: Path, completed_after: float, retention: float | None = None) -> CompactionReport:
+def compact(
+    place: Place, completed_after: float, retention: float | None = None
+) -> CompactionReport:
     """Archive what no replay needs (a writer: safe beside a running runtime,
     LMDB serialises writers and the archive op is atomic)."""
-    open_log(data).close()  # a clear error if there is no data directory
+    open_log(place).close()  # a clear error if there is no data directory
     from ._progress import Progress
 
-    with EventStore.open(data / "events", chained=(AUDIT_STREAM,)) as store:
+    with place.open(chained=(AUDIT_STREAM,)) as store:
         progress = Progress("compacting", len(store.streams()))
         try:
             return compact_store(

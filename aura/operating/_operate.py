@@ -9,12 +9,11 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from eventstore import EventLog, EventStore, EventStoreError
+from eventstore import EventLog, EventStoreError
 
 from ..core._definitions import mission_definition
 from ..core._errors import AuraError
@@ -22,26 +21,30 @@ from ..core._lifecycle import SETTLED_VALUES
 from ..core._messages import MissionMessage, Signal, Transition
 from ..engine._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
 from ..engine._ownership import DirectoryLockedError
+from ..engine._place import Place
+from ..engine._store_lease import StoreOwnedError
 from ..governance._audit import AUDIT_STREAM, decode_entries
 from ._inspect import DAMAGED, PREFIX, open_log, summarize, summarize_or_damaged
 
 
-def _writable(data: Path) -> EventLog:
-    open_log(data).close()  # one clear error if there is no data directory
-    return EventStore.open(data / "events", chained=(AUDIT_STREAM,))
+def _writable(place: Place) -> EventLog:
+    open_log(place).close()  # one clear error if there is no data directory
+    return place.open(chained=(AUDIT_STREAM,))
 
 
-def queue(data: Path, command: Command) -> int:
+def queue(place: Place, command: Command) -> int:
     """Check the command makes sense for the mission as the log shows it,
     then queue it; returns its number."""
-    with _writable(data) as store:
+    with _writable(place) as store:
         exists = store.version(PREFIX + command.mission_id) > 0
         if command.kind == "start":
             if exists:
-                raise AuraError(f"mission {command.mission_id!r} already exists in {data}")
+                raise AuraError(
+                    f"mission {command.mission_id!r} already exists in {place.describe()}"
+                )
             return _queue_checked(store, command)
         if not exists:
-            raise AuraError(f"no mission {command.mission_id!r} in {data}")
+            raise AuraError(f"no mission {command.mission_id!r} in {place.describe()}")
         status = summarize(store, command.mission_id).status
         if command.kind in ("signal", "cancel", "terminate") and status in SETTLED_VALUES:
             raise AuraError(
@@ -70,11 +73,11 @@ def _result_of(store: EventLog, mission_id: str) -> Any:
     return msgspec.msgpack.decode(last.data, type=Transition).result
 
 
-def wait_delivered(data: Path, number: int, timeout: float) -> bool:
+def wait_delivered(place: Place, number: int, timeout: float) -> bool:
     """Until a runtime recorded command ``number`` as delivered (or timeout)."""
     deadline = time.monotonic() + timeout
     while True:
-        with open_log(data) as store:
+        with open_log(place) as store:
             if delivered_upto(store) >= number:
                 return True
         if time.monotonic() >= deadline:
@@ -82,9 +85,9 @@ def wait_delivered(data: Path, number: int, timeout: float) -> bool:
         time.sleep(0.02)  # another process does the work: poll its progress
 
 
-def signal_journaled(data: Path, mission_id: str, number: int) -> bool:
+def signal_journaled(place: Place, mission_id: str, number: int) -> bool:
     decoder = msgspec.msgpack.Decoder(MissionMessage)
-    with open_log(data) as store:
+    with open_log(place) as store:
         for e in store.read(PREFIX + mission_id, archived=True):
             if e.kind == "message":
                 msg = decoder.decode(e.data)
@@ -118,7 +121,7 @@ def load_mission(spec: str) -> Any:
 
 
 def run(  # noqa: PLR0917
-    data: Path,
+    place: Place,
     spec: str,
     args: list[Any],
     mission_id: str | None,
@@ -137,18 +140,21 @@ def run(  # noqa: PLR0917
         if say is not None:
             say(f"mission id {mission_id}")
     try:
-        rt = Runtime(data, missions=[fn])
-    except DirectoryLockedError as err:
-        return _run_on_owner(data, fn, args, mission_id, timeout, err)
+        rt = Runtime(place.data, store=place.store, schema=place.schema, missions=[fn])
+    except (DirectoryLockedError, StoreOwnedError) as err:
+        return _run_on_owner(place, fn, args, mission_id, timeout, err)
     with rt:
         return rt.start(fn, *args, mission_id=mission_id).result(timeout=timeout)
 
 
 def _run_on_owner(  # noqa: PLR0917
-    data: Path, fn: Any, args: list[Any], mission_id: str, timeout: float, err: Any
+    place: Place, fn: Any, args: list[Any], mission_id: str, timeout: float, err: Any
 ) -> Any:
-    who = err.holder.describe() if err.holder is not None else "another process"
-    with open_log(data) as store:
+    if isinstance(err, StoreOwnedError):
+        who = err.lease.owner if err.lease is not None else "another runtime"
+    else:
+        who = err.holder.describe() if err.holder is not None else "another process"
+    with open_log(place) as store:
         exists = store.version(PREFIX + mission_id) > 0
     if exists:
         raise AuraError(
@@ -156,10 +162,10 @@ def _run_on_owner(  # noqa: PLR0917
             f"follow it with `aura show {mission_id}` or steer it with aura signal/cancel"
         )
     name = mission_definition(fn).name
-    number = queue(data, Command("start", mission_id, time.time(), name=name, payload=args))
+    number = queue(place, Command("start", mission_id, time.time(), name=name, payload=args))
     deadline = time.monotonic() + timeout
     while True:  # another process does the work: poll the log for its verdict
-        with open_log(data) as store:
+        with open_log(place) as store:
             if store.version(PREFIX + mission_id):
                 summary = summarize(store, mission_id)
                 if summary.status in SETTLED_VALUES:
@@ -172,7 +178,7 @@ def _run_on_owner(  # noqa: PLR0917
         time.sleep(0.05)
     if summary.status != "completed":
         raise AuraError(f"mission {mission_id!r} {summary.status}: {summary.detail}")
-    with open_log(data) as store:
+    with open_log(place) as store:
         return _result_of(store, mission_id)
 
 
@@ -199,10 +205,10 @@ def audit_entries(store: EventLog) -> int:
         return -1
 
 
-def stats(data: Path) -> Stats:
+def stats(place: Place) -> Stats:
     by_status: dict[str, int] = {}
     events = hot = archived = missions = 0
-    with open_log(data) as store:
+    with open_log(place) as store:
         for stream in store.streams():
             try:
                 info = store.stream_info(stream)
@@ -223,9 +229,11 @@ def stats(data: Path) -> Stats:
         audit = audit_entries(store)
         commands = store.version(COMMANDS)
         delivered = delivered_upto(store) if store.version(COMMANDS_DONE) else 0
-    size = sum(f.stat().st_size for f in (data / "events").iterdir() if f.is_file())
+    size = 0
+    if not place.is_postgres:
+        size = sum(f.stat().st_size for f in place.events.iterdir() if f.is_file())
     return Stats(
-        str(data),
+        place.describe(),
         missions,
         dict(sorted(by_status.items())),
         events,

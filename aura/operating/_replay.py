@@ -32,6 +32,7 @@ from ..core._definitions import MissionDef, mission_definition
 from ..core._errors import AuraError
 from ..core._messages import TRANSITION, MissionMessage, NewRun, StepDone, Transition
 from ..engine._mission_actor import MissionActor
+from ..engine._place import Place
 from ..governance._audit import AUDIT_STREAM
 from ..governance._gateway import ToolGateway
 from ..governance._memory import MEMORY, decode_write, fold
@@ -68,21 +69,23 @@ _decoder = msgspec.msgpack.Decoder(MissionMessage)
 
 
 def replay(
-    path: str | Path,
+    path: str | Path | Place,
     mission_id: str,
     *,
     to: int | None = None,
     app: str | Sequence[Any] | None = None,
 ) -> Replay:
-    """Rebuild ``mission_id`` from the log of data directory ``path``, up to
+    """Rebuild ``mission_id`` from the log of data directory ``path`` (or a
+    :class:`Place`, e.g. a PostgreSQL store), up to
     event ``to`` (all of it by default); with ``app``, through its code."""
     if to is not None and (isinstance(to, bool) or not isinstance(to, int) or to < 1):
         raise AuraError(f"replay to= must be an event number >= 1, got {to!r}")
-    with open_log(Path(path)) as store:
+    place = path if isinstance(path, Place) else Place.of(path)
+    with open_log(place) as store:
         stream = PREFIX + mission_id
         last = store.version(stream)
         if last == 0:
-            raise AuraError(f"no mission {mission_id!r} in {path}")
+            raise AuraError(f"no mission {mission_id!r} in {place.describe()}")
         if to is not None and to > last:
             raise AuraError(
                 f"mission {mission_id!r} has {last} events: cannot replay to event {to}"

@@ -14,11 +14,10 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..core._definitions import MissionDef
-from ..engine._ownership import is_owned, read_holder
+from ..engine._place import Place
 from ._operate import import_app
 
 
@@ -35,16 +34,26 @@ def app_missions(modules: Sequence[str]) -> list[Any]:
     return found
 
 
+def _owner(place: Place) -> str | None:
+    if not place.exists():
+        return None
+    from ._inspect import owner_of
+
+    with place.open(readonly=True) as store:
+        return owner_of(place, store)
+
+
 def serve(
-    data: Path,
+    place: Place,
     modules: Sequence[str],
     *,
     standby: bool = False,
     max_workers: int = 8,
     say: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> int:
-    """Serve ``data`` until SIGTERM or SIGINT (one before the directory is
-    taken ends a standby's wait)."""
+    """Serve ``place`` until SIGTERM or SIGINT (one before the place is
+    taken ends a standby's wait). Exits 3 if another runtime took the store's
+    lease (this one was paused past it)."""
     from ..engine._runtime import Runtime
 
     missions = app_missions(modules)
@@ -58,14 +67,27 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if standby and is_owned(data):
-        holder = read_holder(data)
-        who = holder.describe() if holder is not None else "another process"
-        say(f"standby: {data} is owned by {who}; taking over when it exits")
-    with Runtime(data, missions=missions, standby=standby, max_workers=max_workers):
+    where = place.describe()
+    if standby:
+        who = _owner(place)
+        if who is not None:
+            say(f"standby: {where} is owned by {who}; taking over when it lets go")
+    rt = Runtime(
+        place.data,
+        store=place.store,
+        schema=place.schema,
+        missions=missions,
+        standby=standby,
+        max_workers=max_workers,
+    )
+    with rt:
         serving = True
         names = ", ".join(sorted(m.__aura_mission__.name for m in missions)) or "(none)"
-        say(f"serving {data} (pid {os.getpid()}): missions {names}; SIGTERM to stop")
-        stop.wait()
-        say("stopping: in-flight missions resume where they are when the directory reopens")
+        say(f"serving {where} (pid {os.getpid()}): missions {names}; SIGTERM to stop")
+        while not stop.wait(0.5) and rt.lost is None:
+            pass
+        if rt.lost is not None:
+            say(f"stopped: {rt.lost}")
+            return 3
+        say("stopping: in-flight missions resume where they are when the store reopens")
     return 0

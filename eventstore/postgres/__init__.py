@@ -14,7 +14,8 @@ except ImportError as err:  # pragma: no cover - depends on the install
         "the PostgreSQL event store needs psycopg 3 and psycopg_pool: pip install 'aura[postgres]'"
     ) from err
 
+from ._connect import describe as describe_url
 from ._schema import SCHEMA_VERSION
 from ._store import PostgresEventStore
 
-__all__ = ["SCHEMA_VERSION", "PostgresEventStore"]
+__all__ = ["SCHEMA_VERSION", "PostgresEventStore", "describe_url"]

@@ -78,6 +78,7 @@ class PostgresEventStore:
         chained: Collection[str],
         pool_size: int,
         timeout: float,
+        idle_timeout: float,
     ) -> None:
         self._url = url
         self._schema = schema
@@ -90,11 +91,13 @@ class PostgresEventStore:
         """The NOTIFY channel that carries the new head position at each commit."""
         self._closed = False
         self._close_lock = threading.Lock()
-        configure = None
+        settings = [f"SET idle_in_transaction_session_timeout = {int(idle_timeout * 1000)}"]
         if durability == "async":
+            settings.append("SET synchronous_commit TO off")
 
-            def configure(conn: psycopg.Connection[Any]) -> None:
-                conn.execute("SET synchronous_commit TO off")
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            for statement in settings:
+                conn.execute(statement)
 
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
@@ -125,6 +128,7 @@ class PostgresEventStore:
         chained: Collection[str] = (),
         pool_size: int = 4,
         timeout: float = 10.0,
+        idle_timeout: float = 2.0,
     ) -> PostgresEventStore:
         """Open the store in ``schema`` of the database ``url`` names,
         creating its tables on first open (unless ``readonly``).
@@ -134,6 +138,10 @@ class PostgresEventStore:
         password); a schema written by newer code, :class:`StoreIOError`.
         ``timeout``: seconds a call waits for a connection (the server is
         down or restarting) before it raises :class:`StoreUnavailableError`.
+        ``idle_timeout``: the server ends a session of this store that sits
+        inside a transaction that long (the process was paused mid-commit:
+        its row locks must not stall every other writer); the paused
+        commit is rolled back.
         """
         schema = check_schema_name(schema)
         for name in chained:
@@ -142,6 +150,10 @@ class PostgresEventStore:
             raise InvalidEventError(f"durability must be 'sync' or 'async', got {durability!r}")
         check_version("keep_snapshots", keep_snapshots, minimum=1)
         check_version("pool_size", pool_size, minimum=1)
+        if not 0 < idle_timeout <= 3600:
+            raise InvalidEventError(
+                f"idle_timeout must be seconds in (0, 3600], got {idle_timeout}"
+            )
         where = f"{describe(url)} (schema {schema})"
         with connect(url, where) as conn:
             try:
@@ -159,6 +171,7 @@ class PostgresEventStore:
             chained=chained,
             pool_size=pool_size,
             timeout=timeout,
+            idle_timeout=idle_timeout,
         )
         store._pool.open(wait=False)
         return store

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aura
 from aura import MissionStatus as S
+from aura.engine._place import Place
 from aura.operating._inspect import history
 
 from . import missions as m
@@ -45,7 +46,7 @@ def test_a_mission_that_kills_its_process_is_dead_lettered_after_n_recoveries(
     # The first start and 3 recoveries each died of the step; the 4th recovery refused it.
     assert outcomes == [-9, -9, -9, -9, 0], outcomes
     assert "max_recovery_attempts=3" in done.stdout
-    events = list(history(data, "k"))
+    events = list(history(Place.of(data), "k"))
     marks = [e for e in events if e["kind"] == "recovery"]
     assert [e["attempt"] for e in marks] == [1, 2, 3, 4]
     assert all(e["pid"] > 0 and e["host"] for e in marks)
@@ -67,7 +68,7 @@ def test_a_waiting_mission_is_resumed_however_often_it_is_recovered(tmp_path: Pa
         rt.signal("w", "note", "n")
         assert rt.handle("w").result(timeout=30)["verdict"] == "yes"
         assert rt.verify_audit().ok
-    marks = [e for e in history(tmp_path, "w") if e["kind"] == "recovery"]
+    marks = [e for e in history(Place.of(tmp_path), "w") if e["kind"] == "recovery"]
     assert [e["attempt"] for e in marks] == [1, 2, 3, 4, 5]
 
 

@@ -1,6 +1,7 @@
 """Child: a runtime that runs (or resumes) MISSIONS missions of STEPS steps.
 
-argv: data_dir missions steps [mission name, default many_steps].
+argv: data_dir (or a postgresql:// store) missions steps [mission name,
+default many_steps]. With a store: AURA_TEST_SCHEMA, AURA_TEST_LEASE_TTL.
 Env: AURA_TEST_EFFECTS (side-effect file), AURA_TEST_INCARNATION,
 AURA_TEST_STANDBY (wait as a hot standby for the directory's owner: prints
 "WAITING" before, "TOOK_OVER" once it owns the directory). Prints "STARTED"
@@ -22,7 +23,21 @@ def main() -> None:
     if standby:
         sys.stdout.write("WAITING\n")
         sys.stdout.flush()
-    with aura.Runtime(path, missions=[mission], max_workers=4, standby=standby) as rt:
+    where: dict[str, object] = {"path": path}
+    if path.startswith("postgresql://"):
+        ttl = float(os.environ.get("AURA_TEST_LEASE_TTL", "10"))
+        where = {
+            "store": path,
+            "schema": os.environ["AURA_TEST_SCHEMA"],
+            "lease_ttl": ttl,
+            "heartbeat": ttl / 5,
+        }
+    with aura.Runtime(
+        **where,  # type: ignore[arg-type]
+        missions=[mission],
+        max_workers=4,
+        standby=standby,
+    ) as rt:
         if standby:
             sys.stdout.write("TOOK_OVER\n")
             sys.stdout.flush()
