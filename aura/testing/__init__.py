@@ -25,10 +25,14 @@ hypothesis, without a server.
   signal orders and step failure patterns.
 - A pytest plugin (installed with aura): fixtures ``aura_runtime`` and
   ``crash_runtime``.
+- ``PostgresServer``, ``fresh_schema``: a throw-away local PostgreSQL for
+  tests of missions on a PostgreSQL store (``DSN_ENV`` names the variable
+  that points tests at an existing server instead).
 """
 
 from ._check import CrashSafetyError, Outcome, check_crash_safety, run_mission
 from ._clock import VirtualClock
+from ._postgres import DSN_ENV, PostgresServer, fresh_schema
 
 POINTS = (
     "before_append",
@@ -43,10 +47,13 @@ POINTS = (
 )
 
 __all__ = [
+    "DSN_ENV",
     "POINTS",
     "CrashSafetyError",
     "Outcome",
+    "PostgresServer",
     "VirtualClock",
     "check_crash_safety",
+    "fresh_schema",
     "run_mission",
 ]

@@ -1,5 +1,12 @@
 """One group commit on PostgreSQL: every queued operation in one transaction.
 
+Appends only (the hot path, ``commit_appends``) take two round trips and
+the commit's flush: one pipeline locks the lease, stream and head rows and
+reads them; the second inserts the events, updates the streams and the
+head, notifies and commits. Batches with snapshots, archive or purge
+requests take the general path (``apply``, inside a transaction the caller
+opened).
+
 Order of locks, the same in every transaction so writers never deadlock:
 the rows of the touched streams (created first if new, then ``FOR UPDATE``
 in name order), then the head row (only when events are appended). Each
@@ -168,6 +175,142 @@ def apply(
         conn.execute(f"UPDATE {s}.meta SET value = %s WHERE key = 'head'", [head])
         conn.execute("SELECT pg_notify(%s, %s)", [channel, str(head)])
     return Applied(outcomes, probe, hooks)
+
+
+@dataclass
+class Attempt:
+    """Where a commit attempt got to: ``committing`` once COMMIT may have
+    reached the server (a failure after it leaves the outcome unknown)."""
+
+    applied: Applied | None = None
+    committing: bool = False
+
+
+def commit_appends(
+    conn: Any,
+    schema: str,
+    ops: Sequence[AppendOp],
+    attempt: Attempt,
+    *,
+    now: float,
+    chained: frozenset[str],
+    channel: str,
+) -> None:
+    """BEGIN ... COMMIT for a batch of appends on ``conn`` (autocommit
+    mode) in two pipelined round trips. Rolls back on a failure before
+    COMMIT was sent; ``attempt`` says how far it got. (A process paused in
+    the middle of a pipeline holds its row locks with no server timeout:
+    whoever takes its lease ends its sessions, see ``acquire_lease``.)"""
+    s = schema
+    fenced = sorted({op.fence.resource for op in ops if op.fence is not None})
+    appended = sorted({st for op in ops for st, evs, _ in op.items if evs})
+    touched = sorted({st for op in ops for st, _, _ in op.items})
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            lease_cur = None
+            if fenced:
+                lease_cur = conn.execute(
+                    f"SELECT resource, owner, epoch, "
+                    f"expires > extract(epoch FROM clock_timestamp()) FROM {s}.leases "
+                    "WHERE resource = ANY(%s) ORDER BY resource FOR SHARE",
+                    [fenced],
+                )
+            if appended:
+                conn.execute(
+                    f"INSERT INTO {s}.streams (stream) SELECT unnest(%s::text[]) "
+                    "ON CONFLICT (stream) DO NOTHING",
+                    [appended],
+                )
+            stream_cur = conn.execute(
+                f"SELECT stream, version, archived_upto, purged_upto, head_digest "
+                f"FROM {s}.streams WHERE stream = ANY(%s) ORDER BY stream FOR UPDATE",
+                [touched],
+            )
+            head_cur = None
+            if appended:
+                head_cur = conn.execute(f"SELECT value FROM {s}.meta WHERE key = 'head' FOR UPDATE")
+        found = lease_cur.fetchall() if lease_cur is not None else []
+        stream_rows = stream_cur.fetchall()
+        head = start_head = int(head_cur.fetchone()[0]) if head_cur is not None else 0
+        leases = {r: (o, int(e), bool(live)) for r, o, e, live in found}
+        rows = {
+            name: _Row(version, archived, purged, bytes(digest) or GENESIS)
+            for name, version, archived, purged, digest in stream_rows
+        }
+        outcomes: list[object] = []
+        hooks: list[Callable[[], None]] = []
+        probe: tuple[str, int, int] | None = None
+        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        for op in ops:
+            try:
+                if op.fence is not None:
+                    _check_fence(op, leases)
+                versions = _check_append(op, rows)
+            except EventStoreError as err:
+                outcomes.append(err)  # checked before writing: it leaves nothing
+                continue
+            for stream, evs, _ in op.items:
+                row = rows.get(stream)
+                if not evs or row is None:
+                    continue
+                is_chained = stream in chained
+                for ev in evs:
+                    head += 1
+                    row.version += 1
+                    digest = b""
+                    if is_chained:
+                        digest = digest_of(
+                            row.digest, stream, row.version, head, ev.kind, ev.data, now
+                        )
+                        row.digest = digest
+                    record = (head, stream, row.version, ev.kind, ev.data, now, digest)
+                    for col, value in zip(cols, record, strict=True):
+                        col.append(value)
+                    if probe is None:
+                        probe = (stream, row.version, head)
+                row.changed = True
+            outcomes.append(versions)
+            if op.on_applied is not None:
+                hooks.append(functools.partial(op.on_applied, versions))
+        attempt.applied = Applied(outcomes, probe, hooks)
+        for hook in hooks:
+            hook()  # before COMMIT is sent: if one raises, nothing is written
+        changed = [(name, row) for name, row in rows.items() if row.changed]
+        attempt.committing = True
+        with conn.pipeline():
+            if cols[0]:
+                conn.execute(
+                    f"INSERT INTO {s}.events ({_COLUMNS}) SELECT * FROM unnest(%s::bigint[], "
+                    "%s::text[], %s::bigint[], %s::text[], %s::bytea[], %s::float8[], %s::bytea[])",
+                    list(cols),
+                )
+            if changed:
+                conn.execute(
+                    f"UPDATE {s}.streams AS t SET version = u.version, head_digest = u.digest "
+                    "FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
+                    "AS u(stream, version, digest) WHERE t.stream = u.stream",
+                    [
+                        [n for n, _ in changed],
+                        [r.version for _, r in changed],
+                        [r.digest if n in chained else b"" for n, r in changed],
+                    ],
+                )
+            if head != start_head:
+                conn.execute(f"UPDATE {s}.meta SET value = %s WHERE key = 'head'", [head])
+                conn.execute("SELECT pg_notify(%s, %s)", [channel, str(head)])
+            conn.execute("COMMIT")
+    except BaseException:
+        if not attempt.committing or conn.info.transaction_status != 0:
+            _rollback(conn)
+        raise
+
+
+def _rollback(conn: Any) -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # a broken connection rolled back by itself
+        conn.execute("ROLLBACK")
 
 
 def _check_fence(op: AppendOp, leases: dict[str, tuple[str, int, bool]]) -> None:

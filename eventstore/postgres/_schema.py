@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS {s}.leases (
     resource text PRIMARY KEY,
     owner text NOT NULL,
     epoch bigint NOT NULL,
-    expires double precision NOT NULL
+    expires double precision NOT NULL,
+    session text NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS leases_by_owner ON {s}.leases (owner);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', {v}), ('head', 0)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
@@ -91,6 +92,9 @@ class PostgresEventStore:
         """The NOTIFY channel that carries the new head position at each commit."""
         self._closed = False
         self._close_lock = threading.Lock()
+        self.session = f"aura-{uuid.uuid4().hex[:16]}"
+        """This store's sessions' ``application_name``: whoever takes a lease it
+        held ends them (see :meth:`acquire_lease`)."""
         settings = [f"SET idle_in_transaction_session_timeout = {int(idle_timeout * 1000)}"]
         if durability == "async":
             settings.append("SET synchronous_commit TO off")
@@ -103,7 +107,11 @@ class PostgresEventStore:
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True, "connect_timeout": 10},
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": 10,
+                "application_name": self.session,
+            },
             configure=configure,
             open=False,
             timeout=timeout,
@@ -283,28 +291,30 @@ class PostgresEventStore:
         server dropped: once); a failure during the commit is resolved by
         looking the batch's first event up."""
         broken = 0
+        appends_only = all(isinstance(op, AppendOp) for op in ops)
         for attempt in range(_WRITE_ATTEMPTS):
-            applied: _batch.Applied | None = None
-            committing = False
+            state = _batch.Attempt()
             try:
-                with self._connection("write") as conn, conn.transaction():
-                    applied = _batch.apply(
-                        conn,
-                        self._schema,
-                        ops,
-                        now=self._clock(),
-                        chained=self._chained,
-                        keep_snapshots=self._keep,
-                        channel=self.channel,
-                    )
-                    for hook in applied.hooks:
-                        hook()
-                    committing = True
-                return applied.outcomes
+                with self._connection("write") as conn:
+                    if appends_only:
+                        _batch.commit_appends(
+                            conn,
+                            self._schema,
+                            ops,  # type: ignore[arg-type]
+                            state,
+                            now=self._clock(),
+                            chained=self._chained,
+                            channel=self.channel,
+                        )
+                    else:
+                        self._commit_general(conn, ops, state)
+                assert state.applied is not None
+                return state.applied.outcomes
             except psycopg.Error as err:
-                state = getattr(err, "sqlstate", None)
-                if not committing:
-                    if state in RETRYABLE and attempt < _WRITE_ATTEMPTS - 1:
+                applied = state.applied
+                sqlstate = getattr(err, "sqlstate", None)
+                if not state.committing:
+                    if sqlstate in RETRYABLE and attempt < _WRITE_ATTEMPTS - 1:
                         continue  # a deadlock or serialisation failure: nothing written
                     if isinstance(err, psycopg.OperationalError) and broken == 0:
                         broken += 1
@@ -321,6 +331,25 @@ class PostgresEventStore:
                     committed=False if applied.probe is not None else None,
                 ) from None
         raise StoreUnavailableError(self._where, "write", "too many deadlocks")  # pragma: no cover
+
+    def _commit_general(
+        self, conn: psycopg.Connection[Any], ops: Sequence[Op], state: _batch.Attempt
+    ) -> None:
+        """Snapshots, archive and purge requests (and appends batched with
+        them), one statement at a time in one transaction."""
+        with conn.transaction():
+            state.applied = _batch.apply(
+                conn,
+                self._schema,
+                ops,
+                now=self._clock(),
+                chained=self._chained,
+                keep_snapshots=self._keep,
+                channel=self.channel,
+            )
+            for hook in state.applied.hooks:
+                hook()
+            state.committing = True
 
     def _committed(self, probe: tuple[str, int, int]) -> bool:
         stream, version, position = probe
@@ -349,21 +378,69 @@ class PostgresEventStore:
         already ``owner``'s (then it is renewed, same epoch); None if another
         owner holds it. Another owner's expired lease is taken with its epoch
         plus one, which fences that owner's writes off. Expiry is on the
-        database server's clock, so hosts' clocks need not agree."""
+        database server's clock, so hosts' clocks need not agree.
+
+        Taking over an expired lease also ends the previous holder's
+        database sessions: a process paused in the middle of a commit holds
+        row locks that no server timeout frees, and would stall every writer
+        (the taker included) until it woke. Its commit is rolled back."""
         resource, owner, ttl = check_lease_args(resource, owner, ttl)
         self._check_writable("take a lease")
         s, now = self._schema, self._NOW
-        row = self._write_one(
-            f"INSERT INTO {s}.leases AS l (resource, owner, epoch, expires) "
-            f"VALUES (%s, %s, 1, {now} + %s) ON CONFLICT (resource) DO UPDATE SET "
-            "owner = EXCLUDED.owner, expires = EXCLUDED.expires, "
+        upsert = (
+            f"INSERT INTO {s}.leases AS l (resource, owner, epoch, expires, session) "
+            f"VALUES (%s, %s, 1, {now} + %s, %s) ON CONFLICT (resource) DO UPDATE SET "
+            "owner = EXCLUDED.owner, expires = EXCLUDED.expires, session = EXCLUDED.session, "
             "epoch = CASE WHEN l.owner = EXCLUDED.owner THEN l.epoch ELSE l.epoch + 1 END "
             f"WHERE l.owner = EXCLUDED.owner OR l.expires <= {now} "
-            "RETURNING resource, owner, epoch, expires",
-            [resource, owner, ttl],
-            "take a lease",
+            "RETURNING resource, owner, epoch, expires"
         )
-        return Lease(row[0], row[1], int(row[2]), float(row[3])) if row else None
+        for _ in range(20):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    before = conn.execute(
+                        f"SELECT owner, session FROM {s}.leases WHERE resource = %s", [resource]
+                    ).fetchone()
+                    conn.execute("SET LOCAL lock_timeout = '250ms'")
+                    row = conn.execute(upsert, [resource, owner, ttl, self.session]).fetchone()
+            except psycopg.errors.LockNotAvailable:
+                # Someone's open transaction holds the lease row: if the lease
+                # has run out, that is its paused owner; end its sessions.
+                self._end_stale_holder(resource, owner)
+                continue
+            except PoolTimeout as err:
+                raise StoreUnavailableError(
+                    self._where, "take a lease", f"no connection to the server ({err})"
+                ) from None
+            except psycopg.Error as err:
+                raise translate(err, self._where, "take a lease", self._url) from None
+            if row is None:
+                return None
+            if before is not None and before[0] != owner and before[1]:
+                self._end_sessions(before[1])  # the old owner may be paused mid-commit
+            return Lease(row[0], row[1], int(row[2]), float(row[3]))
+        raise StoreUnavailableError(
+            self._where, "take a lease", f"the lease row of {resource!r} stays locked"
+        )
+
+    def _end_stale_holder(self, resource: str, owner: str) -> None:
+        row = self._one(
+            f"SELECT owner, session, expires <= {self._NOW} FROM {self._schema}.leases "
+            "WHERE resource = %s",
+            [resource],
+        )
+        if row is not None and row[0] != owner and row[2] and row[1]:
+            self._end_sessions(row[1])
+
+    def _end_sessions(self, session: str) -> None:
+        if session == self.session:
+            return
+        self._fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            [session],
+            "end a lost owner's sessions",
+        )
 
     def renew_leases(self, owner: str, ttl: float) -> list[Lease]:
         """Extend every lease ``owner`` still holds by ``ttl`` seconds from

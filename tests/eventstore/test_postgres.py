@@ -152,8 +152,8 @@ def test_killed_backends_are_replaced(pg_server_url: str, pg_schema: str) -> Non
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = '' AND pid <> pg_backend_pid() "
-                "AND datname = current_database() AND backend_type = 'client backend'"
+                "WHERE application_name = %s",
+                [store.session],
             ).fetchone()
         assert killed is not None and killed[0] >= 1
         store.append("s", [NewEvent("k", b"2")])
