@@ -43,9 +43,10 @@ from .._errors import (
     StoreReadOnlyError,
 )
 from .._group_commit import GroupCommitter
-from .._records import NewEvent, RecordedEvent, Snapshot, StreamInfo
-from .._validate import check_batch, check_data, check_item, check_stream, check_version
-from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
+from .._records import RecordedEvent, Snapshot, StreamInfo
+from .._validate import check_stream, check_version
+from .._write_ops import AppendOp, Op
+from .._writes import GroupCommitWrites
 from . import _codec as codec
 from . import _stream_index as stream_index
 from ._errors import (
@@ -69,7 +70,7 @@ _TABLES = ("catalog", "checkpoints", "archive", "meta")
 """The named LMDB databases of layout 3 (the log itself is the main database)."""
 
 
-class LmdbEventStore(WriteOps):
+class LmdbEventStore(GroupCommitWrites, WriteOps):
     """An append-only, crash-safe event log in one LMDB directory.
 
     Open with :meth:`open`. Thread-safe. Other processes may open the same
@@ -211,86 +212,6 @@ class LmdbEventStore(WriteOps):
                 raise translate(err, self._path, "flush") from err
 
     # ------------------------------------------------------------ writes
-
-    def append(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        *,
-        expected_version: int | None = None,
-    ) -> int:
-        """Append ``events`` to ``stream`` atomically; return the new version.
-
-        ``expected_version=N`` makes the append conditional on the stream being
-        at version N (0: the stream must be new), else :class:`ConcurrencyError`
-        and nothing is written. An empty ``events`` writes nothing and returns
-        the current version (after the same check). Returns once durable.
-        """
-        item = check_item(stream, events, expected_version)
-        self._check_writable("append")
-        versions: list[int] = self._submit(AppendOp([item]))
-        return versions[0]
-
-    def append_many(
-        self,
-        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
-        *,
-        on_applied: Callable[[list[int]], None] | None = None,
-    ) -> list[int]:
-        """Append to several streams in one atomic, durable commit.
-
-        ``batch`` holds ``(stream, events, expected_version)`` triples, applied
-        in order (a stream may appear more than once). If any expected version
-        does not match, :class:`ConcurrencyError` is raised and nothing of the
-        batch is written. Returns each triple's resulting stream version.
-
-        ``on_applied(versions)``, if given, is called on the committing thread
-        once the batch is written into the transaction and before that
-        transaction commits, with the versions this call returns if the commit
-        succeeds (it may still fail). It is called again if the transaction is
-        retried (the map grew); it must be quick and must not touch the store.
-        """
-        items = check_batch(batch, on_applied)
-        self._check_writable("append")
-        if not items:
-            return []
-        result: list[int] = self._submit(AppendOp(items, on_applied))
-        return result
-
-    def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
-        """Store ``data`` as the state of ``stream`` as of ``version``.
-
-        Keeps the newest ``keep_snapshots`` snapshots of the stream.
-        """
-        check_stream(stream)
-        check_version("version", version, minimum=1)
-        check_data("snapshot data", data)
-        self._check_writable("save a snapshot")
-        self._submit(SnapshotOp(stream, version, data))
-
-    def archive(self, stream: str, up_to_version: int) -> int:
-        """Move events ``..up_to_version`` of ``stream`` to the compressed archive.
-
-        They stay readable with ``read(..., archived=True)``; nothing is
-        deleted. Returns the stream's new ``archived_upto``. Archiving what is
-        already archived is a no-op.
-        """
-        check_stream(stream)
-        check_version("up_to_version", up_to_version, minimum=1)
-        self._check_writable("archive")
-        archived_upto: int = self._submit(ArchiveOp(stream, up_to_version))
-        return archived_upto
-
-    def purge_archive(self, stream: str, up_to_version: int) -> int:
-        """Delete archived events ``..up_to_version`` for good (a retention
-        policy). Only archived events, never the stream's last; versions do
-        not change and ``read(..., archived=True)`` starts after them.
-        Returns the stream's new ``purged_upto``."""
-        check_stream(stream)
-        check_version("up_to_version", up_to_version, minimum=1)
-        self._check_writable("purge")
-        purged: int = self._submit(PurgeOp(stream, up_to_version))
-        return purged
 
     def _submit(self, op: Op) -> Any:
         self._check_open()

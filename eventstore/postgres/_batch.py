@@ -279,26 +279,26 @@ def commit_appends(
         changed = [(name, row) for name, row in rows.items() if row.changed]
         attempt.committing = True
         with conn.pipeline():
-            if cols[0]:
+            if head != start_head:
+                # One statement: the events, the stream rows, the head, the NOTIFY.
                 conn.execute(
-                    f"INSERT INTO {s}.events ({_COLUMNS}) SELECT * FROM unnest(%s::bigint[], "
-                    "%s::text[], %s::bigint[], %s::text[], %s::bytea[], %s::float8[], %s::bytea[])",
-                    list(cols),
-                )
-            if changed:
-                conn.execute(
-                    f"UPDATE {s}.streams AS t SET version = u.version, head_digest = u.digest "
-                    "FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
-                    "AS u(stream, version, digest) WHERE t.stream = u.stream",
+                    f"WITH e AS (INSERT INTO {s}.events ({_COLUMNS}) SELECT * FROM "
+                    "unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::bytea[], "
+                    "%s::float8[], %s::bytea[])), "
+                    f"u AS (UPDATE {s}.streams AS t SET version = u.version, "
+                    "head_digest = u.digest FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
+                    "AS u(stream, version, digest) WHERE t.stream = u.stream), "
+                    f"h AS (UPDATE {s}.meta SET value = %s WHERE key = 'head' RETURNING value) "
+                    "SELECT pg_notify(%s, value::text) FROM h",
                     [
+                        *cols,
                         [n for n, _ in changed],
                         [r.version for _, r in changed],
                         [r.digest if n in chained else b"" for n, r in changed],
+                        head,
+                        channel,
                     ],
                 )
-            if head != start_head:
-                conn.execute(f"UPDATE {s}.meta SET value = %s WHERE key = 'head'", [head])
-                conn.execute("SELECT pg_notify(%s, %s)", [channel, str(head)])
             conn.execute("COMMIT")
     except BaseException:
         if not attempt.committing or conn.info.transaction_status != 0:

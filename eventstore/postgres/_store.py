@@ -38,17 +38,14 @@ from .._errors import (
     StoreUnavailableError,
 )
 from .._group_commit import GroupCommitter
-from .._records import Lease, NewEvent, RecordedEvent, Snapshot, StreamInfo
+from .._records import Lease, RecordedEvent, Snapshot, StreamInfo
 from .._validate import (
-    check_batch,
-    check_data,
-    check_fence,
-    check_item,
     check_lease_args,
     check_stream,
     check_version,
 )
-from .._write_ops import AppendOp, ArchiveOp, Op, PurgeOp, SnapshotOp
+from .._write_ops import AppendOp, Op
+from .._writes import GroupCommitWrites
 from . import _batch
 from ._connect import RETRYABLE, connect, describe, translate
 from ._schema import check_schema_name, ensure
@@ -63,7 +60,9 @@ def _event(row: tuple[Any, ...]) -> RecordedEvent:
     return RecordedEvent(stream, version, position, kind, bytes(data), ts, bytes(digest))
 
 
-class PostgresEventStore:
+class PostgresEventStore(GroupCommitWrites):
+    supports_fencing = True
+
     """An append-only event log in a PostgreSQL schema. Open with :meth:`open`."""
 
     def __init__(
@@ -226,60 +225,6 @@ class PostgresEventStore:
             conn.execute(f"UPDATE {self._schema}.meta SET value = value WHERE key = 'head'")
 
     # ------------------------------------------------------------ writes
-
-    def append(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        *,
-        expected_version: int | None = None,
-        fence: Lease | None = None,
-    ) -> int:
-        """Append ``events`` to ``stream`` atomically; return the new version
-        (``expected_version``, ``fence``: see :class:`eventstore.EventLog`)."""
-        item = check_item(stream, events, expected_version)
-        fence = check_fence(fence)
-        self._check_writable("append")
-        versions: list[int] = self._submit(AppendOp([item], fence=fence))
-        return versions[0]
-
-    def append_many(
-        self,
-        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
-        *,
-        on_applied: Callable[[list[int]], None] | None = None,
-        fence: Lease | None = None,
-    ) -> list[int]:
-        """Append to several streams in one atomic, durable commit (see
-        :class:`eventstore.EventLog`)."""
-        items = check_batch(batch, on_applied)
-        fence = check_fence(fence)
-        self._check_writable("append")
-        if not items:
-            return []
-        result: list[int] = self._submit(AppendOp(items, on_applied, fence))
-        return result
-
-    def save_snapshot(self, stream: str, version: int, data: bytes) -> None:
-        check_stream(stream)
-        check_version("version", version, minimum=1)
-        check_data("snapshot data", data)
-        self._check_writable("save a snapshot")
-        self._submit(SnapshotOp(stream, version, data))
-
-    def archive(self, stream: str, up_to_version: int) -> int:
-        check_stream(stream)
-        check_version("up_to_version", up_to_version, minimum=1)
-        self._check_writable("archive")
-        archived: int = self._submit(ArchiveOp(stream, up_to_version))
-        return archived
-
-    def purge_archive(self, stream: str, up_to_version: int) -> int:
-        check_stream(stream)
-        check_version("up_to_version", up_to_version, minimum=1)
-        self._check_writable("purge")
-        purged: int = self._submit(PurgeOp(stream, up_to_version))
-        return purged
 
     def _submit(self, op: Op) -> Any:
         self._check_open()

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from actors import Actor
+from actors import Actor, Shutdown
 
 
 class Recorder:
@@ -97,3 +97,24 @@ class FailingStart(Actor):
 
     def receive(self, message: Any) -> Any:  # pragma: no cover - never started
         return message
+
+
+class Flaky(Probe):
+    """A Probe whose start fails while ``fails[name] > 0`` (recording
+    ``("fail", name)``); 'shutdown' exits with a typed Shutdown reason."""
+
+    def __init__(self, name: str, rec: Recorder, fails: dict[str, int]) -> None:
+        super().__init__(name, rec, {})
+        self.fails = fails
+
+    def started(self) -> None:
+        if self.fails.get(self.name, 0) > 0:
+            self.fails[self.name] -= 1
+            self.rec.add(("fail", self.name))
+            raise RuntimeError(f"{self.name} refuses to start")
+        super().started()
+
+    def receive(self, message: Any) -> Any:
+        if message == "shutdown":
+            raise Shutdown({"drained": True})
+        return super().receive(message)

@@ -34,25 +34,10 @@ from actors import (
     Supervisor,
 )
 
-from .helpers import Probe, Recorder, capture_logger
+from .helpers import Flaky, Recorder, capture_logger
 
 RESTARTS = ("permanent", "transient", "temporary")
 NAMES = tuple("abcdefg")
-
-
-class FlakyProbe(Probe):
-    """A Probe whose ``started()`` fails while ``fails[name]`` is positive."""
-
-    def __init__(self, name: str, rec: Recorder, fails: dict[str, int]) -> None:
-        super().__init__(name, rec, {})
-        self.fails = fails
-
-    def started(self) -> None:
-        if self.fails.get(self.name, 0) > 0:
-            self.fails[self.name] -= 1
-            self.rec.add(("fail", self.name))
-            raise RuntimeError(f"{self.name} refuses to start")
-        super().started()
 
 
 @dataclass
@@ -177,7 +162,7 @@ class SupervisorMachine(RuleBasedStateMachine):
         rec, fails = self.rec, self.fails
         return ChildSpec(
             name,
-            lambda: FlakyProbe(name, rec, fails),
+            lambda: Flaky(name, rec, fails),
             restart=restart,  # type: ignore[arg-type]
             threaded=False,
             shutdown="infinity",

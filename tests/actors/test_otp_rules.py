@@ -28,34 +28,12 @@ from actors import (
     LifecycleState,
     MaxChildrenError,
     RestartLimitError,
-    Shutdown,
     Supervisor,
     SupervisorCallError,
 )
 from eventstore import CorruptionError, EventStore, NewEvent
 
-from .helpers import Probe, Recorder, capture_logger
-
-
-class Flaky(Probe):
-    """A Probe whose start fails while ``fails[name] > 0``; 'shutdown' exits
-    with a typed Shutdown reason."""
-
-    def __init__(self, name: str, rec: Recorder, fails: dict[str, int]) -> None:
-        super().__init__(name, rec, {})
-        self.fails = fails
-
-    def started(self) -> None:
-        if self.fails.get(self.name, 0) > 0:
-            self.fails[self.name] -= 1
-            self.rec.add(("fail", self.name))
-            raise RuntimeError(f"{self.name} refuses to start")
-        super().started()
-
-    def receive(self, message: Any) -> Any:
-        if message == "shutdown":
-            raise Shutdown({"drained": True})
-        return super().receive(message)
+from .helpers import Flaky, Probe, Recorder, capture_logger
 
 
 class World:

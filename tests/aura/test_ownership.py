@@ -16,12 +16,11 @@ import msgspec
 import pytest
 
 import aura
-from aura.core._messages import MissionMessage, StepDone
 from aura.engine._ownership import is_owned, read_holder
 from eventstore import EventStore
 
 from . import missions as m
-from .processes import child_env, cli_process
+from .processes import child_env, cli_process, read_until, recorded_in
 
 NODE = Path(__file__).parent / "children" / "mission_node.py"
 MISSIONS, STEPS = 2, 8
@@ -29,18 +28,8 @@ MISSIONS, STEPS = 2, 8
 
 def recorded(data: Path) -> Counter[str]:
     """How many times each step's successful result is in the log."""
-    counts: Counter[str] = Counter()
-    decoder = msgspec.msgpack.Decoder(MissionMessage)
-    with EventStore.open(data / "events", readonly=True) as store:
-        for stream in store.streams():
-            if stream.startswith("mission/"):
-                mission_id = stream.split("/", 1)[1]
-                for e in store.read(stream, archived=True):
-                    if e.kind == "message":
-                        msg = decoder.decode(e.data)
-                        if isinstance(msg, StepDone) and msg.ok:
-                            counts[f"{mission_id}/{msg.run or 1}/{msg.seq}"] += 1
-    return counts
+    with EventStore.open(data / "events", readonly=True) as log:
+        return recorded_in(log)
 
 
 def node(
@@ -55,16 +44,6 @@ def node(
         stderr=subprocess.PIPE,
         env=env,
     )
-
-
-def read_until(proc: subprocess.Popen[bytes], word: bytes, count: int = 1) -> None:
-    """Block on the child's stdout until ``count`` lines start with ``word``."""
-    assert proc.stdout is not None
-    while count:
-        line = proc.stdout.readline()
-        assert line, f"child ended before printing {word!r}: {proc.stderr.read().decode()}"  # type: ignore[union-attr]
-        if line.startswith(word):
-            count -= 1
 
 
 def all_keys() -> set[str]:

@@ -15,17 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 import aura
-from aura.core._messages import MissionMessage, StepDone
 from aura.engine._store_lease import StoreOwnedError
 from aura.operating._cli import main as cli_main
 from eventstore import EventStore
 
 from . import missions as m
-from .processes import child_env
+from .processes import child_env, read_until, recorded_in
 
 NODE = Path(__file__).parent / "children" / "mission_node.py"
 MISSIONS, STEPS = 2, 8
@@ -38,18 +36,8 @@ def store(pg_server_url: str, pg_schema: str) -> Iterator[dict[str, Any]]:
 
 def recorded(where: dict[str, Any]) -> Counter[str]:
     """How many times each step's successful result is in the log."""
-    counts: Counter[str] = Counter()
-    decoder = msgspec.msgpack.Decoder(MissionMessage)
     with EventStore.open(where["store"], schema=where["schema"], readonly=True) as log:
-        for stream in log.streams():
-            if stream.startswith("mission/"):
-                mission_id = stream.split("/", 1)[1]
-                for e in log.read(stream, archived=True):
-                    if e.kind == "message":
-                        msg = decoder.decode(e.data)
-                        if isinstance(msg, StepDone) and msg.ok:
-                            counts[f"{mission_id}/{msg.run or 1}/{msg.seq}"] += 1
-    return counts
+        return recorded_in(log)
 
 
 def node(
@@ -69,15 +57,6 @@ def node(
         stderr=subprocess.PIPE,
         env=env,
     )
-
-
-def read_until(proc: subprocess.Popen[bytes], word: bytes, count: int = 1) -> None:
-    assert proc.stdout is not None
-    while count:
-        line = proc.stdout.readline()
-        assert line, f"child ended before printing {word!r}: {proc.stderr.read().decode()}"  # type: ignore[union-attr]
-        if line.startswith(word):
-            count -= 1
 
 
 def all_keys() -> set[str]:
