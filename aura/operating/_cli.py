@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     doctor = command("doctor", "read the whole directory: what is damaged, what is intact")
     doctor.add_argument("--json", action="store_true")
-    worker = command("worker", "serve the data directory's missions until SIGTERM")
+    worker = command("worker", "serve the data directory's (or store's) missions until SIGTERM")
     worker.add_argument(
         "--app",
         action="append",
@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         help="if another runtime owns the directory, wait and take over when it exits",
     )
     worker.add_argument("--max-workers", type=int, default=8, help="threads for sync steps")
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=10.0,
+        help="PostgreSQL store: seconds of the ownership lease (renewed every fifth of it)",
+    )
     return parser
 
 
@@ -196,7 +202,9 @@ def _run(args: argparse.Namespace, place: Place) -> int:
     if args.command == "worker":
         from ._worker import serve
 
-        return serve(place, args.app, standby=args.standby, max_workers=args.max_workers)
+        return serve(
+            place, args.app, standby=args.standby, max_workers=args.max_workers, lease=args.lease
+        )
     if args.command == "dead":
         found = _inspect.missions(place, "dead")
         for m in found:

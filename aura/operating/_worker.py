@@ -49,6 +49,7 @@ def serve(
     *,
     standby: bool = False,
     max_workers: int = 8,
+    lease: float = 10.0,
     say: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> int:
     """Serve ``place`` until SIGTERM or SIGINT (one before the place is
@@ -79,6 +80,8 @@ def serve(
         missions=missions,
         standby=standby,
         max_workers=max_workers,
+        lease_ttl=lease,
+        heartbeat=lease / 5,
     )
     with rt:
         serving = True

@@ -46,6 +46,17 @@ def cli_process(data: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
     )
 
 
+def store_cli_process(store: str, schema: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    """Start ``aura --store STORE --schema SCHEMA *args``; the test reads its pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "aura.operating._cli", "--store", store, "--schema", schema, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=child_env(**env),
+    )
+
+
 def read_until(proc: subprocess.Popen[bytes], word: bytes, count: int = 1) -> None:
     """Block on the child's stdout until ``count`` lines start with ``word``."""
     assert proc.stdout is not None

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import aura
@@ -23,7 +24,7 @@ from aura.operating._cli import main as cli_main
 from eventstore import EventStore
 
 from . import missions as m
-from .processes import child_env, read_until, recorded_in
+from .processes import child_env, read_until, recorded_in, store_cli_process
 
 NODE = Path(__file__).parent / "children" / "mission_node.py"
 MISSIONS, STEPS = 2, 8
@@ -160,3 +161,36 @@ def test_an_owner_paused_past_its_lease_cannot_append_when_it_wakes(
     by_key = Counter(line.split()[0] for line in effects.read_text().splitlines())
     twice = [key for key, n in by_key.items() if n > 1]
     assert len(twice) <= MISSIONS, f"more steps re-ran than were in flight: {twice}"
+
+
+def test_aura_worker_on_a_store_takes_runs_handed_over_and_a_standby_finishes_them(
+    store: dict[str, Any], tmp_path: Path
+) -> None:
+    """`aura run` beside a worker that owns the store hands the mission to it;
+    a standby worker on another "host" finishes it after the owner is
+    SIGKILLed; every step result is recorded once."""
+    url, schema = store["store"], store["schema"]
+    env = {"AURA_TEST_EFFECTS": str(tmp_path / "effects.txt")}
+    owner = store_cli_process(
+        url, schema, "worker", "--app", "tests.aura.missions", "--lease", "1", **env
+    )
+    read_until(owner, b"serving")
+    run = store_cli_process(
+        url, schema, "run", "tests.aura.missions:slow_steps", "--input", "[8]", "--id", "w-1"
+    )
+    read_until(owner, b"EFFECT", 2)
+    standby = store_cli_process(
+        url, schema, "worker", "--app", "tests.aura.missions", "--standby", "--lease", "1",
+        **env, AURA_TEST_INCARNATION="1",
+    )  # fmt: skip
+    read_until(standby, b"standby:")
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    read_until(standby, b"serving")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err.decode()
+    assert msgspec.json.decode(out.strip().splitlines()[-1]) == sum(i * i for i in range(8))
+    standby.send_signal(signal.SIGTERM)
+    _, err = standby.communicate(timeout=60)
+    assert standby.returncode == 0, err.decode()
+    assert recorded(store) == Counter({f"w-1/1/{s}": 1 for s in range(8)})
