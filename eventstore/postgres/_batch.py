@@ -105,7 +105,7 @@ def apply(
         got = conn.execute(f"SELECT value FROM {s}.meta WHERE key = 'head' FOR UPDATE").fetchone()
         head = int(got[0])
     start_head = head
-    pending: list[tuple[int, str, int, str, bytes, float, bytes]] = []
+    pending: list[_Record] = []
     outcomes: list[object] = []
     hooks: list[Callable[[], None]] = []
     probe: tuple[str, int, int] | None = None
@@ -126,24 +126,10 @@ def apply(
                 if op.fence is not None:
                     _check_fence(op, leases)
                 versions = _check_append(op, rows)
-                for stream, evs, _ in op.items:
-                    row = rows.get(stream)
-                    if not evs or row is None:
-                        continue
-                    is_chained = stream in chained
-                    for ev in evs:
-                        head += 1
-                        row.version += 1
-                        digest = b""
-                        if is_chained:
-                            digest = digest_of(
-                                row.digest, stream, row.version, head, ev.kind, ev.data, now
-                            )
-                            row.digest = digest
-                        pending.append((head, stream, row.version, ev.kind, ev.data, now, digest))
-                        if probe is None:
-                            probe = (stream, row.version, head)
-                    row.changed = True
+                staged = len(pending)
+                head = _stage(op, rows, head, chained=chained, now=now, emit=pending.append)
+                if probe is None and len(pending) > staged:
+                    probe = _probe(pending[staged])
                 outcomes.append(versions)
                 if op.on_applied is not None:
                     hooks.append(functools.partial(op.on_applied, versions))
@@ -250,26 +236,13 @@ def commit_appends(
             except EventStoreError as err:
                 outcomes.append(err)  # checked before writing: it leaves nothing
                 continue
-            for stream, evs, _ in op.items:
-                row = rows.get(stream)
-                if not evs or row is None:
-                    continue
-                is_chained = stream in chained
-                for ev in evs:
-                    head += 1
-                    row.version += 1
-                    digest = b""
-                    if is_chained:
-                        digest = digest_of(
-                            row.digest, stream, row.version, head, ev.kind, ev.data, now
-                        )
-                        row.digest = digest
-                    record = (head, stream, row.version, ev.kind, ev.data, now, digest)
-                    for col, value in zip(cols, record, strict=True):
-                        col.append(value)
-                    if probe is None:
-                        probe = (stream, row.version, head)
-                row.changed = True
+            records: list[_Record] = []
+            head = _stage(op, rows, head, chained=chained, now=now, emit=records.append)
+            for record in records:
+                for col, value in zip(cols, record, strict=True):
+                    col.append(value)
+            if probe is None and records:
+                probe = _probe(records[0])
             outcomes.append(versions)
             if op.on_applied is not None:
                 hooks.append(functools.partial(op.on_applied, versions))
@@ -311,6 +284,44 @@ def _rollback(conn: Any) -> None:
 
     with contextlib.suppress(Exception):  # a broken connection rolled back by itself
         conn.execute("ROLLBACK")
+
+
+_Record = tuple[int, str, int, str, bytes, float, bytes]
+"""An events row: position, stream, version, kind, data, ts, digest."""
+
+
+def _stage(
+    op: AppendOp,
+    rows: dict[str, _Row],
+    head: int,
+    *,
+    chained: frozenset[str],
+    now: float,
+    emit: Callable[[_Record], None],
+) -> int:
+    """Give the events of a checked ``op`` their versions, positions (after
+    ``head``) and chain digests, passing each row to ``emit``; returns the
+    new head."""
+    for stream, evs, _ in op.items:
+        row = rows.get(stream)
+        if not evs or row is None:
+            continue
+        is_chained = stream in chained
+        for ev in evs:
+            head += 1
+            row.version += 1
+            digest = b""
+            if is_chained:
+                digest = digest_of(row.digest, stream, row.version, head, ev.kind, ev.data, now)
+                row.digest = digest
+            emit((head, stream, row.version, ev.kind, ev.data, now, digest))
+        row.changed = True
+    return head
+
+
+def _probe(record: _Record) -> tuple[str, int, int]:
+    """(stream, version, position) of a row: what proves its commit happened."""
+    return record[1], record[2], record[0]
 
 
 def _check_fence(op: AppendOp, leases: dict[str, tuple[str, int, bool]]) -> None:
