@@ -194,3 +194,47 @@ def test_aura_worker_on_a_store_takes_runs_handed_over_and_a_standby_finishes_th
     _, err = standby.communicate(timeout=60)
     assert standby.returncode == 0, err.decode()
     assert recorded(store) == Counter({f"w-1/1/{s}": 1 for s in range(8)})
+
+
+def test_a_database_outage_mid_run_fails_no_mission(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stops under a running mission and comes back: the runtime
+    retries, the mission completes, nothing is marked failed or dead and no
+    journaled step runs twice."""
+    from aura.testing import PostgresServer
+
+    from ..actors.helpers import Recorder, capture_logger
+
+    effects = tmp_path / "effects.txt"
+    monkeypatch.setenv("AURA_TEST_EFFECTS", str(effects))
+    log = Recorder()
+    server = PostgresServer.start()
+    try:
+        with aura.Runtime(
+            store=server.url,
+            missions=[m.many_steps],
+            lease_ttl=60,
+            heartbeat=2,
+            logger=capture_logger(log),
+        ) as rt:
+            handle = rt.start(m.many_steps, 30, mission_id="o1")
+            log.wait_for(lambda ev: any(e.get("event") == "step.completed" for e in ev))
+            server.stop()  # mid-run: the next commits fail
+            # Until the runtime has hit the outage (a poll or a delivery failed).
+            log.wait_for(
+                lambda ev: any(
+                    e.get("event") in ("delivery.retrying", "command.poll_failed") for e in ev
+                ),
+                timeout=60,
+            )
+            server.start_again()
+            assert handle.result(timeout=120) == sum(i * i for i in range(30))
+            assert rt.get("o1").status is aura.MissionStatus.COMPLETED
+            assert rt.lost is None
+        runs = Counter(line.split()[0] for line in effects.read_text().splitlines())
+        assert len(runs) == 30
+        with EventStore.open(server.url, readonly=True) as log_store:
+            assert set(recorded_in(log_store).values()) == {1}
+    finally:
+        server.remove()
