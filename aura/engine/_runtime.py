@@ -273,6 +273,7 @@ class Runtime:
         self._closed = False
         self.place = Place.of(path, store, schema)
         self.path = self.place.data
+        self._unsubscribe: Callable[[], None] | None = None
         self.lost: str | None = None
         """Why this runtime stopped on its own (its store lease was taken), or None."""
         store_log, self._lock = self._open_place(
@@ -331,6 +332,11 @@ class Runtime:
             self._commands_done = delivered_upto(self.store)
             self._poll_commands()  # what was queued while no runtime served this directory
             self._schedule_poll()
+            # On a shared store, a command another process queues wakes the
+            # poll at once (LISTEN/NOTIFY) instead of at its next tick.
+            subscribe = getattr(self.store, "subscribe", None)
+            if callable(subscribe):
+                self._unsubscribe = subscribe(lambda head: self._steps.call(self._poll_commands))
             self.system.log.info("runtime.start", path=self.place.describe())
         except BaseException:
             if hasattr(self, "_steps"):
@@ -695,6 +701,8 @@ class Runtime:
             self._closed = True
         self.system.log.info("runtime.stop", path=self.place.describe())
         self._outbox.closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         self._steps.close()
         self.system.shutdown()
         self._lock.release()

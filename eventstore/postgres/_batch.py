@@ -39,6 +39,10 @@ _COLUMNS = "position, stream, version, kind, data, ts, digest"
 _TYPES = ["bigint", "text", "bigint", "text", "bytea", "float8", "bytea"]
 
 
+_Record = tuple[int, str, int, str, bytes, float, bytes]
+"""An events row: position, stream, version, kind, data, ts, digest."""
+
+
 @dataclass
 class _Row:
     version: int
@@ -54,7 +58,7 @@ class Applied:
     (stream, version, position) to check a commit whose answer was lost."""
 
     outcomes: list[object]
-    probe: tuple[str, int, int] | None
+    probe: _Record | None
     hooks: list[Callable[[], None]]
 
 
@@ -108,7 +112,7 @@ def apply(
     pending: list[_Record] = []
     outcomes: list[object] = []
     hooks: list[Callable[[], None]] = []
-    probe: tuple[str, int, int] | None = None
+    probe: _Record | None = None
 
     def flush_events() -> None:
         if pending:
@@ -226,7 +230,7 @@ def commit_appends(
         }
         outcomes: list[object] = []
         hooks: list[Callable[[], None]] = []
-        probe: tuple[str, int, int] | None = None
+        probe: _Record | None = None
         cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         for op in ops:
             try:
@@ -286,10 +290,6 @@ def _rollback(conn: Any) -> None:
         conn.execute("ROLLBACK")
 
 
-_Record = tuple[int, str, int, str, bytes, float, bytes]
-"""An events row: position, stream, version, kind, data, ts, digest."""
-
-
 def _stage(
     op: AppendOp,
     rows: dict[str, _Row],
@@ -319,9 +319,12 @@ def _stage(
     return head
 
 
-def _probe(record: _Record) -> tuple[str, int, int]:
-    """(stream, version, position) of a row: what proves its commit happened."""
-    return record[1], record[2], record[0]
+def _probe(record: _Record) -> _Record:
+    """The row whose presence, exactly as written (position, kind, data and
+    the batch's timestamp), proves the commit happened: after a rolled-back
+    commit another writer may reuse its stream version and even its
+    position, but not its timestamp and data together."""
+    return record
 
 
 def _check_fence(op: AppendOp, leases: dict[str, tuple[str, int, bool]]) -> None:

@@ -98,9 +98,13 @@ class PostgresEventStore(GroupCommitWrites):
         if durability == "async":
             settings.append("SET synchronous_commit TO off")
 
+        self._own_pids: set[int] = set()  # backends of this store: their NOTIFYs are ours
+        self._unsubscribes: list[Callable[[], None]] = []
+
         def configure(conn: psycopg.Connection[Any]) -> None:
             for statement in settings:
                 conn.execute(statement)
+            self._own_pids.add(conn.info.backend_pid)
 
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
@@ -189,6 +193,8 @@ class PostgresEventStore(GroupCommitWrites):
             if self._closed:
                 return
             self._closed = True
+        for unsubscribe in list(self._unsubscribes):
+            unsubscribe()
         self._committer.wait_idle()
         self._pool.close()
 
@@ -296,23 +302,75 @@ class PostgresEventStore(GroupCommitWrites):
                 hook()
             state.committing = True
 
-    def _committed(self, probe: tuple[str, int, int]) -> bool:
-        stream, version, position = probe
+    def _committed(self, probe: tuple[int, str, int, str, bytes, float, bytes]) -> bool:
+        """Is the batch whose first row is ``probe`` in the log, exactly?"""
+        position, stream, version, kind, data, ts, _ = probe
         for delay in (0.05, 0.2, 0.5, 1.0, 2.0):
             try:
                 with self._connection("check a commit") as conn:
                     row = conn.execute(
-                        f"SELECT position FROM {self._schema}.events WHERE stream = %s AND "
-                        f"version = %s UNION ALL SELECT position FROM {self._schema}.archive "
+                        f"SELECT position, kind, data, ts FROM {self._schema}.events "
+                        "WHERE stream = %s AND version = %s UNION ALL "
+                        f"SELECT position, kind, data, ts FROM {self._schema}.archive "
                         "WHERE stream = %s AND version = %s",
                         [stream, version, stream, version],
                     ).fetchone()
-                return row is not None and row[0] == position
+                return row is not None and (row[0], row[1], bytes(row[2]), row[3]) == (
+                    position,
+                    kind,
+                    data,
+                    ts,
+                )
             except (StoreUnavailableError, psycopg.Error):
                 time.sleep(delay)  # the server is coming back: wait a moment, then ask again
         raise StoreUnavailableError(
             self._where, "write", "the connection broke during the commit", committed=None
         )
+
+    # ------------------------------------------------------------ followers
+
+    def subscribe(self, on_commit: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``on_commit(head)`` on a thread of its own whenever another
+        process (or another store object) commits to this store, woken by
+        LISTEN/NOTIFY at once; commits of this store object are left out.
+        Returns (once listening) the function that stops it. A broken connection is
+        re-established (a follower should also poll, at a slower pace, for
+        what it may have missed meanwhile)."""
+        self._check_open()
+        stop = threading.Event()
+        listening = threading.Event()
+
+        def listen() -> None:
+            delay = 0.1
+            while not stop.is_set() and not self._closed:
+                try:
+                    with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
+                        conn.execute(f'LISTEN "{self.channel}"')
+                        listening.set()
+                        delay = 0.1
+                        while not stop.is_set() and not self._closed:
+                            for note in conn.notifies(timeout=0.5):
+                                if note.pid not in self._own_pids:
+                                    on_commit(int(note.payload))
+                except psycopg.Error:
+                    stop.wait(delay)  # the server is away: try again, backing off
+                    delay = min(delay * 2, 5.0)
+
+        thread = threading.Thread(
+            target=listen, name=f"eventstore-listen-{self._schema}", daemon=True
+        )
+        thread.start()
+        listening.wait(10)  # from here on no commit is missed (unless the server is away)
+
+        def unsubscribe() -> None:
+            stop.set()
+            if thread is not threading.current_thread():
+                thread.join()
+            with contextlib.suppress(ValueError):
+                self._unsubscribes.remove(unsubscribe)
+
+        self._unsubscribes.append(unsubscribe)
+        return unsubscribe
 
     # ------------------------------------------------------------ leases
 

@@ -158,9 +158,10 @@ def test_an_owner_paused_past_its_lease_cannot_append_when_it_wakes(
     assert b"lease" in owner_err
     assert out.count(b"RESULT") == MISSIONS
     assert recorded(store) == Counter({key: 1 for key in all_keys()})
-    by_key = Counter(line.split()[0] for line in effects.read_text().splitlines())
+    lines = effects.read_text().splitlines()
+    by_key = Counter(line.split()[0] for line in lines)
     twice = [key for key, n in by_key.items() if n > 1]
-    assert len(twice) <= MISSIONS, f"more steps re-ran than were in flight: {twice}"
+    assert len(twice) <= MISSIONS, f"more steps re-ran than were in flight: {twice}: {lines}"
 
 
 def test_aura_worker_on_a_store_takes_runs_handed_over_and_a_standby_finishes_them(

@@ -158,3 +158,27 @@ def test_killed_backends_are_replaced(pg_server_url: str, pg_schema: str) -> Non
         assert killed is not None and killed[0] >= 1
         store.append("s", [NewEvent("k", b"2")])
         assert store.version("s") == 2
+
+
+def test_a_subscriber_is_woken_by_other_writers_commits_not_its_own(
+    pg_server_url: str, pg_schema: str
+) -> None:
+    heads: list[int] = []
+    woken = threading.Condition()
+
+    def on_commit(head: int) -> None:
+        with woken:
+            heads.append(head)
+            woken.notify_all()
+
+    with (
+        EventStore.open(pg_server_url, schema=pg_schema) as mine,
+        EventStore.open(pg_server_url, schema=pg_schema) as other,
+    ):
+        stop = mine.subscribe(on_commit)  # returns once it listens
+        mine.append("s", [NewEvent("k")])  # its own commit (head 1): not reported
+        other.append("t", [NewEvent("k")])  # head 2: reported
+        with woken:
+            assert woken.wait_for(lambda: heads, 30)
+        stop()
+    assert heads == [2]
