@@ -182,3 +182,25 @@ def test_a_subscriber_is_woken_by_other_writers_commits_not_its_own(
             assert woken.wait_for(lambda: heads, 30)
         stop()
     assert heads == [2]
+
+
+def test_a_lost_commit_is_not_mistaken_for_anothers_row_at_its_place(
+    pg_server_url: str, pg_schema: str
+) -> None:
+    """A commit whose answer was lost is looked up by its first row. If it
+    was rolled back, another writer can reuse the same stream version and
+    even the same position with the same data: that must not count as ours
+    (it would acknowledge a batch that was never written)."""
+    with (
+        PostgresEventStore.open(pg_server_url, schema=pg_schema, clock=lambda: 1000.0) as ours,
+        PostgresEventStore.open(pg_server_url, schema=pg_schema, clock=lambda: 2000.0) as theirs,
+    ):
+        ours.append("m", [NewEvent("step", b"result")])
+        # Our next batch would have been (position 2, "m", version 2, ts 1000.0): it rolled
+        # back, and the other writer committed the very same event in its place.
+        theirs.append("m", [NewEvent("step", b"result")])
+        (row,) = list(ours.read("m", 2, 2))
+        assert (row.position, row.version, row.ts) == (2, 2, 2000.0)
+        ours_lost = (2, "m", 2, "step", b"result", 1000.0, b"")
+        assert ours._committed(ours_lost) is False
+        assert theirs._committed((2, "m", 2, "step", b"result", 2000.0, b"")) is True
