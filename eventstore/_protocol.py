@@ -41,10 +41,16 @@ Leases (backends with ``acquire_lease``: PostgreSQL and memory now)
     ``acquire_lease(resource, owner, ttl)`` takes a free or expired lease
     (another owner's expired one at its epoch + 1) or renews one's own;
     ``renew_leases(owner, ttl)`` extends all of an owner's in one go;
-    ``release_lease`` frees one at once. A write with ``fence=lease`` commits
-    only if that lease is still the owner's at that epoch, checked inside
-    the commit; else :class:`LeaseLostError` and nothing of the call is
-    written. Expiry is on the store's clock (PostgreSQL: the server's).
+    ``release_lease`` frees one at once for anyone to claim, or
+    (``done=True``) marks it as needed by nobody (a finished mission).
+    ``claim_leases(prefix, owner, ttl, limit)`` takes up to ``limit``
+    expired leases under ``prefix`` (a dead runtime's missions), each at its
+    epoch + 1; two claimers never take the same one. ``leases(prefix)``
+    lists the rows under ``prefix``. A write with ``fence=lease`` (or a
+    sequence of leases) commits only if each is still its owner's at that
+    epoch, checked inside the commit; else :class:`LeaseLostError` and
+    nothing of the call is written. Expiry is on the store's clock
+    (PostgreSQL: the server's).
 Errors
     Malformed arguments raise :class:`InvalidEventError` before anything is
     written; undecodable records :class:`CorruptionError` naming where; a
@@ -129,7 +135,7 @@ class LeasedLog(EventLog, Protocol):
         events: Sequence[NewEvent],
         *,
         expected_version: int | None = None,
-        fence: Lease | None = None,
+        fence: Lease | Sequence[Lease] | None = None,
     ) -> int: ...
 
     def append_many(
@@ -137,14 +143,18 @@ class LeasedLog(EventLog, Protocol):
         batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
         *,
         on_applied: Callable[[list[int]], None] | None = None,
-        fence: Lease | None = None,
+        fence: Lease | Sequence[Lease] | None = None,
     ) -> list[int]: ...
 
     def acquire_lease(self, resource: str, owner: str, ttl: float) -> Lease | None: ...
 
     def renew_leases(self, owner: str, ttl: float) -> list[Lease]: ...
 
-    def release_lease(self, resource: str, owner: str) -> bool: ...
+    def release_lease(self, resource: str, owner: str, *, done: bool = False) -> bool: ...
+
+    def claim_leases(self, prefix: str, owner: str, ttl: float, limit: int) -> list[Lease]: ...
+
+    def leases(self, prefix: str) -> list[Lease]: ...
 
     def lease(self, resource: str) -> Lease | None: ...
 

@@ -123,11 +123,30 @@ def check_batch(batch: object, on_applied: object = None) -> list[AppendItem]:
     return items
 
 
-def check_fence(fence: object) -> Lease | None:
-    """A fence is a :class:`Lease` (or None: unfenced)."""
-    if fence is not None and not isinstance(fence, Lease):
-        raise InvalidEventError(f"fence must be a Lease or None, got {type(fence).__name__}")
-    return fence
+def check_fence(fence: object) -> tuple[Lease, ...]:
+    """A fence is a :class:`Lease`, several (every one must still hold: a
+    commit for several leased resources), or None (unfenced)."""
+    if fence is None:
+        return ()
+    if isinstance(fence, Lease):
+        return (fence,)
+    if isinstance(fence, (list, tuple)) and all(isinstance(x, Lease) for x in fence):
+        return tuple(fence)
+    raise InvalidEventError(
+        f"fence must be a Lease, a sequence of them, or None, got {type(fence).__name__}"
+    )
+
+
+def check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not prefix:
+        raise InvalidEventError(f"a lease prefix is a non-empty str, got {prefix!r}")
+    return prefix
+
+
+def check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidEventError(f"a claim limit is an int >= 0, got {limit!r}")
+    return limit
 
 
 def check_lease_args(resource: object, owner: object, ttl: object) -> tuple[str, str, float]:

@@ -11,19 +11,19 @@ from ._records import Lease, NewEvent
 
 class AppendOp:
     """One or more stream appends committed atomically (all or none);
-    ``fence``: the lease the writer must still hold when it commits."""
+    ``fences``: the leases the writer must still hold when it commits."""
 
-    __slots__ = ("fence", "items", "on_applied")
+    __slots__ = ("fences", "items", "on_applied")
 
     def __init__(
         self,
         items: list[tuple[str, list[NewEvent], int | None]],
         on_applied: Callable[[list[int]], None] | None = None,
-        fence: Lease | None = None,
+        fences: tuple[Lease, ...] = (),
     ) -> None:
         self.items = items
         self.on_applied = on_applied  # see EventLog.append_many
-        self.fence = fence
+        self.fences = fences
 
 
 class SnapshotOp:

@@ -27,14 +27,14 @@ class GroupCommitWrites:
     def _submit(self, op: Any) -> Any:  # pragma: no cover - the backend's
         raise NotImplementedError
 
-    def _fence(self, fence: object) -> Lease | None:
-        lease = check_fence(fence)
-        if lease is not None and not self.supports_fencing:
+    def _fence(self, fence: object) -> tuple[Lease, ...]:
+        leases = check_fence(fence)
+        if leases and not self.supports_fencing:
             raise InvalidEventError(
                 f"{type(self).__name__} has no leases: a fenced write needs a store that "
                 "has them (PostgreSQL)"
             )
-        return lease
+        return leases
 
     def append(
         self,
@@ -42,7 +42,7 @@ class GroupCommitWrites:
         events: Sequence[NewEvent],
         *,
         expected_version: int | None = None,
-        fence: Lease | None = None,
+        fence: Lease | Sequence[Lease] | None = None,
     ) -> int:
         """Append ``events`` to ``stream`` atomically; return the new version.
 
@@ -50,13 +50,14 @@ class GroupCommitWrites:
         at version N (0: the stream must be new), else :class:`ConcurrencyError`
         and nothing is written. An empty ``events`` writes nothing and returns
         the current version (after the same check). ``fence``: commit only
-        while that lease is still its owner's (:class:`LeaseLostError`).
+        while that lease (or each of several) is still its owner's
+        (:class:`LeaseLostError`).
         Returns once durable.
         """
         item = check_item(stream, events, expected_version)
-        lease = self._fence(fence)
+        leases = self._fence(fence)
         self._check_writable("append")
-        versions: list[int] = self._submit(AppendOp([item], fence=lease))
+        versions: list[int] = self._submit(AppendOp([item], fences=leases))
         return versions[0]
 
     def append_many(
@@ -64,7 +65,7 @@ class GroupCommitWrites:
         batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
         *,
         on_applied: Callable[[list[int]], None] | None = None,
-        fence: Lease | None = None,
+        fence: Lease | Sequence[Lease] | None = None,
     ) -> list[int]:
         """Append to several streams in one atomic, durable commit.
 
@@ -80,11 +81,11 @@ class GroupCommitWrites:
         retried; it must be quick and must not touch the store.
         """
         items = check_batch(batch, on_applied)
-        lease = self._fence(fence)
+        leases = self._fence(fence)
         self._check_writable("append")
         if not items:
             return []
-        result: list[int] = self._submit(AppendOp(items, on_applied, lease))
+        result: list[int] = self._submit(AppendOp(items, on_applied, leases))
         return result
 
     def save_snapshot(self, stream: str, version: int, data: bytes) -> None:

@@ -30,6 +30,8 @@ from .._validate import (
     check_fence,
     check_item,
     check_lease_args,
+    check_limit,
+    check_prefix,
     check_stream,
     check_version,
 )
@@ -121,13 +123,13 @@ class MemoryEventStore:
         events: Sequence[NewEvent],
         *,
         expected_version: int | None = None,
-        fence: Lease | None = None,
+        fence: Lease | Sequence[Lease] | None = None,
     ) -> int:
         stream, evs, expected_version = check_item(stream, events, expected_version)
-        fence = check_fence(fence)
+        fences = check_fence(fence)
         with self._lock:
             self._check_open()
-            self._check_fence(fence)
+            self._check_fences(fences)
             st = self._streams.get(stream)
             current = st.version if st is not None else 0
             if expected_version is not None and expected_version != current:
@@ -155,13 +157,13 @@ class MemoryEventStore:
         batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
         *,
         on_applied: Callable[[list[int]], None] | None = None,
-        fence: Lease | None = None,
+        fence: Lease | Sequence[Lease] | None = None,
     ) -> list[int]:
         items = check_batch(batch, on_applied)
-        fence = check_fence(fence)
+        fences = check_fence(fence)
         with self._lock:
             self._check_open()
-            self._check_fence(fence)
+            self._check_fences(fences)
             planned: dict[str, int] = {}
             versions: list[int] = []
             for stream, evs, expected in items:
@@ -299,18 +301,18 @@ class MemoryEventStore:
 
     # ------------------------------------------------------------ leases
 
-    def _check_fence(self, fence: Lease | None) -> None:
-        if fence is None:
-            return
-        held = self._leases.get(fence.resource)
-        if held is None or held.owner != fence.owner or held.epoch != fence.epoch:
-            raise LeaseLostError(
-                fence.resource,
-                fence.owner,
-                fence.epoch,
-                held.owner if held is not None and held.expires > self._clock() else None,
-                held.epoch if held is not None else 0,
-            )
+    def _check_fences(self, fences: tuple[Lease, ...]) -> None:
+        for fence in fences:
+            held = self._leases.get(fence.resource)
+            if held is None or held.owner != fence.owner or held.epoch != fence.epoch:
+                live = held is not None and held.owner and held.expires > self._clock()
+                raise LeaseLostError(
+                    fence.resource,
+                    fence.owner,
+                    fence.epoch,
+                    held.owner if live and held is not None else None,
+                    held.epoch if held is not None else 0,
+                )
 
     def acquire_lease(self, resource: str, owner: str, ttl: float) -> Lease | None:
         resource, owner, ttl = check_lease_args(resource, owner, ttl)
@@ -337,15 +339,42 @@ class MemoryEventStore:
                     renewed.append(self._leases[name])
             return renewed
 
-    def release_lease(self, resource: str, owner: str) -> bool:
+    def release_lease(self, resource: str, owner: str, *, done: bool = False) -> bool:
         resource, owner, _ = check_lease_args(resource, owner, 1.0)
         with self._lock:
             self._check_open()
             held = self._leases.get(resource)
             if held is None or held.owner != owner:
                 return False
-            self._leases[resource] = msgspec.structs.replace(held, expires=0.0)
+            self._leases[resource] = msgspec.structs.replace(
+                held, expires=0.0, owner="" if done else owner
+            )
             return True
+
+    def claim_leases(self, prefix: str, owner: str, ttl: float, limit: int) -> list[Lease]:
+        prefix = check_prefix(prefix)
+        _, owner, ttl = check_lease_args("-", owner, ttl)
+        limit = check_limit(limit)
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            expired = sorted(
+                (held.expires, name)
+                for name, held in self._leases.items()
+                if name.startswith(prefix) and held.owner and held.expires <= now
+            )
+            claimed = []
+            for _, name in expired[:limit]:
+                lease = Lease(name, owner, self._leases[name].epoch + 1, now + ttl)
+                self._leases[name] = lease
+                claimed.append(lease)
+            return sorted(claimed, key=lambda x: x.resource)
+
+    def leases(self, prefix: str) -> list[Lease]:
+        prefix = check_prefix(prefix)
+        with self._lock:
+            self._check_open()
+            return [held for name, held in sorted(self._leases.items()) if name.startswith(prefix)]
 
     def lease(self, resource: str) -> Lease | None:
         check_stream(resource)

@@ -74,7 +74,7 @@ def apply(
 ) -> Applied:
     """Write ``ops`` in the open transaction of ``conn``; return outcomes."""
     s = schema
-    fenced = sorted({op.fence.resource for op in ops if isinstance(op, AppendOp) and op.fence})
+    fenced = sorted({f.resource for op in ops if isinstance(op, AppendOp) for f in op.fences})
     leases: dict[str, tuple[str, int, bool]] = {}
     if fenced:
         # FOR SHARE: a taker's epoch bump waits until this commit is done.
@@ -127,8 +127,7 @@ def apply(
     for op in ops:
         try:
             if isinstance(op, AppendOp):
-                if op.fence is not None:
-                    _check_fence(op, leases)
+                _check_fences(op, leases)
                 versions = _check_append(op, rows)
                 staged = len(pending)
                 head = _stage(op, rows, head, chained=chained, now=now, emit=pending.append)
@@ -192,7 +191,7 @@ def commit_appends(
     the middle of a pipeline holds its row locks with no server timeout:
     whoever takes its lease ends its sessions, see ``acquire_lease``.)"""
     s = schema
-    fenced = sorted({op.fence.resource for op in ops if op.fence is not None})
+    fenced = sorted({f.resource for op in ops for f in op.fences})
     appended = sorted({st for op in ops for st, evs, _ in op.items if evs})
     touched = sorted({st for op in ops for st, _, _ in op.items})
     try:
@@ -234,8 +233,7 @@ def commit_appends(
         cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
         for op in ops:
             try:
-                if op.fence is not None:
-                    _check_fence(op, leases)
+                _check_fences(op, leases)
                 versions = _check_append(op, rows)
             except EventStoreError as err:
                 outcomes.append(err)  # checked before writing: it leaves nothing
@@ -327,13 +325,12 @@ def _probe(record: _Record) -> _Record:
     return record
 
 
-def _check_fence(op: AppendOp, leases: dict[str, tuple[str, int, bool]]) -> None:
-    fence = op.fence
-    assert fence is not None
-    owner, epoch, live = leases.get(fence.resource, ("", 0, False))
-    if owner != fence.owner or epoch != fence.epoch:
-        holder = owner if owner and live else None
-        raise LeaseLostError(fence.resource, fence.owner, fence.epoch, holder, epoch)
+def _check_fences(op: AppendOp, leases: dict[str, tuple[str, int, bool]]) -> None:
+    for fence in op.fences:
+        owner, epoch, live = leases.get(fence.resource, ("", 0, False))
+        if owner != fence.owner or epoch != fence.epoch:
+            holder = owner if owner and live else None
+            raise LeaseLostError(fence.resource, fence.owner, fence.epoch, holder, epoch)
 
 
 def _check_append(op: AppendOp, rows: dict[str, _Row]) -> list[int]:

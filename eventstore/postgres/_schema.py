@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS {s}.leases (
     session text NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS leases_by_owner ON {s}.leases (owner);
+CREATE INDEX IF NOT EXISTS leases_by_expiry ON {s}.leases (expires);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', {v}), ('head', 0)
     ON CONFLICT (key) DO NOTHING;
 """

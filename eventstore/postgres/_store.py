@@ -41,6 +41,8 @@ from .._group_commit import GroupCommitter
 from .._records import Lease, RecordedEvent, Snapshot, StreamInfo
 from .._validate import (
     check_lease_args,
+    check_limit,
+    check_prefix,
     check_stream,
     check_version,
 )
@@ -461,18 +463,62 @@ class PostgresEventStore(GroupCommitWrites):
             (Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows), key=lambda x: x.resource
         )
 
-    def release_lease(self, resource: str, owner: str) -> bool:
+    def release_lease(self, resource: str, owner: str, *, done: bool = False) -> bool:
         """Give ``resource`` up now (it stays at its epoch: the next owner
-        takes the next one). False if ``owner`` did not hold it."""
+        takes the next one), for anyone to claim; ``done``: nobody needs it
+        any more (``claim_leases`` leaves it alone). False if ``owner`` did
+        not hold it."""
         resource, owner, _ = check_lease_args(resource, owner, 1.0)
         self._check_writable("release a lease")
         row = self._write_one(
-            f"UPDATE {self._schema}.leases SET expires = 0 WHERE resource = %s AND owner = %s "
-            "RETURNING resource",
-            [resource, owner],
+            f"UPDATE {self._schema}.leases SET expires = 0, "
+            "owner = CASE WHEN %s THEN '' ELSE owner END "
+            "WHERE resource = %s AND owner = %s RETURNING resource",
+            [done, resource, owner],
             "release a lease",
         )
         return row is not None
+
+    def claim_leases(self, prefix: str, owner: str, ttl: float, limit: int) -> list[Lease]:
+        """Take up to ``limit`` expired leases whose resource starts with
+        ``prefix`` (not the done ones), each at its epoch plus one, oldest
+        expiry first, in one statement. Rows another claimer (or a commit's
+        fence) has locked are skipped (``FOR UPDATE SKIP LOCKED``), so two
+        claimers never take the same one and neither waits. The previous
+        holders' sessions are ended, as by ``acquire_lease``."""
+        prefix = check_prefix(prefix)
+        _, owner, ttl = check_lease_args("-", owner, ttl)
+        limit = check_limit(limit)
+        self._check_writable("claim leases")
+        if not limit:
+            return []
+        s, now = self._schema, self._NOW
+        rows = self._fetch(
+            f"WITH c AS (SELECT resource, session FROM {s}.leases "
+            f"WHERE expires <= {now} AND owner <> '' AND starts_with(resource, %s) "
+            "ORDER BY expires LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {s}.leases AS l SET owner = %s, epoch = l.epoch + 1, "
+            f"expires = {now} + %s, session = %s FROM c WHERE l.resource = c.resource "
+            "RETURNING l.resource, l.owner, l.epoch, l.expires, c.session",
+            [prefix, limit, owner, ttl, self.session],
+            "claim leases",
+        )
+        for session in {r[4] for r in rows if r[4]}:
+            self._end_sessions(session)  # a paused holder may be mid-commit
+        return sorted(
+            (Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows), key=lambda x: x.resource
+        )
+
+    def leases(self, prefix: str) -> list[Lease]:
+        """Every lease row whose resource starts with ``prefix``, expired ones too."""
+        prefix = check_prefix(prefix)
+        rows = self._fetch(
+            f"SELECT resource, owner, epoch, expires FROM {self._schema}.leases "
+            "WHERE starts_with(resource, %s) ORDER BY resource",
+            [prefix],
+            "list leases",
+        )
+        return [Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
 
     def lease(self, resource: str) -> Lease | None:
         """The lease row of ``resource`` (expired or not), or None."""

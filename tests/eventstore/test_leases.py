@@ -152,6 +152,88 @@ def test_a_fenced_op_fails_alone_inside_a_shared_commit(backend: Backend) -> Non
     assert [e.data for e in store.read("m1")] == [b"1"]
 
 
+def test_a_write_fenced_by_several_leases_needs_every_one(backend: Backend) -> None:
+    """One commit for two missions carries both leases: losing either
+    refuses the whole commit."""
+    store = backend.store
+    a = store.acquire_lease("mission/a", "runtime-a", 0.3)
+    b = store.acquire_lease("mission/b", "runtime-a", 60)
+    batch = [("mission/a", ev("1"), None), ("mission/b", ev("1"), None)]
+    assert store.append_many(batch, fence=[a, b]) == [1, 1]
+    backend.expire(a)
+    assert store.acquire_lease("mission/a", "runtime-b", 60) is not None
+    with pytest.raises(LeaseLostError) as lost:
+        store.append_many(batch, fence=(a, b))
+    assert lost.value.resource == "mission/a"
+    assert (store.version("mission/a"), store.version("mission/b")) == (1, 1)
+    assert store.append("mission/b", ev("2"), fence=[b]) == 2
+
+
+def test_claims_take_expired_leases_under_a_prefix_at_the_next_epoch(backend: Backend) -> None:
+    store = backend.store
+    old = [store.acquire_lease(f"mission/{i}", "dead", 0.3) for i in range(5)]
+    live = store.acquire_lease("mission/live", "alive", 60)
+    other = store.acquire_lease("worker/dead", "dead", 0.3)
+    assert live is not None and other is not None and all(old)
+    backend.expire(max(old, key=lambda x: x.expires))  # type: ignore[arg-type,return-value]
+    assert store.claim_leases("mission/", "taker", 60, 0) == []
+    first = store.claim_leases("mission/", "taker", 60, 3)
+    rest = store.claim_leases("mission/", "taker", 60, 10)
+    taken = first + rest
+    assert (len(first), len(rest)) == (3, 2)
+    assert sorted(x.resource for x in taken) == [f"mission/{i}" for i in range(5)]
+    assert all(x.owner == "taker" and x.epoch == 2 for x in taken)
+    assert store.claim_leases("mission/", "someone", 60, 10) == []  # all live again
+    assert store.lease("worker/dead").owner == "dead"  # another prefix: untouched
+    listed = store.leases("mission/")
+    assert [x.resource for x in listed] == sorted(
+        [f"mission/{i}" for i in range(5)] + ["mission/live"]
+    )
+    with pytest.raises(LeaseLostError):
+        store.append("mission/0", ev("late"), fence=old[0])
+
+
+def test_a_released_lease_is_claimable_and_a_done_one_is_not(backend: Backend) -> None:
+    store = backend.store
+    handed = store.acquire_lease("mission/handed", "a", 60)
+    finished = store.acquire_lease("mission/finished", "a", 60)
+    assert handed is not None and finished is not None
+    assert store.release_lease("mission/handed", "a") is True
+    assert store.release_lease("mission/finished", "a", done=True) is True
+    assert store.release_lease("mission/finished", "a") is False  # nobody's now
+    claimed = store.claim_leases("mission/", "b", 60, 10)
+    assert [(x.resource, x.epoch) for x in claimed] == [("mission/handed", 2)]
+    again = store.acquire_lease("mission/finished", "c", 60)  # a redrive, say
+    assert again is not None and again.epoch == finished.epoch + 1
+    assert store.renew_leases("a", 60) == []
+
+
+def test_two_claimers_never_take_the_same_lease(backend: Backend) -> None:
+    store = backend.store
+    n = 200
+    leases = [store.acquire_lease(f"mission/{i}", "dead", 0.3) for i in range(n)]
+    backend.expire(max(leases, key=lambda x: x.expires))  # type: ignore[arg-type,return-value]
+    barrier = threading.Barrier(4)
+    got: dict[str, list[str]] = {}
+
+    def claim(who: str) -> None:
+        barrier.wait()
+        mine: list[str] = []
+        while batch := store.claim_leases("mission/", who, 60, 7):
+            mine += [x.resource for x in batch]
+        got[who] = mine
+
+    threads = [threading.Thread(target=claim, args=(f"c{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [r for rs in got.values() for r in rs]
+    assert sorted(everything) == sorted(f"mission/{i}" for i in range(n))  # each exactly once
+    for who, resources in got.items():
+        assert all(store.lease(r).owner == who for r in resources)
+
+
 def test_bad_lease_arguments_are_typed_errors(backend: Backend) -> None:
     store = backend.store
     with pytest.raises(InvalidEventError):
