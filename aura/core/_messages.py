@@ -26,6 +26,9 @@ class Start(msgspec.Struct, tag="start", frozen=True):
     """The id-reuse policy of this start (``never``, ``if_failed``,
     ``always``). A Start is only journaled when it starts a run: the first
     one, or (with a policy other than ``never``) a new run of a settled id."""
+    inbox: int = 0
+    """Its number in the mission's ``inbox/<id>`` stream when another
+    process sent it as a command (0: in-process): applied once."""
 
 
 REUSE_POLICIES = ("never", "if_failed", "always")
@@ -75,6 +78,9 @@ class Cancel(msgspec.Struct, tag="cancel", frozen=True):
     force: bool = False
     """Terminate: end now as ``CANCELLED`` without compensating (also while
     compensating); steps in flight are abandoned."""
+    inbox: int = 0
+    """Its number in the mission's ``inbox/<id>`` stream when another
+    process sent it as a command (0: in-process): applied once."""
 
 
 class TimerFired(msgspec.Struct, tag="timer_fired", frozen=True):
@@ -97,6 +103,9 @@ class Signal(msgspec.Struct, tag="signal", frozen=True):
     key: str = ""
     """The sender's idempotency key: a signal with a key already delivered
     to this mission is dropped (not journaled), so a retried send counts once."""
+    inbox: int = 0
+    """Its number in the mission's ``inbox/<id>`` stream when another
+    process sent it as a command (0: in-process): applied once."""
 
 
 class RaiseBudget(msgspec.Struct, tag="raise_budget", frozen=True):
@@ -128,9 +137,17 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     """``input_digest`` of the Start that began this chain of runs."""
     signal_keys: list[str] = []
     """Idempotency keys of the signals delivered so far (they stay deduplicated)."""
+    last_inbox: int = 0
+    """The newest ``inbox/<id>`` command applied (later runs stay deduplicated)."""
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun
+
+
+def inbox_number(message: object) -> int:
+    """The ``inbox/<id>`` number of a message sent as a command, else 0."""
+    return message.inbox if isinstance(message, (Start, Signal, Cancel)) else 0
+
 
 STREAM_PREFIX = "mission/"
 """A mission's stream (and actor id) is ``mission/<mission id>``."""
@@ -157,6 +174,8 @@ class Transition(msgspec.Struct, frozen=True):
     """The run it ended or began (0 in older logs, and for a dead letter)."""
     waiting_for: str = ""
     """For ``waiting``: what the mission waits on (signal name, timer due)."""
+    inbox: int = 0
+    """A redrive or resume sent as a command: its ``inbox/<id>`` number."""
 
 
 RECOVERY = "recovery"

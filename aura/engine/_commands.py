@@ -1,13 +1,18 @@
-"""Commands from other processes (the CLI) to the runtime serving a data
-directory: start, signal, cancel, redrive.
+"""Commands from other processes (the CLI, another host) to the runtime
+that owns a mission: start, signal, cancel, terminate, resume, redrive.
 
-A command is appended to the ``$commands`` stream of the shared event log
-(durable before the CLI returns). The runtime polls that stream's version
-(one read transaction, every ``COMMAND_POLL`` seconds) and delivers what is
-new, then records how far it got in ``$commands-done``. A runtime that is
-down picks the backlog up when it opens. Delivery is at least once (a crash
-between delivering and recording re-delivers); a mission drops a signal
-whose command number it has already seen, so it is applied once.
+A command is appended, in one commit, to the mission's own ``inbox/<id>``
+stream (its number there is ``Command.inbox``) and to the ``$commands``
+stream every runtime watches. A runtime polls ``$commands``'s version (one
+read every ``COMMAND_POLL`` seconds, at once on a shared store's commit
+notification) and delivers what is new to the missions it owns, then
+records how far it got in ``$commands-done``. Delivery is at least once; a
+mission journals the inbox number with what the command did and drops a
+command whose number it has already applied, so each is applied once,
+also when a runtime that takes a mission over (or claims one nobody owned)
+re-reads the mission's inbox. Commands queued by older versions carry no
+inbox number: a signal among them is deduplicated by its ``$commands``
+number, as before.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import Any
 
 import msgspec
 
-from eventstore import NewEvent
+from eventstore import ConcurrencyError, NewEvent
 
+INBOX_PREFIX = "inbox/"
 COMMANDS = "$commands"
 COMMANDS_DONE = "$commands-done"
 COMMAND_POLL = 0.05
@@ -36,6 +42,8 @@ class Command(msgspec.Struct, frozen=True):
     """A start's id-reuse policy."""
     key: str = ""
     """A signal's idempotency key."""
+    inbox: int = 0
+    """Its number in ``inbox/<mission_id>`` (0: queued before inboxes existed)."""
 
 
 class CommandsDone(msgspec.Struct, frozen=True):
@@ -44,9 +52,26 @@ class CommandsDone(msgspec.Struct, frozen=True):
 
 
 def queue_command(store: Any, command: Command) -> int:
-    """Append ``command`` durably; returns its number (version in ``$commands``)."""
-    version: int = store.append(COMMANDS, [NewEvent("command", msgspec.msgpack.encode(command))])
-    return version
+    """Append ``command`` durably to its mission's inbox and to
+    ``$commands``; returns its number in ``$commands``."""
+    inbox = INBOX_PREFIX + command.mission_id
+    while True:
+        number = store.version(inbox) + 1  # the inbox is conditional: the number is exact
+        data = msgspec.msgpack.encode(msgspec.structs.replace(command, inbox=number))
+        event = NewEvent("command", data)
+        try:
+            _, version = store.append_many(
+                [(inbox, [event], number - 1), (COMMANDS, [event], None)]
+            )
+        except ConcurrencyError:
+            continue  # another sender took this number: take the next
+        return int(version)
+
+
+def inbox_commands(store: Any, mission_id: str, after: int) -> list[Command]:
+    """The commands sent to ``mission_id`` after its inbox number ``after``."""
+    decoder = msgspec.msgpack.Decoder(Command)
+    return [decoder.decode(e.data) for e in store.read(INBOX_PREFIX + mission_id, after + 1)]
 
 
 def delivered_upto(store: Any) -> int:

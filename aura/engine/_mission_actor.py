@@ -36,6 +36,7 @@ from ..core._messages import (
     Start,
     StepDone,
     TimerFired,
+    inbox_number,
 )
 from ._context import (
     Awaitable,
@@ -74,6 +75,7 @@ class MissionActor(JournalPart, StepsPart, WaitsPart, EndingsPart, RunsPart):
             self._waiting_for(),
             self.run,
             self.input_digest,
+            self.last_inbox,
         )
 
     def handle(self, message: Any) -> Any:
@@ -84,6 +86,8 @@ class MissionActor(JournalPart, StepsPart, WaitsPart, EndingsPart, RunsPart):
             return self.query(message)
         self.now = message.at
         self.recoveries = 0
+        inbox = inbox_number(message)
+        self.last_inbox = max(self.last_inbox, inbox)
         self._log_on = not self.replaying and self.system.logging_info()
         try:
             if isinstance(message, StepDone):  # the common case first

@@ -23,6 +23,7 @@ from ..core._messages import (
     REUSABLE_IF_FAILED,
     TRANSITION,
     Cancel,
+    MissionMessage,
     NewRun,
     Peek,
     RaiseBudget,
@@ -33,6 +34,7 @@ from ..core._messages import (
     StepDone,
     TimerFired,
     Transition,
+    inbox_number,
 )
 from ..governance._audit import (
     AUDIT_STREAM,
@@ -50,6 +52,8 @@ class JournalPart(MissionState):
         starting an id again with the same input adds nothing to its log)."""
         if isinstance(message, Peek):
             return True
+        if 0 < inbox_number(message) <= self.last_inbox:
+            return True  # a command applied already (sent again, or after a takeover)
         if isinstance(message, Signal):
             return bool(message.key) and message.key in self.signal_keys
         return isinstance(message, Start) and not (
@@ -170,12 +174,19 @@ class JournalPart(MissionState):
         return type(message).__name__.lower(), {}
 
     def replay_skips(self, events: list[RecordedEvent]) -> set[int]:
-        """The Cancel messages that a later ``resumed`` event undid."""
-        return {
+        """The Cancel messages that a later ``resumed`` event undid. A
+        skipped cancel sent as a command still counts as applied (its inbox
+        number), or delivering it again would cancel the resumed mission."""
+        undone = {
             msgspec.msgpack.decode(e.data, type=Resumed).cancel_version
             for e in events
             if e.kind == RESUMED
         }
+        for e in events:
+            if e.version in undone and e.kind == "message":
+                sent = inbox_number(msgspec.msgpack.decode(e.data, type=MissionMessage))
+                self.last_inbox = max(self.last_inbox, sent)
+        return undone
 
     def replay_other(self, event: RecordedEvent) -> None:
         if event.kind == RECOVERY:
@@ -186,6 +197,7 @@ class JournalPart(MissionState):
             self._memory_logged += 1
         elif event.kind == TRANSITION:
             self.last_transition = msgspec.msgpack.decode(event.data, type=Transition)
+            self.last_inbox = max(self.last_inbox, self.last_transition.inbox)
 
     def on_recovery_complete(self) -> None:
         if self._pending_run is not None:  # nothing journaled after the snapshot

@@ -75,6 +75,7 @@ class RunsPart(MissionState):
             at=msg.at,
             budget=budget or None,
             last_command=self.last_command,
+            last_inbox=self.last_inbox,
             input_digest=input_digest(msg.mission, msg.args),
         )
         self._close_coroutine()
@@ -119,6 +120,7 @@ class RunsPart(MissionState):
             budget=self.budget,
             inbox=self.inbox,
             last_command=self.last_command,
+            last_inbox=self.last_inbox,
             input_digest=self.input_digest,
             signal_keys=sorted(self.signal_keys),
         )
@@ -150,6 +152,7 @@ class RunsPart(MissionState):
         )
         self.inbox = {name: list(queued) for name, queued in new.inbox.items()}
         self.last_command = max(self.last_command, new.last_command)
+        self.last_inbox = max(self.last_inbox, new.last_inbox)
         self.input_digest = new.input_digest or self.input_digest
         self.signal_keys.update(new.signal_keys)
         if self.status is S.PENDING:  # recovering from the snapshot

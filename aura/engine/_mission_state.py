@@ -73,6 +73,8 @@ class MissionView:
     """The current run (continue-as-new and id reuse begin new runs)."""
     input_digest: str = ""
     """``input_digest`` (definition and arguments) of the start of this run chain."""
+    last_inbox: int = 0
+    """The newest command from its ``inbox/<id>`` stream it has applied."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class MissionState(DurableActor):
         self.signal_keys: set[str] = set()  # idempotency keys of signals delivered
         self.inbox: dict[str, list[Any]] = {}  # signals nobody waited for yet
         self.last_command = 0  # the newest $commands number applied
+        self.last_inbox = 0  # the newest inbox/<id> command applied
         self.last_transition: Transition | None = None  # as journaled
         self._reset_run()
         self._pending_run: NewRun | None = None  # a run to begin, from the snapshot

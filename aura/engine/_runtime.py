@@ -377,6 +377,8 @@ class Runtime:
         mission_id: str | None,
         budget: Budget | None,
         reuse: str,
+        *,
+        inbox: int = 0,
     ) -> MissionHandle:
         if budget is not None and not isinstance(budget, Budget):
             raise AuraError(f"budget= must be an aura.Budget, got {budget!r}")
@@ -391,7 +393,7 @@ class Runtime:
             raise MissionDamagedError(mission_id, self._damaged[mission_id])
         actor_id = PREFIX + mission_id
         self._ensure_actor(mission_id, activate=True)
-        reply = self._ask(actor_id, Start(name, decoded, self._clock(), budget, reuse))
+        reply = self._ask(actor_id, Start(name, decoded, self._clock(), budget, reuse, inbox))
         if isinstance(reply, AlreadyStarted):
             view = reply.view
             digest = input_digest(name, decoded)
@@ -471,6 +473,7 @@ class Runtime:
         *,
         idempotency_key: str | None = None,
         _command: int = 0,
+        _inbox: int = 0,
     ) -> None:
         """Deliver signal ``name`` to a mission (journaled; kept until awaited).
         With ``idempotency_key``, a signal with a key this mission already got
@@ -487,16 +490,20 @@ class Runtime:
             raise AuraError(
                 f"mission {mission_id!r} is {view.status.value}: it takes no more signals"
             )
-        message = Signal(name, decoded[0], self._clock(), _command, idempotency_key or "")
+        message = Signal(name, decoded[0], self._clock(), _command, idempotency_key or "", _inbox)
         self._ask(PREFIX + mission_id, message)
 
-    def cancel(self, mission_id: str, reason: str = "cancelled by request") -> None:
+    def cancel(
+        self, mission_id: str, reason: str = "cancelled by request", *, _inbox: int = 0
+    ) -> None:
         """Cancel: the mission's completed steps with ``compensate=`` are
         undone in reverse order, then it is ``CANCELLED``."""
         self.get(mission_id)
-        self._ask(PREFIX + mission_id, Cancel(reason, self._clock()))
+        self._ask(PREFIX + mission_id, Cancel(reason, self._clock(), inbox=_inbox))
 
-    def terminate(self, mission_id: str, reason: str = "terminated by request") -> None:
+    def terminate(
+        self, mission_id: str, reason: str = "terminated by request", *, _inbox: int = 0
+    ) -> None:
         """End a mission now, as ``CANCELLED``, without compensation (also
         one that is compensating): the way out of a mission stuck in its own
         code or saga. Steps in flight are abandoned (their results are
@@ -504,7 +511,7 @@ class Runtime:
         view = self.get(mission_id)
         if view.status in SETTLED:
             raise AuraError(f"mission {mission_id!r} is {view.status.value}: nothing to terminate")
-        self._ask(PREFIX + mission_id, Cancel(reason, self._clock(), force=True))
+        self._ask(PREFIX + mission_id, Cancel(reason, self._clock(), force=True, inbox=_inbox))
 
     def raise_budget(
         self, mission_id: str, *, usd: float | None = None, tokens: int | None = None
@@ -522,7 +529,7 @@ class Runtime:
         """Missions that are ``DEAD`` (non-determinism, missing definition)."""
         return self.missions(status=MissionStatus.DEAD)
 
-    def redrive(self, mission_id: str) -> MissionHandle:
+    def redrive(self, mission_id: str, *, _inbox: int = 0) -> MissionHandle:
         """Resume a ``DEAD`` mission from its log with the current code.
 
         The mission is replayed from the start; if the cause is gone (the
@@ -534,13 +541,15 @@ class Runtime:
             raise AuraError(
                 f"mission {mission_id!r} is {view.status.value}, not dead: nothing to redrive"
             )
-        redriven = Transition(MissionStatus.RUNNING.value, "redriven")
+        redriven = Transition(MissionStatus.RUNNING.value, "redriven", inbox=_inbox)
         self._replay_again(
             mission_id, [(TRANSITION, msgspec.msgpack.encode(redriven), "mission.redriven", {})]
         )
         return MissionHandle(self, mission_id)
 
-    def resume(self, mission_id: str, reason: str = "resumed by request") -> MissionHandle:
+    def resume(
+        self, mission_id: str, reason: str = "resumed by request", *, _inbox: int = 0
+    ) -> MissionHandle:
         """Take back a cancel (or terminate): the mission goes on from where
         it stopped, as if it had not been cancelled; step results and timers
         that arrived meanwhile are applied in order, steps in flight run
@@ -572,7 +581,7 @@ class Runtime:
                 "reuse='if_failed'))"
             )
         marker = Resumed(cancel_version, self._clock(), reason)
-        running = Transition(MissionStatus.RUNNING.value, reason, run=view.run)
+        running = Transition(MissionStatus.RUNNING.value, reason, run=view.run, inbox=_inbox)
         self._replay_again(
             mission_id,
             [
@@ -953,32 +962,43 @@ class Runtime:
             self._polling.release()
 
     def _apply_command(self, number: int, command: Command) -> None:
+        """Deliver one command. One with an inbox number the mission has
+        applied already (re-read after a crash or a takeover) changes
+        nothing: the mission drops a journaled kind itself, and a redrive
+        or resume is skipped here."""
+        n, mid, why = command.inbox, command.mission_id, command.reason
         try:
+            if n and command.kind != "start" and self._applied(mid, n):
+                return
             if command.kind == "start":
                 args = command.payload if isinstance(command.payload, list) else []
-                self._start(command.name, args, command.mission_id, None, command.reuse)
+                self._start(command.name, args, mid, None, command.reuse, inbox=n)
             elif command.kind == "signal":
+                key = command.key or None
+                cmd = 0 if n else number  # older commands: deduplicated by their number
                 self.signal(
-                    command.mission_id,
-                    command.name,
-                    command.payload,
-                    idempotency_key=command.key or None,
-                    _command=number,
+                    mid, command.name, command.payload, idempotency_key=key, _command=cmd, _inbox=n
                 )
             elif command.kind == "cancel":
-                self.cancel(command.mission_id, command.reason or "cancelled from the CLI")
+                self.cancel(mid, why or "cancelled from the CLI", _inbox=n)
             elif command.kind == "terminate":
-                self.terminate(command.mission_id, command.reason or "terminated from the CLI")
+                self.terminate(mid, why or "terminated from the CLI", _inbox=n)
             elif command.kind == "resume":
-                self.resume(command.mission_id, command.reason or "resumed from the CLI")
+                self.resume(mid, why or "resumed from the CLI", _inbox=n)
             elif command.kind == "redrive":
-                self.redrive(command.mission_id)
+                self.redrive(mid, _inbox=n)
             else:
                 raise AuraError(f"unknown command {command.kind!r}")
         except AuraError as err:  # e.g. the mission finished meanwhile: nothing to do
             self.system.log.warning(
                 "command.rejected", number=number, kind=command.kind, error=str(err)
             )
+
+    def _applied(self, mission_id: str, inbox: int) -> bool:
+        try:
+            return self.get(mission_id).last_inbox >= inbox
+        except MissionNotFoundError:
+            return False
 
     def _schedule_poll(self) -> None:
         def tick() -> None:
