@@ -84,13 +84,16 @@ from ._compactor import ArchiveRun, CompactionReport, Compactor, compact
 from ._context import encode_args
 from ._delivery import Outbox
 from ._mission_actor import AlreadyStarted, MissionActor, MissionView
+from ._mission_leases import MissionFencedStore
 from ._ownership import DirectoryLock
 from ._place import Place
+from ._sharing import Sharing, hand_over_single_owner
 from ._steps import StepRunner
 from ._store_lease import FencedStore, StoreLease
 
 PREFIX = STREAM_PREFIX
 SUPERVISOR = "missions"
+REMOTE_POLL = 0.1  # seconds between reads of a mission another runtime runs
 COMPACTOR = "compactor"
 MISSION_MAX_RESTARTS = 5
 MISSION_RESTART_PERIOD = 30.0
@@ -216,6 +219,13 @@ class Runtime:
     ``max_recovery_attempts``: a mission recovered this many times in a row
     (process restarts included) without journaling any progress is
     dead-lettered instead of resumed again (``rt.redrive`` resets it).
+    ``shared`` (PostgreSQL): share the store with other runtimes, on this
+    host or others: each mission is run by the one runtime holding its
+    lease (``lease_ttl``, renewed every ``heartbeat`` seconds), missions of
+    a runtime that dies are claimed and resumed by the others, and commands
+    reach whichever runtime runs the mission. ``max_missions``: how many
+    unfinished missions a shared runtime takes on (0: none, a client that
+    only starts, signals and watches).
     """
 
     def __init__(
@@ -243,6 +253,8 @@ class Runtime:
         store_wrapper: Callable[[EventLog], Any] | None = None,
         standby: bool = False,
         max_recovery_attempts: int = 20,
+        shared: bool = False,
+        max_missions: int = 10_000,
     ) -> None:
         self._clock = clock
         self._definitions: dict[str, MissionDef] = {}
@@ -274,10 +286,16 @@ class Runtime:
         self.place = Place.of(path, store, schema)
         self.path = self.place.data
         self._unsubscribe: Callable[[], None] | None = None
+        self._sharing: Sharing | None = None
         self.lost: str | None = None
         """Why this runtime stopped on its own (its store lease was taken), or None."""
         store_log, self._lock = self._open_place(
-            durability, standby, lease_ttl=lease_ttl, heartbeat=heartbeat
+            durability,
+            standby,
+            lease_ttl=lease_ttl,
+            heartbeat=heartbeat,
+            shared=shared,
+            max_missions=max_missions,
         )
         try:
             if key is None:
@@ -327,7 +345,8 @@ class Runtime:
                 self._steps.unchain,
                 self.system.log,
             )
-            self._recover()
+            if self._sharing is None:
+                self._recover()
             self._polling = threading.Lock()
             self._commands_done = delivered_upto(self.store)
             self._poll_commands()  # what was queued while no runtime served this directory
@@ -336,7 +355,11 @@ class Runtime:
             # poll at once (LISTEN/NOTIFY) instead of at its next tick.
             subscribe = getattr(self.store, "subscribe", None)
             if callable(subscribe):
-                self._unsubscribe = subscribe(lambda head: self._steps.call(self._poll_commands))
+                self._unsubscribe = subscribe(
+                    lambda head: self._steps.call(self._poll_commands), streams=(COMMANDS,)
+                )
+            if self._sharing is not None:
+                self._sharing.ready()
             self.system.log.info("runtime.start", path=self.place.describe())
         except BaseException:
             if hasattr(self, "_steps"):
@@ -368,6 +391,32 @@ class Runtime:
         ``budget`` overrides the definition's."""
         self._check_open()
         definition = self._learn(mission)
+        if self._sharing is not None:
+            if mission_id is None:
+                mission_id = uuid.uuid4().hex
+            if not isinstance(mission_id, str) or not mission_id or "/" in mission_id:
+                raise AuraError(
+                    f"mission_id must be a non-empty str without '/', got {mission_id!r}"
+                )
+            if not self._sharing.acquire(mission_id):
+                if budget is not None:
+                    raise AuraError(
+                        f"mission {mission_id!r} is run by another runtime (or this one has "
+                        "no room): a budget= cannot be sent with the start; give the "
+                        "definition its budget"
+                    )
+                _, decoded = encode_args(f"mission {mission_id!r}", tuple(args))
+                self._sharing.send(
+                    Command(
+                        "start",
+                        mission_id,
+                        self._clock(),
+                        name=definition.name,
+                        payload=list(decoded),
+                        reuse=reuse,
+                    )
+                )
+                return MissionHandle(self, mission_id)
         return self._start(definition.name, args, mission_id, budget, reuse)
 
     def _start(
@@ -410,6 +459,11 @@ class Runtime:
         if mission_id in self._damaged:
             raise MissionDamagedError(mission_id, self._damaged[mission_id])
         actor_id = PREFIX + mission_id
+        if self._sharing is not None and not self._sharing.leases.holds(mission_id):
+            remote = self._sharing.remote_view(mission_id)
+            if remote is None:
+                raise MissionNotFoundError(mission_id)
+            return remote
         if not self.system.exists(actor_id):
             raise MissionNotFoundError(mission_id)
         if self.system.state(actor_id) is LifecycleState.PASSIVATED:
@@ -485,6 +539,16 @@ class Runtime:
         ):
             raise AuraError(f"idempotency_key must be a non-empty str, got {idempotency_key!r}")
         _, decoded = encode_args(f"signal {name!r} to mission {mission_id!r}", [payload])
+        sent = Command(
+            "signal",
+            mission_id,
+            self._clock(),
+            name=name,
+            payload=decoded[0],
+            key=idempotency_key or "",
+        )
+        if not (_command or _inbox) and self._sent_elsewhere(sent):
+            return
         view = self.get(mission_id)
         if view.status in SETTLED:
             raise AuraError(
@@ -498,6 +562,10 @@ class Runtime:
     ) -> None:
         """Cancel: the mission's completed steps with ``compensate=`` are
         undone in reverse order, then it is ``CANCELLED``."""
+        if not _inbox and self._sent_elsewhere(
+            Command("cancel", mission_id, self._clock(), reason=reason)
+        ):
+            return
         self.get(mission_id)
         self._ask(PREFIX + mission_id, Cancel(reason, self._clock(), inbox=_inbox))
 
@@ -508,6 +576,10 @@ class Runtime:
         one that is compensating): the way out of a mission stuck in its own
         code or saga. Steps in flight are abandoned (their results are
         ignored). Journaled and audited like a cancel."""
+        if not _inbox and self._sent_elsewhere(
+            Command("terminate", mission_id, self._clock(), reason=reason)
+        ):
+            return
         view = self.get(mission_id)
         if view.status in SETTLED:
             raise AuraError(f"mission {mission_id!r} is {view.status.value}: nothing to terminate")
@@ -536,6 +608,8 @@ class Runtime:
         definition is now known, the code matches the log again) it continues
         where it was, else it is dead-lettered again with the new reason.
         """
+        if not _inbox and self._sent_elsewhere(Command("redrive", mission_id, self._clock())):
+            return MissionHandle(self, mission_id)
         view = self.get(mission_id)
         if view.status is not MissionStatus.DEAD:
             raise AuraError(
@@ -556,6 +630,10 @@ class Runtime:
         again (same idempotency key). Refused when the cancel compensated
         steps (going on would build on undone work: start a new run with
         ``reuse=`` instead). Journaled and audited."""
+        if not _inbox and self._sent_elsewhere(
+            Command("resume", mission_id, self._clock(), reason=reason)
+        ):
+            return MissionHandle(self, mission_id)
         view = self.get(mission_id)
         if view.status is not MissionStatus.CANCELLED:
             raise AuraError(
@@ -646,6 +724,10 @@ class Runtime:
 
     def missions(self, status: MissionStatus | None = None) -> list[MissionView]:
         """Every mission's view (damaged ones: see :meth:`damaged`)."""
+        if self._sharing is not None:
+            ids = [st[len(PREFIX) :] for st in self.store.streams() if st.startswith(PREFIX)]
+            found = [self.get(i) for i in ids if i not in self._damaged]
+            return [v for v in found if status is None or v.status is status]
         views = [
             self.get(mission_id)
             for actor_id in self.system.actor_ids()
@@ -674,6 +756,8 @@ class Runtime:
     ) -> MissionView:
         """Block until the mission is terminal or dead (or, with ``until``, in
         one of those statuses); return its view. Raises ``MissionTimeoutError``."""
+        if self._sharing is not None and not self._sharing.leases.holds(mission_id):
+            return self._wait_remote(mission_id, timeout, until)
         if until is None:
             view = self.get(mission_id)
             if view.status in SETTLED:
@@ -697,6 +781,29 @@ class Runtime:
                     )
                 if self._changes == seen:
                     self._changed.wait(left)
+
+    def _wait_remote(
+        self, mission_id: str, timeout: float | None, until: Collection[MissionStatus] | None
+    ) -> MissionView:
+        """Wait for a mission another runtime runs (or that this one may
+        take meanwhile): read its log again every ``REMOTE_POLL`` seconds."""
+        wanted = SETTLED if until is None else until
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            view = self.get(mission_id)
+            if view.status in wanted:
+                return view
+            if self._sharing is not None and self._sharing.leases.holds(mission_id):
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return self.wait(mission_id, left, until=until)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise MissionTimeoutError(
+                    f"mission {mission_id!r} not {'/'.join(s.value for s in wanted)} "
+                    f"after {timeout}s (it is {view.status.value})"
+                )
+            with self._changed:
+                self._changed.wait(REMOTE_POLL)
+            self._check_open()
 
     def _status_changed(self) -> None:
         with self._changed:
@@ -725,12 +832,21 @@ class Runtime:
         self._status_changed()
 
     def _open_place(
-        self, durability: Durability, standby: bool, *, lease_ttl: float, heartbeat: float
+        self,
+        durability: Durability,
+        standby: bool,
+        *,
+        lease_ttl: float,
+        heartbeat: float,
+        shared: bool,
+        max_missions: int,
     ) -> tuple[Any, Any]:
         """The event log and what makes this runtime its only owner: the
         directory's file lock (LMDB) or the store's lease (PostgreSQL; the
         log returned then fences every write with it)."""
         place = self.place
+        if shared:
+            return self._open_shared(durability, lease_ttl, heartbeat, max_missions)
         if not place.is_postgres:
             assert place.data is not None
             # One owner per directory: fail now, or (standby) wait for the holder to die.
@@ -740,10 +856,10 @@ class Runtime:
             except BaseException:
                 lock.release()
                 raise
-        shared = place.open(durability=durability, chained=(AUDIT_STREAM,))
+        shared_log = place.open(durability=durability, chained=(AUDIT_STREAM,))
         try:
             lease = StoreLease.acquire(
-                shared,
+                shared_log,
                 place.describe(),
                 wait=standby,
                 ttl=lease_ttl,
@@ -751,9 +867,28 @@ class Runtime:
                 on_lost=self._lease_lost,
             )
         except BaseException:
-            shared.close()
+            shared_log.close()
             raise
-        return FencedStore(shared, lease), lease
+        return FencedStore(shared_log, lease), lease
+
+    def _open_shared(
+        self, durability: Durability, ttl: float, heartbeat: float, max_missions: int
+    ) -> tuple[Any, Any]:
+        """A store shared with other runtimes: mission leases, fenced writes."""
+        if not self.place.is_postgres:
+            raise AuraError(
+                "shared=True needs a store several runtimes can reach (store=postgresql://...)"
+            )
+        if isinstance(max_missions, bool) or not isinstance(max_missions, int) or max_missions < 0:
+            raise AuraError(f"max_missions must be an int >= 0, got {max_missions!r}")
+        raw = self.place.open(durability=durability, chained=(AUDIT_STREAM,))
+        try:
+            hand_over_single_owner(raw, self.place.describe(), ttl)
+            self._sharing = Sharing(self, raw, ttl=ttl, heartbeat=heartbeat, capacity=max_missions)
+        except BaseException:
+            raw.close()
+            raise
+        return MissionFencedStore(raw, self._sharing.leases), self._sharing
 
     def _lease_lost(self, why: str) -> None:
         """Another runtime owns the store now: stop acting at once (its
@@ -777,6 +912,26 @@ class Runtime:
         if self._closed:
             why = f" (its store lease was lost: {self.lost})" if self.lost else ""
             raise AuraError(f"runtime over {self.place.describe()} is closed{why}")
+
+    def _sent_elsewhere(self, command: Command) -> bool:
+        """Shared store: a mission this runtime does not run is taken here
+        if nobody runs it, else the command goes to its runtime through the
+        store (durable before this returns; applied once)."""
+        sharing = self._sharing
+        self._check_open()
+        if sharing is None or sharing.leases.holds(command.mission_id):
+            return False
+        if sharing.acquire(command.mission_id):
+            return False
+        view = sharing.remote_view(command.mission_id)
+        if view is None:
+            raise MissionNotFoundError(command.mission_id)
+        if command.kind in ("signal", "cancel", "terminate") and view.status in SETTLED:
+            raise AuraError(
+                f"mission {command.mission_id!r} is {view.status.value}: nothing to {command.kind}"
+            )
+        sharing.send(command)
+        return True
 
     def _learn(self, fn: Any) -> MissionDef:
         definition = mission_definition(fn)
@@ -873,6 +1028,8 @@ class Runtime:
             return self._settled_events.setdefault(mission_id, threading.Event())
 
     def _settled(self, mission_id: str) -> None:
+        if self._sharing is not None:
+            self._sharing.settled(mission_id)
         self._settled_event(mission_id).set()
         self._status_changed()  # every path to a settled status wakes wait(until=)
 
@@ -950,12 +1107,21 @@ class Runtime:
         if self._closed or not self._polling.acquire(blocking=False):
             return
         try:
+            if self._sharing is not None:
+                self._sharing.revisit()
             if self.store.version(COMMANDS) <= self._commands_done:
                 return
+            sharing = self._sharing
             for number, command in pending_commands(self.store, self._commands_done):
-                self._apply_command(number, command)
+                if sharing is None:
+                    self._apply_command(number, command)
+                else:
+                    sharing.route(number, command)
                 self._commands_done = number
-            mark_delivered(self.store, self._commands_done)
+            # Shared: how far every runtime can skip when it opens, which
+            # must not pass a start nobody has taken yet.
+            if sharing is None or sharing.nothing_parked():
+                mark_delivered(self.store, self._commands_done)
         except (AuraError, EventStoreError, ActorError) as err:
             self.system.log.error("command.poll_failed", error=str(err))
         finally:

@@ -51,6 +51,24 @@ class StoreOwnedError(AuraError):
         )
 
 
+class StoreSharedError(AuraError):
+    """Shared runtimes (``shared=True``, ``aura worker``) serve the store."""
+
+    def __init__(self, where: str, workers: list[str]) -> None:
+        self.workers = workers
+        super().__init__(
+            f"event store {where} is served by {len(workers)} shared runtime(s) "
+            f"({', '.join(workers[:3])}): open it with shared=True (aura worker) to run "
+            "missions beside them, or stop them first"
+        )
+
+
+def _live_workers(store: Any) -> list[str]:
+    """The shared runtimes alive on ``store`` (their ``worker/`` leases)."""
+    now = store.lease_clock()
+    return [x.owner for x in store.leases("worker/") if x.owner and x.expires > now]
+
+
 class StoreLease:
     """The held ``$runtime`` lease and its heartbeat thread."""
 
@@ -84,7 +102,12 @@ class StoreLease:
         while True:
             lease = store.acquire_lease(RESOURCE, owner, ttl)
             if lease is not None:
-                return cls(store, lease, ttl, heartbeat, on_lost)
+                workers = _live_workers(store)
+                if not workers:
+                    return cls(store, lease, ttl, heartbeat, on_lost)
+                store.release_lease(RESOURCE, owner, done=True)
+                if not wait:
+                    raise StoreSharedError(where, workers)
             if not wait:
                 raise StoreOwnedError(where, store.lease(RESOURCE))
             time.sleep(min(heartbeat, 1.0))  # a standby polls for the owner's lease to run out

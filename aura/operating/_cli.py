@@ -115,7 +115,20 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--standby",
         action="store_true",
-        help="if another runtime owns the directory, wait and take over when it exits",
+        help="if another runtime owns the directory (or, exclusively, the store), wait and "
+        "take over when it exits",
+    )
+    worker.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="PostgreSQL store: own the whole store alone instead of sharing it with other "
+        "workers (implied by --standby)",
+    )
+    worker.add_argument(
+        "--max-missions",
+        type=int,
+        default=10_000,
+        help="PostgreSQL store: unfinished missions this worker takes on at most",
     )
     worker.add_argument("--max-workers", type=int, default=8, help="threads for sync steps")
     worker.add_argument(
@@ -203,7 +216,13 @@ def _run(args: argparse.Namespace, place: Place) -> int:
         from ._worker import serve
 
         return serve(
-            place, args.app, standby=args.standby, max_workers=args.max_workers, lease=args.lease
+            place,
+            args.app,
+            standby=args.standby,
+            max_workers=args.max_workers,
+            lease=args.lease,
+            shared=place.is_postgres and not (args.exclusive or args.standby),
+            max_missions=args.max_missions,
         )
     if args.command == "dead":
         found = _inspect.missions(place, "dead")

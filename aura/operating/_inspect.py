@@ -303,9 +303,12 @@ def summarize(store: EventLog, mission_id: str) -> MissionSummary:
 def owner_of(place: Place, store: EventLog) -> str | None:
     """Who runs the missions of ``place`` now, or None if no runtime does."""
     if place.is_postgres:
+        now = store.lease_clock()  # type: ignore[attr-defined]
         lease = store.lease(RUNTIME_LEASE)  # type: ignore[attr-defined]
-        live = lease is not None and lease.expires > store.lease_clock()  # type: ignore[attr-defined]
-        return str(lease.owner) if live else None
+        if lease is not None and lease.owner and lease.expires > now:
+            return str(lease.owner)
+        workers = [x.owner for x in store.leases("worker/") if x.owner and x.expires > now]  # type: ignore[attr-defined]
+        return f"{len(workers)} shared worker(s): {', '.join(workers[:3])}" if workers else None
     assert place.data is not None
     if not is_owned(place.data):
         return None

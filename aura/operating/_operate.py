@@ -22,7 +22,7 @@ from ..core._messages import MissionMessage, Signal, Transition
 from ..engine._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
 from ..engine._ownership import DirectoryLockedError
 from ..engine._place import Place
-from ..engine._store_lease import StoreOwnedError
+from ..engine._store_lease import StoreOwnedError, StoreSharedError
 from ..governance._audit import AUDIT_STREAM, decode_entries
 from ._inspect import DAMAGED, PREFIX, open_log, summarize, summarize_or_damaged
 
@@ -141,7 +141,7 @@ def run(  # noqa: PLR0917
             say(f"mission id {mission_id}")
     try:
         rt = Runtime(place.data, store=place.store, schema=place.schema, missions=[fn])
-    except (DirectoryLockedError, StoreOwnedError) as err:
+    except (DirectoryLockedError, StoreOwnedError, StoreSharedError) as err:
         return _run_on_owner(place, fn, args, mission_id, timeout, err)
     with rt:
         return rt.start(fn, *args, mission_id=mission_id).result(timeout=timeout)
@@ -150,7 +150,9 @@ def run(  # noqa: PLR0917
 def _run_on_owner(  # noqa: PLR0917
     place: Place, fn: Any, args: list[Any], mission_id: str, timeout: float, err: Any
 ) -> Any:
-    if isinstance(err, StoreOwnedError):
+    if isinstance(err, StoreSharedError):
+        who = f"the shared workers ({', '.join(err.workers[:3])})"
+    elif isinstance(err, StoreOwnedError):
         who = err.lease.owner if err.lease is not None else "another runtime"
     else:
         who = err.holder.describe() if err.holder is not None else "another process"

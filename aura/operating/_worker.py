@@ -1,5 +1,9 @@
 """`aura worker`: a runtime that serves a data directory until SIGTERM.
 
+On a PostgreSQL store workers share the store by default: start several,
+on one host or many; each runs the missions whose leases it holds and
+takes over those of a worker that dies (``_mission_leases``).
+
 It owns the directory (``_ownership``): it recovers every in-flight
 mission, runs the missions started through the log (``aura run`` beside
 it, or ``start`` commands), and takes signals, cancels and redrives from
@@ -50,6 +54,8 @@ def serve(
     standby: bool = False,
     max_workers: int = 8,
     lease: float = 10.0,
+    shared: bool = False,
+    max_missions: int = 10_000,
     say: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> int:
     """Serve ``place`` until SIGTERM or SIGINT (one before the place is
@@ -82,15 +88,21 @@ def serve(
         max_workers=max_workers,
         lease_ttl=lease,
         heartbeat=lease / 5,
+        shared=shared,
+        max_missions=max_missions,
     )
     with rt:
         serving = True
         names = ", ".join(sorted(m.__aura_mission__.name for m in missions)) or "(none)"
-        say(f"serving {where} (pid {os.getpid()}): missions {names}; SIGTERM to stop")
+        how = f"shared, up to {max_missions} missions" if shared else "alone"
+        say(f"serving {where} ({how}, pid {os.getpid()}): missions {names}; SIGTERM to stop")
         while not stop.wait(0.5) and rt.lost is None:
             pass
         if rt.lost is not None:
             say(f"stopped: {rt.lost}")
             return 3
-        say("stopping: in-flight missions resume where they are when the store reopens")
+        if shared:
+            say("stopping: in-flight missions are handed to the other workers")
+        else:
+            say("stopping: in-flight missions resume where they are when the store reopens")
     return 0

@@ -162,7 +162,7 @@ def apply(
         )
     if head != start_head:
         conn.execute(f"UPDATE {s}.meta SET value = %s WHERE key = 'head'", [head])
-        conn.execute("SELECT pg_notify(%s, %s)", [channel, str(head)])
+        conn.execute("SELECT pg_notify(%s, %s)", [channel, notice(head, appended)])
     return Applied(outcomes, probe, hooks)
 
 
@@ -264,7 +264,7 @@ def commit_appends(
                     "head_digest = u.digest FROM unnest(%s::text[], %s::bigint[], %s::bytea[]) "
                     "AS u(stream, version, digest) WHERE t.stream = u.stream), "
                     f"h AS (UPDATE {s}.meta SET value = %s WHERE key = 'head' RETURNING value) "
-                    "SELECT pg_notify(%s, value::text) FROM h",
+                    "SELECT pg_notify(%s, value::text || %s) FROM h",
                     [
                         *cols,
                         [n for n, _ in changed],
@@ -272,6 +272,7 @@ def commit_appends(
                         [r.digest if n in chained else b"" for n, r in changed],
                         head,
                         channel,
+                        notice(0, appended)[1:],
                     ],
                 )
             conn.execute("COMMIT")
@@ -279,6 +280,16 @@ def commit_appends(
         if not attempt.committing or conn.info.transaction_status != 0:
             _rollback(conn)
         raise
+
+
+def notice(head: int, appended: Sequence[str]) -> str:
+    """The NOTIFY payload of a commit: the new head, then the system
+    streams (``$...``) it appended to, so a subscriber that watches one of
+    them (``$commands``) need not look after every commit ("*": too many
+    to list, look)."""
+    named = [st for st in appended if st.startswith("$")]
+    listed = "".join(f" {st}" for st in named)
+    return f"{head}{listed if len(listed) < 4000 else ' *'}"
 
 
 def _rollback(conn: Any) -> None:

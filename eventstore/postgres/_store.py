@@ -331,14 +331,19 @@ class PostgresEventStore(GroupCommitWrites):
 
     # ------------------------------------------------------------ followers
 
-    def subscribe(self, on_commit: Callable[[int], None]) -> Callable[[], None]:
+    def subscribe(
+        self, on_commit: Callable[[int], None], *, streams: Collection[str] | None = None
+    ) -> Callable[[], None]:
         """Call ``on_commit(head)`` on a thread of its own whenever another
         process (or another store object) commits to this store, woken by
         LISTEN/NOTIFY at once; commits of this store object are left out.
+        ``streams`` (system streams, named ``$...``): only commits that
+        append to one of them.
         Returns (once listening) the function that stops it. A broken connection is
         re-established (a follower should also poll, at a slower pace, for
         what it may have missed meanwhile)."""
         self._check_open()
+        watched = frozenset(streams) if streams is not None else None
         stop = threading.Event()
         listening = threading.Event()
 
@@ -352,8 +357,11 @@ class PostgresEventStore(GroupCommitWrites):
                         delay = 0.1
                         while not stop.is_set() and not self._closed:
                             for note in conn.notifies(timeout=0.5):
-                                if note.pid not in self._own_pids:
-                                    on_commit(int(note.payload))
+                                if note.pid in self._own_pids:
+                                    continue
+                                head, *names = note.payload.split(" ")
+                                if watched is None or "*" in names or watched & set(names):
+                                    on_commit(int(head))
                 except psycopg.Error:
                     stop.wait(delay)  # the server is away: try again, backing off
                     delay = min(delay * 2, 5.0)
@@ -404,7 +412,8 @@ class PostgresEventStore(GroupCommitWrites):
             try:
                 with self._pool.connection() as conn, conn.transaction():
                     before = conn.execute(
-                        f"SELECT owner, session FROM {s}.leases WHERE resource = %s", [resource]
+                        f"SELECT owner, session, expires > 0 FROM {s}.leases WHERE resource = %s",
+                        [resource],
                     ).fetchone()
                     conn.execute("SET LOCAL lock_timeout = '250ms'")
                     row = conn.execute(upsert, [resource, owner, ttl, self.session]).fetchone()
@@ -421,8 +430,10 @@ class PostgresEventStore(GroupCommitWrites):
                 raise translate(err, self._where, "take a lease", self._url) from None
             if row is None:
                 return None
-            if before is not None and before[0] != owner and before[1]:
-                self._end_sessions(before[1])  # the old owner may be paused mid-commit
+            if before is not None and before[0] != owner and before[1] and before[2]:
+                # It ran out rather than being released: the old owner may
+                # be paused mid-commit.
+                self._end_sessions(before[1])
             return Lease(row[0], row[1], int(row[2]), float(row[3]))
         raise StoreUnavailableError(
             self._where, "take a lease", f"the lease row of {resource!r} stays locked"
@@ -485,7 +496,8 @@ class PostgresEventStore(GroupCommitWrites):
         expiry first, in one statement. Rows another claimer (or a commit's
         fence) has locked are skipped (``FOR UPDATE SKIP LOCKED``), so two
         claimers never take the same one and neither waits. The previous
-        holders' sessions are ended, as by ``acquire_lease``."""
+        holders' sessions are ended, as by ``acquire_lease`` (not those of
+        a holder that released its lease: it is not stuck)."""
         prefix = check_prefix(prefix)
         _, owner, ttl = check_lease_args("-", owner, ttl)
         limit = check_limit(limit)
@@ -494,7 +506,8 @@ class PostgresEventStore(GroupCommitWrites):
             return []
         s, now = self._schema, self._NOW
         rows = self._fetch(
-            f"WITH c AS (SELECT resource, session FROM {s}.leases "
+            f"WITH c AS (SELECT resource, CASE WHEN expires > 0 THEN session ELSE '' END "
+            f"AS session FROM {s}.leases "
             f"WHERE expires <= {now} AND owner <> '' AND starts_with(resource, %s) "
             "ORDER BY expires LIMIT %s FOR UPDATE SKIP LOCKED) "
             f"UPDATE {s}.leases AS l SET owner = %s, epoch = l.epoch + 1, "
