@@ -35,10 +35,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventstore import Lease, LeaseLostError, NewEvent, StoreUnavailableError
+from eventstore import Lease, LeaseLostError, StoreUnavailableError
 
 from ..core._errors import AuraError
 from ..core._messages import STREAM_PREFIX as PREFIX
+from ._store_lease import FencedLog
 
 WORKER_PREFIX = "worker/"
 
@@ -222,17 +223,14 @@ class MissionLeases:
         self._workers = sorted(x.resource for x in rows if x.owner and x.expires > now)
 
 
-class MissionFencedStore:
-    """A shared runtime's view of the store: a write to mission streams
-    carries those missions' leases, checked inside the commit. A write for
-    a mission this runtime does not hold is refused before it is sent."""
+class MissionFencedStore(FencedLog):
+    """Shared: a write to mission streams carries those missions' leases.
+    A write for a mission this runtime does not hold is refused before it
+    is sent."""
 
     def __init__(self, store: Any, leases: MissionLeases) -> None:
-        self._store = store
+        super().__init__(store)
         self._leases = leases
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
     def _fences(self, streams: list[str]) -> list[Lease]:
         fences: list[Lease] = []
@@ -248,37 +246,3 @@ class MissionFencedStore:
     def _lost(self, err: LeaseLostError) -> None:
         if err.resource.startswith(PREFIX):
             self._leases.lose([err.resource[len(PREFIX) :]])
-
-    def append(
-        self, stream: str, events: Sequence[NewEvent], *, expected_version: int | None = None
-    ) -> int:
-        try:
-            version: int = self._store.append(
-                stream, events, expected_version=expected_version, fence=self._fences([stream])
-            )
-        except LeaseLostError as err:
-            self._lost(err)
-            raise
-        return version
-
-    def append_many(
-        self,
-        batch: Sequence[tuple[str, Sequence[NewEvent], int | None]],
-        *,
-        on_applied: Callable[[list[int]], None] | None = None,
-    ) -> list[int]:
-        try:
-            fences = self._fences([stream for stream, _, _ in batch])
-            versions: list[int] = self._store.append_many(
-                batch, on_applied=on_applied, fence=fences
-            )
-        except LeaseLostError as err:
-            self._lost(err)
-            raise
-        return versions
-
-    def __enter__(self) -> MissionFencedStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._store.close()

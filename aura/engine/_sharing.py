@@ -44,15 +44,13 @@ from ._mission_state import MissionView
 if TYPE_CHECKING:
     from eventstore import Lease
 
-    from ._runtime import Runtime
-
 RUNTIME_RESOURCE = "$runtime"
 
 
 class Sharing:
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Any,  # the Runtime (not imported: it imports this module)
         raw_store: Any,
         *,
         ttl: float,
@@ -220,7 +218,7 @@ class Sharing:
         """A mission another runtime runs, as its log shows it (no replay):
         settled ones in full, others by their last transition."""
         rt = self._rt
-        settled = rt._settled_view(mission_id)
+        settled: MissionView | None = rt._settled_view(mission_id)
         if settled is not None:
             return settled
         stream = PREFIX + mission_id
@@ -240,7 +238,8 @@ class Sharing:
         if last is not None and last.kind == "transition":
             status = MissionStatus(msgspec.msgpack.decode(last.data, type=Transition).status)
             if status in SETTLED:  # it settled since: read it in full
-                return rt._settled_view(mission_id)
+                settled = rt._settled_view(mission_id)
+                return settled
         return MissionView(mission_id, name, status, None, "", 0, version)
 
 

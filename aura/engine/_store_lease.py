@@ -143,16 +143,20 @@ class StoreLease:
                 self._store.release_lease(RESOURCE, self.lease.owner)
 
 
-class FencedStore:
-    """The runtime's view of a leased store: every write carries the lease.
+class FencedLog:
+    """A runtime's view of a leased store: every write carries the leases
+    it is made under (``_fences``), checked inside the commit. A refused
+    write (``LeaseLostError``) is reported (``_lost``) before it raises, so
+    the runtime stops acting at once, not at the next heartbeat."""
 
-    A refused write (``LeaseLostError``) reports the loss before it raises,
-    so the runtime stops acting at once, not at the next heartbeat.
-    """
-
-    def __init__(self, store: Any, lease: StoreLease) -> None:
+    def __init__(self, store: Any) -> None:
         self._store = store
-        self._lease = lease
+
+    def _fences(self, streams: list[str]) -> list[Lease]:  # pragma: no cover - subclasses'
+        raise NotImplementedError
+
+    def _lost(self, err: LeaseLostError) -> None:  # pragma: no cover - subclasses'
+        raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -162,10 +166,10 @@ class FencedStore:
     ) -> int:
         try:
             version: int = self._store.append(
-                stream, events, expected_version=expected_version, fence=self._lease.lease
+                stream, events, expected_version=expected_version, fence=self._fences([stream])
             )
         except LeaseLostError as err:
-            self._lease._lose(str(err))
+            self._lost(err)
             raise
         return version
 
@@ -176,16 +180,31 @@ class FencedStore:
         on_applied: Callable[[list[int]], None] | None = None,
     ) -> list[int]:
         try:
+            fences = self._fences([stream for stream, _, _ in batch])
             versions: list[int] = self._store.append_many(
-                batch, on_applied=on_applied, fence=self._lease.lease
+                batch, on_applied=on_applied, fence=fences
             )
         except LeaseLostError as err:
-            self._lease._lose(str(err))
+            self._lost(err)
             raise
         return versions
 
-    def __enter__(self) -> FencedStore:
+    def __enter__(self) -> FencedLog:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._store.close()
+
+
+class FencedStore(FencedLog):
+    """Exclusive: every write carries the store's ``$runtime`` lease."""
+
+    def __init__(self, store: Any, lease: StoreLease) -> None:
+        super().__init__(store)
+        self._lease = lease
+
+    def _fences(self, streams: list[str]) -> list[Lease]:
+        return [self._lease.lease]
+
+    def _lost(self, err: LeaseLostError) -> None:
+        self._lease._lose(str(err))

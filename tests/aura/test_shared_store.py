@@ -120,3 +120,33 @@ def test_exclusive_and_shared_runtimes_exclude_each_other(where: dict[str, Any])
 def test_shared_needs_a_store_several_runtimes_reach(tmp_path: Any) -> None:
     with pytest.raises(aura.AuraError, match="shared=True needs"):
         aura.Runtime(tmp_path, shared=True)
+
+
+def test_a_runtime_whose_heartbeat_stalls_loses_its_missions_to_another_and_cannot_append(
+    where: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime that stops renewing (paused, partitioned) past its lease:
+    another claims its missions and finishes them; its own next write to
+    them is refused by the fence, it stops them, and every step result is
+    recorded once. (Real processes, SIGKILL and SIGSTOP: issue 26 notes.)"""
+    from eventstore import EventStore
+
+    from .processes import recorded_in
+
+    monkeypatch.setenv("AURA_TEST_EFFECTS", str(tmp_path / "effects.txt"))
+    kw = {"missions": [m.slow_steps]}
+    a = shared(where, **kw)
+    try:
+        for i in range(4):
+            a.start(m.slow_steps, 12, mission_id=f"d{i}")
+        a.wait("d0", 30, until={S.RUNNING})
+        a._sharing.leases._stop.set()  # its heartbeat stalls: the leases run out
+        with shared(where, **kw) as b:
+            for i in range(4):
+                assert b.wait(f"d{i}", 120).result == sum(s * s for s in range(12))
+            assert not any(a._sharing.leases.holds(f"d{i}") for i in range(4))
+    finally:
+        a.close()
+    with EventStore.open(where["store"], schema=where["schema"], readonly=True) as log:
+        recorded = recorded_in(log)
+    assert recorded == {f"d{i}/1/{s}": 1 for i in range(4) for s in range(12)}
