@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,9 +36,7 @@ from eventstore import Lease, LeaseLostError, StoreUnavailableError
 
 from ..core._errors import AuraError
 from ..core._messages import STREAM_PREFIX as PREFIX
-from ._store_lease import FencedLog
-
-WORKER_PREFIX = "worker/"
+from ._store_lease import WORKER_PREFIX, FencedLog, live_workers, new_owner_id
 
 
 def preferred(mission_id: str, workers: Sequence[str]) -> str | None:
@@ -72,7 +67,7 @@ class MissionLeases:
         if not 0 < heartbeat < ttl:
             raise AuraError(f"heartbeat ({heartbeat}s) must be shorter than lease_ttl ({ttl}s)")
         self._store = store
-        self.owner = f"pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:12]})"
+        self.owner = new_owner_id()
         self.worker = WORKER_PREFIX + self.owner
         self._ttl = ttl
         self._heartbeat = heartbeat
@@ -85,11 +80,11 @@ class MissionLeases:
         # When each mission was last taken or given up here: a heartbeat
         # judges only what did not change while its renewal was in flight.
         self._changed: dict[str, float] = {}
-        self._workers: list[str] = []  # live workers, as of the last heartbeat
+        self._workers: list[str] = []  # live workers' owners, as of the last heartbeat
         self._stop = threading.Event()
         if store.acquire_lease(self.worker, self.owner, ttl) is None:  # pragma: no cover
             raise AuraError(f"worker lease {self.worker!r} is taken")
-        self._refresh_workers()
+        self._workers = live_workers(store)
         self._thread = threading.Thread(target=self._run, name="aura-leases", daemon=True)
         self._thread.start()
 
@@ -109,7 +104,7 @@ class MissionLeases:
         return max(0, self.capacity - len(self._held))
 
     def prefers_me(self, mission_id: str) -> bool:
-        return preferred(mission_id, self._workers) in (self.worker, None)
+        return preferred(mission_id, self._workers) in (self.owner, None)
 
     # ------------------------------------------------------------ changes
 
@@ -178,14 +173,13 @@ class MissionLeases:
         renewed = self._store.renew_leases(self.owner, self._ttl)
         mine = {x.resource[len(PREFIX) :]: x for x in renewed if x.resource.startswith(PREFIX)}
         with self._lock:
-            steady = {m for m, at in self._changed.items() if at < started}
             self._changed = {m: at for m, at in self._changed.items() if at >= started}
             lost = []
             for m, lease in list(self._held.items()):
                 again = mine.get(m)
                 if again is not None and again.epoch == lease.epoch:
                     self._held[m] = again
-                elif m in steady or m not in self._changed:
+                elif m not in self._changed:
                     lost.append(m)  # another runtime took it: this one was paused past it
                     del self._held[m]
             # Held by this owner in the store but not known here, and not
@@ -199,7 +193,7 @@ class MissionLeases:
             self._on_lost(lost)
         if adopted:
             self._take(adopted)
-        self._refresh_workers()
+        self._workers = live_workers(self._store)
 
     def _claim(self) -> None:
         room = self.room()
@@ -216,11 +210,6 @@ class MissionLeases:
                 self._held[lease.resource[len(PREFIX) :]] = lease
                 self._changed[lease.resource[len(PREFIX) :]] = now
         self._on_claimed(leases)
-
-    def _refresh_workers(self) -> None:
-        now = self._store.lease_clock()
-        rows = self._store.leases(WORKER_PREFIX)
-        self._workers = sorted(x.resource for x in rows if x.owner and x.expires > now)
 
 
 class MissionFencedStore(FencedLog):

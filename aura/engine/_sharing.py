@@ -40,11 +40,11 @@ from ..core._messages import MissionMessage, Peek, Start, Transition
 from ._commands import INBOX_PREFIX, Command, inbox_commands, queue_command
 from ._mission_leases import MissionLeases
 from ._mission_state import MissionView
+from ._store_lease import RESOURCE as RUNTIME_RESOURCE
+from ._store_lease import StoreOwnedError
 
 if TYPE_CHECKING:
     from eventstore import Lease
-
-RUNTIME_RESOURCE = "$runtime"
 
 
 class Sharing:
@@ -248,8 +248,6 @@ def hand_over_single_owner(store: Any, where: str, ttl: float) -> None:
     becomes shared: refused while that runtime is alive; else every
     unfinished mission gets a claimable lease (a single owner keeps none),
     and the ``$runtime`` lease is retired, all before this runtime claims."""
-    from ._store_lease import StoreOwnedError
-
     row = store.lease(RUNTIME_RESOURCE)
     if row is None or not row.owner:
         return

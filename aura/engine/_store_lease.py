@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -63,10 +64,14 @@ class StoreSharedError(AuraError):
         )
 
 
-def _live_workers(store: Any) -> list[str]:
-    """The shared runtimes alive on ``store`` (their ``worker/`` leases)."""
+WORKER_PREFIX = "worker/"
+
+
+def live_workers(store: Any) -> list[str]:
+    """The owners of the shared runtimes alive on ``store`` (their
+    ``worker/`` leases), sorted."""
     now = store.lease_clock()
-    return [x.owner for x in store.leases("worker/") if x.owner and x.expires > now]
+    return sorted(x.owner for x in store.leases(WORKER_PREFIX) if x.owner and x.expires > now)
 
 
 class StoreLease:
@@ -102,7 +107,7 @@ class StoreLease:
         while True:
             lease = store.acquire_lease(RESOURCE, owner, ttl)
             if lease is not None:
-                workers = _live_workers(store)
+                workers = live_workers(store)
                 if not workers:
                     return cls(store, lease, ttl, heartbeat, on_lost)
                 store.release_lease(RESOURCE, owner, done=True)
@@ -143,7 +148,7 @@ class StoreLease:
                 self._store.release_lease(RESOURCE, self.lease.owner)
 
 
-class FencedLog:
+class FencedLog(ABC):
     """A runtime's view of a leased store: every write carries the leases
     it is made under (``_fences``), checked inside the commit. A refused
     write (``LeaseLostError``) is reported (``_lost``) before it raises, so
@@ -152,11 +157,13 @@ class FencedLog:
     def __init__(self, store: Any) -> None:
         self._store = store
 
-    def _fences(self, streams: list[str]) -> list[Lease]:  # pragma: no cover - subclasses'
-        raise NotImplementedError
+    @abstractmethod
+    def _fences(self, streams: list[str]) -> list[Lease]:
+        """The leases a write to ``streams`` must carry (may raise LeaseLostError)."""
 
-    def _lost(self, err: LeaseLostError) -> None:  # pragma: no cover - subclasses'
-        raise NotImplementedError
+    @abstractmethod
+    def _lost(self, err: LeaseLostError) -> None:
+        """A write was refused: stop acting for what ``err`` names."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

@@ -38,6 +38,7 @@ from ..engine._compactor import compact as compact_store
 from ..engine._ownership import is_owned, read_holder
 from ..engine._place import Place
 from ..engine._store_lease import RESOURCE as RUNTIME_LEASE
+from ..engine._store_lease import live_workers
 from ..governance._audit import (
     AUDIT_STREAM,
     AuditReport,
@@ -307,7 +308,7 @@ def owner_of(place: Place, store: EventLog) -> str | None:
         lease = store.lease(RUNTIME_LEASE)  # type: ignore[attr-defined]
         if lease is not None and lease.owner and lease.expires > now:
             return str(lease.owner)
-        workers = [x.owner for x in store.leases("worker/") if x.owner and x.expires > now]  # type: ignore[attr-defined]
+        workers = live_workers(store)
         return f"{len(workers)} shared worker(s): {', '.join(workers[:3])}" if workers else None
     assert place.data is not None
     if not is_owned(place.data):
