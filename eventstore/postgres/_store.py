@@ -516,7 +516,23 @@ class PostgresEventStore(GroupCommitWrites):
             [prefix, limit, owner, ttl, self.session],
             "claim leases",
         )
-        for session in {r[4] for r in rows if r[4]}:
+        ended = {r[4] for r in rows if r[4]}
+        if len(rows) < limit:
+            # Expired rows the claim skipped are locked: by another claimer
+            # for a moment, or by a holder paused mid-commit, whose open
+            # transaction would hold them (and the head) until it woke.
+            # End those holders' sessions; the next claim takes the rows.
+            ended |= {
+                r[0]
+                for r in self._fetch(
+                    f"SELECT DISTINCT session FROM {s}.leases WHERE expires <= {now} "
+                    "AND expires > 0 AND owner <> '' AND owner <> %s AND session <> '' "
+                    "AND starts_with(resource, %s)",
+                    [owner, prefix],
+                    "find stuck lease holders",
+                )
+            }
+        for session in ended:
             self._end_sessions(session)  # a paused holder may be mid-commit
         return sorted(
             (Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows), key=lambda x: x.resource

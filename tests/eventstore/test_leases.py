@@ -291,3 +291,37 @@ def test_a_process_paused_past_its_lease_cannot_append_after_waking(
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
             proc.wait()
+
+
+def test_a_claim_ends_a_holder_stuck_mid_commit_and_then_takes_its_leases(
+    pg_server_url: str, pg_schema: str
+) -> None:
+    """A holder paused inside a commit holds its lease rows (and the head)
+    locked: SKIP LOCKED alone would pass over its expired leases forever and
+    every writer would wait on the head. The claimer ends its sessions."""
+    import psycopg
+
+    with (
+        PostgresEventStore.open(pg_server_url, schema=pg_schema) as holder,
+        PostgresEventStore.open(pg_server_url, schema=pg_schema) as taker,
+    ):
+        leases = [holder.acquire_lease(f"mission/{i}", "holder", 0.5) for i in range(3)]
+        assert all(lease is not None for lease in leases)
+        holder.append("mission/0", ev("before"), fence=leases[0])
+        stuck = psycopg.connect(pg_server_url, application_name=holder.session)
+        stuck.execute(
+            f"SELECT 1 FROM {pg_schema}.leases WHERE starts_with(resource, 'mission/') FOR SHARE"
+        )
+        stuck.execute(f"SELECT value FROM {pg_schema}.meta WHERE key = 'head' FOR UPDATE")
+        Backend(taker, None).expire(max(leases, key=lambda x: x.expires))  # type: ignore[arg-type]
+        first = taker.claim_leases("mission/", "taker", 30, 10)
+        claimed = first + taker.claim_leases("mission/", "taker", 30, 10)
+        assert sorted(x.resource for x in claimed) == [f"mission/{i}" for i in range(3)]
+        assert all(x.epoch == 2 for x in claimed)
+        with pytest.raises(psycopg.OperationalError):
+            stuck.execute("SELECT 1")  # its session was ended: the locks are gone
+        mine = next(x for x in claimed if x.resource == "mission/0")
+        taker.append("mission/0", ev("after"), fence=mine)  # the head is free again
+        with pytest.raises(LeaseLostError):
+            holder.append("mission/0", ev("late"), fence=leases[0])
+        assert [e.data for e in taker.read("mission/0")] == [b"before", b"after"]
