@@ -76,14 +76,19 @@ class MissionLeases:
         self._on_lost = on_lost
         self._on_claimed = on_claimed
         self._lock = threading.Lock()
+        self._beaten = threading.Condition(self._lock)  # a heartbeat answered
         self._held: dict[str, Lease] = {}  # mission id -> its lease
         # When each mission was last taken or given up here: a heartbeat
         # judges only what did not change while its renewal was in flight.
         self._changed: dict[str, float] = {}
         self._workers: list[str] = []  # live workers' owners, as of the last heartbeat
         self._stop = threading.Event()
+        started = time.monotonic()
         if store.acquire_lease(self.worker, self.owner, ttl) is None:  # pragma: no cover
             raise AuraError(f"worker lease {self.worker!r} is taken")
+        # Until when (this host's monotonic clock) every lease held here is
+        # known to be unexpired: the last renewal's start plus the lease.
+        self._confirmed_until = started + ttl
         self._workers = live_workers(store)
         self._thread = threading.Thread(target=self._run, name="aura-leases", daemon=True)
         self._thread.start()
@@ -99,6 +104,23 @@ class MissionLeases:
     def held(self) -> list[str]:
         with self._lock:
             return list(self._held)
+
+    def current(self, mission_id: str, *, wait: bool = True) -> bool | None:
+        """Whether a step of ``mission_id`` may start now: its lease is held
+        here and renewed recently enough that it cannot have run out. After
+        a pause past that (SIGSTOP, a long GC, a dead network) the answer
+        waits for the next heartbeat: still held, or taken by another
+        runtime (False: the step is not started, its new owner runs it).
+        With ``wait=False``, None instead of waiting."""
+        with self._beaten:
+            while True:
+                if mission_id not in self._held or self._stop.is_set():
+                    return False
+                if time.monotonic() < self._confirmed_until:
+                    return True
+                if not wait:
+                    return None
+                self._beaten.wait(self._heartbeat)
 
     def room(self) -> int:
         return max(0, self.capacity - len(self._held))
@@ -132,9 +154,18 @@ class MissionLeases:
             with contextlib.suppress(Exception):  # best effort: it runs out by itself
                 self._store.release_lease(lease.resource, self.owner, done=done)
 
-    def lose(self, mission_ids: list[str]) -> None:
+    def lose(self, mission_ids: list[str], *, epoch: int | None = None) -> None:
+        """These leases were taken by another runtime. With ``epoch``: only
+        if that is still the epoch held here (a refused write may have been
+        made with an older lease that this runtime has since claimed again)."""
         with self._lock:
-            gone = [m for m in mission_ids if self._held.pop(m, None) is not None]
+            gone = [
+                m
+                for m in mission_ids
+                if m in self._held
+                and epoch in (None, self._held[m].epoch)
+                and self._held.pop(m, None) is not None
+            ]
         if gone:
             self._on_lost(gone)
 
@@ -142,6 +173,8 @@ class MissionLeases:
         """Stop the heartbeat; hand every mission back (another runtime
         claims it at once) and retire the worker lease."""
         self._stop.set()
+        with self._beaten:
+            self._beaten.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join()
         if not hand_back:
@@ -173,6 +206,8 @@ class MissionLeases:
         renewed = self._store.renew_leases(self.owner, self._ttl)
         mine = {x.resource[len(PREFIX) :]: x for x in renewed if x.resource.startswith(PREFIX)}
         with self._lock:
+            self._confirmed_until = started + self._ttl
+            self._beaten.notify_all()
             self._changed = {m: at for m, at in self._changed.items() if at >= started}
             lost = []
             for m, lease in list(self._held.items()):
@@ -234,4 +269,4 @@ class MissionFencedStore(FencedLog):
 
     def _lost(self, err: LeaseLostError) -> None:
         if err.resource.startswith(PREFIX):
-            self._leases.lose([err.resource[len(PREFIX) :]])
+            self._leases.lose([err.resource[len(PREFIX) :]], epoch=err.epoch)

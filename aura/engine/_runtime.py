@@ -338,6 +338,7 @@ class Runtime:
                 lambda err: self.system.log.error("step.thread_error", error=repr(err)),
                 clock=clock,
                 faults=faults,
+                may_start=self._step_may_start,
             )
             self._outbox = Outbox(
                 self.system,
@@ -459,7 +460,7 @@ class Runtime:
         if mission_id in self._damaged:
             raise MissionDamagedError(mission_id, self._damaged[mission_id])
         actor_id = PREFIX + mission_id
-        if self._sharing is not None and not self._sharing.leases.holds(mission_id):
+        if self._sharing is not None and not self._runs_here(mission_id):
             remote = self._sharing.remote_view(mission_id)
             if remote is None:
                 raise MissionNotFoundError(mission_id)
@@ -756,7 +757,7 @@ class Runtime:
     ) -> MissionView:
         """Block until the mission is terminal or dead (or, with ``until``, in
         one of those statuses); return its view. Raises ``MissionTimeoutError``."""
-        if self._sharing is not None and not self._sharing.leases.holds(mission_id):
+        if self._sharing is not None and not self._runs_here(mission_id):
             return self._wait_remote(mission_id, timeout, until)
         if until is None:
             view = self.get(mission_id)
@@ -793,7 +794,7 @@ class Runtime:
             view = self.get(mission_id)
             if view.status in wanted:
                 return view
-            if self._sharing is not None and self._sharing.leases.holds(mission_id):
+            if self._sharing is not None and self._runs_here(mission_id):
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return self.wait(mission_id, left, until=until)
             if deadline is not None and time.monotonic() >= deadline:
@@ -1008,11 +1009,13 @@ class Runtime:
         refuses to journal it (full disk, I/O error), nothing was recorded:
         try again later, backing off, rather than leave the mission waiting
         for something that is gone."""
-        if self._closed:
-            return
+        if self._closed or not self._runs_here(mission_id):
+            return  # it moved to another runtime, which replays it
         try:
             self._ask(PREFIX + mission_id, message)
         except MessageRejectedError as err:
+            if not self._runs_here(mission_id):
+                return  # refused because its lease is gone: nothing to retry here
             self.system.log.error("delivery.retrying", mission_id=mission_id, error=str(err))
             again = min(delay * 2, 10.0)
             with contextlib.suppress(ActorError):
@@ -1022,6 +1025,14 @@ class Runtime:
                 )
         except ActorError:
             pass  # the mission is gone (stopped, removed): nothing to deliver to
+
+    def _step_may_start(self, mission_id: str, wait: bool) -> bool | None:
+        sharing = self._sharing
+        return True if sharing is None else sharing.leases.current(mission_id, wait=wait)
+
+    def _runs_here(self, mission_id: str) -> bool:
+        """Whether this runtime may act for ``mission_id`` (shared: holds its lease)."""
+        return self._sharing is None or self._sharing.leases.holds(mission_id)
 
     def _settled_event(self, mission_id: str) -> threading.Event:
         with self._events_lock:

@@ -137,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="PostgreSQL store: seconds of the ownership lease (renewed every fifth of it)",
     )
+    worker.add_argument(
+        "--log",
+        choices=["console", "json", "off"],
+        default="console",
+        help="the runtime's structured log on stderr (default: console lines)",
+    )
     return parser
 
 
@@ -223,6 +229,7 @@ def _run(args: argparse.Namespace, place: Place) -> int:
             lease=args.lease,
             shared=place.is_postgres and not (args.exclusive or args.standby),
             max_missions=args.max_missions,
+            log=None if args.log == "off" else args.log,
         )
     if args.command == "dead":
         found = _inspect.missions(place, "dead")

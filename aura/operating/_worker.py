@@ -56,6 +56,7 @@ def serve(
     lease: float = 10.0,
     shared: bool = False,
     max_missions: int = 10_000,
+    log: str | None = None,
     say: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> int:
     """Serve ``place`` until SIGTERM or SIGINT (one before the place is
@@ -90,6 +91,7 @@ def serve(
         heartbeat=lease / 5,
         shared=shared,
         max_missions=max_missions,
+        log=log,
     )
     with rt:
         serving = True

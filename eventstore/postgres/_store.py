@@ -458,18 +458,55 @@ class PostgresEventStore(GroupCommitWrites):
             "end a lost owner's sessions",
         )
 
+    def _end_stuck_holders(self, owner: str, prefix: str) -> None:
+        """End the sessions of every other holder of an expired lease under
+        ``prefix``: one paused inside a commit keeps row locks (and the
+        head) that no server timeout frees (in pipeline mode the server
+        arms no idle-in-transaction timeout), and every writer would wait
+        until it woke. Its commit is rolled back; it cannot write again."""
+        for (session,) in self._fetch(
+            f"SELECT DISTINCT session FROM {self._schema}.leases "
+            f"WHERE expires <= {self._NOW} AND expires > 0 AND owner <> '' AND owner <> %s "
+            "AND session <> '' AND starts_with(resource, %s)",
+            [owner, prefix],
+            "find stuck lease holders",
+        ):
+            self._end_sessions(session)
+
     def renew_leases(self, owner: str, ttl: float) -> list[Lease]:
         """Extend every lease ``owner`` still holds by ``ttl`` seconds from
         now, in one statement (the heartbeat). Returns them; a lease missing
-        from the answer was taken by another owner."""
+        from the answer was taken by another owner.
+
+        A row of ``owner``'s can be locked by another holder's commit (its
+        fence named a lease it had lost) and that holder be paused: the
+        renewal waits at most a moment, ends the sessions of holders whose
+        leases ran out, and tries again."""
         _, owner, ttl = check_lease_args("-", owner, ttl)
         self._check_writable("renew leases")
-        rows = self._fetch(
+        sql = (
             f"UPDATE {self._schema}.leases SET expires = {self._NOW} + %s WHERE owner = %s "
-            "RETURNING resource, owner, epoch, expires",
-            [ttl, owner],
-            "renew leases",
+            "RETURNING resource, owner, epoch, expires"
         )
+        rows: list[tuple[Any, ...]] = []
+        for attempt in range(3):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    conn.execute("SET LOCAL lock_timeout = '250ms'")
+                    rows = conn.execute(sql, [ttl, owner]).fetchall()
+                break
+            except psycopg.errors.LockNotAvailable:
+                if attempt == 2:
+                    raise StoreUnavailableError(
+                        self._where, "renew leases", "the lease rows stay locked"
+                    ) from None
+                self._end_stuck_holders(owner, "")
+            except PoolTimeout as err:
+                raise StoreUnavailableError(
+                    self._where, "renew leases", f"no connection to the server ({err})"
+                ) from None
+            except psycopg.Error as err:
+                raise translate(err, self._where, "renew leases", self._url) from None
         return sorted(
             (Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows), key=lambda x: x.resource
         )
@@ -516,24 +553,14 @@ class PostgresEventStore(GroupCommitWrites):
             [prefix, limit, owner, ttl, self.session],
             "claim leases",
         )
-        ended = {r[4] for r in rows if r[4]}
+        for session in {r[4] for r in rows if r[4]}:
+            self._end_sessions(session)  # a paused holder may be mid-commit
         if len(rows) < limit:
             # Expired rows the claim skipped are locked: by another claimer
             # for a moment, or by a holder paused mid-commit, whose open
             # transaction would hold them (and the head) until it woke.
             # End those holders' sessions; the next claim takes the rows.
-            ended |= {
-                r[0]
-                for r in self._fetch(
-                    f"SELECT DISTINCT session FROM {s}.leases WHERE expires <= {now} "
-                    "AND expires > 0 AND owner <> '' AND owner <> %s AND session <> '' "
-                    "AND starts_with(resource, %s)",
-                    [owner, prefix],
-                    "find stuck lease holders",
-                )
-            }
-        for session in ended:
-            self._end_sessions(session)  # a paused holder may be mid-commit
+            self._end_stuck_holders(owner, prefix)
         return sorted(
             (Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows), key=lambda x: x.resource
         )

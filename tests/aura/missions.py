@@ -275,6 +275,22 @@ async def many_steps(ctx: aura.MissionContext, n: int) -> int:
 
 
 @aura.step
+def paced_effect(mission: str, i: int, seconds: float) -> int:
+    """journal_effect after ``seconds`` of work: a run lasts long enough
+    for a test to kill, pause and restart things in the middle of it."""
+    time.sleep(seconds)  # the step's work, not synchronisation
+    return journal_effect(mission, i)
+
+
+@aura.mission
+async def paced_steps(ctx: aura.MissionContext, n: int, seconds: float) -> int:
+    total = 0
+    for i in range(n):
+        total += await ctx.step(paced_effect, ctx.info.mission_id, i, seconds)
+    return total
+
+
+@aura.step
 def slow_effect(mission: str, i: int) -> int:
     """journal_effect after 0.2 s of work: a process can be killed mid-mission."""
     time.sleep(0.2)  # the step's work, not synchronisation

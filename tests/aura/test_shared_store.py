@@ -126,9 +126,11 @@ def test_a_runtime_whose_heartbeat_stalls_loses_its_missions_to_another_and_cann
     where: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A runtime that stops renewing (paused, partitioned) past its lease:
-    another claims its missions and finishes them; its own next write to
-    them is refused by the fence, it stops them, and every step result is
-    recorded once. (Real processes, SIGKILL and SIGSTOP: issue 26 notes.)"""
+    another claims its missions and finishes them. Its steps wait rather
+    than start on leases that may have run out; when its heartbeat answers
+    again it finds the missions gone and stops them, and every step result
+    is recorded once. (Real processes, SIGKILL and SIGSTOP, and the fence
+    refusing a woken runtime's writes: ``test_shared_workers.py``.)"""
     from eventstore import EventStore
 
     from .processes import recorded_in
@@ -140,11 +142,19 @@ def test_a_runtime_whose_heartbeat_stalls_loses_its_missions_to_another_and_cann
         for i in range(4):
             a.start(m.slow_steps, 12, mission_id=f"d{i}")
         a.wait("d0", 30, until={S.RUNNING})
-        a._sharing.leases._stop.set()  # its heartbeat stalls: the leases run out
+        leases = a._sharing.leases
+        beat = leases._beat
+        # Its lease thread stalls (no renewal, no claims): its leases run out.
+        leases._beat = leases._claim = lambda: None  # type: ignore[method-assign]
         with shared(where, **kw) as b:
             for i in range(4):
                 assert b.wait(f"d{i}", 120).result == sum(s * s for s in range(12))
-            assert not any(a._sharing.leases.holds(f"d{i}") for i in range(4))
+            # a learnt of the loss only where a write of its was refused;
+            # its other missions' steps wait instead of starting.
+            assert all(leases.current(i, wait=False) is None for i in leases.held())
+            beat()  # its heartbeat is answered again
+            assert not any(leases.holds(f"d{i}") for i in range(4))
+            assert all(leases.current(f"d{i}") is False for i in range(4))
     finally:
         a.close()
     with EventStore.open(where["store"], schema=where["schema"], readonly=True) as log:

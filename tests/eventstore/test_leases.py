@@ -325,3 +325,28 @@ def test_a_claim_ends_a_holder_stuck_mid_commit_and_then_takes_its_leases(
         with pytest.raises(LeaseLostError):
             holder.append("mission/0", ev("late"), fence=leases[0])
         assert [e.data for e in taker.read("mission/0")] == [b"before", b"after"]
+
+
+def test_a_renewal_is_not_held_up_by_a_stuck_holder_locking_its_rows(
+    pg_server_url: str, pg_schema: str
+) -> None:
+    """A holder paused inside a commit whose fence named a lease it had
+    lost holds that row, now another owner's: the owner's heartbeat must
+    not wait for it to wake (its own leases would run out meanwhile)."""
+    import psycopg
+
+    with (
+        PostgresEventStore.open(pg_server_url, schema=pg_schema) as holder,
+        PostgresEventStore.open(pg_server_url, schema=pg_schema) as live,
+    ):
+        gone = holder.acquire_lease("mission/old", "holder", 0.5)
+        mine = live.acquire_lease("mission/live", "live", 30)
+        assert gone is not None and mine is not None
+        stuck = psycopg.connect(pg_server_url, application_name=holder.session)
+        stuck.execute(f"SELECT 1 FROM {pg_schema}.leases WHERE resource = 'mission/live' FOR SHARE")
+        Backend(live, None).expire(gone)
+        renewed = live.renew_leases("live", 30)
+        assert [(x.resource, x.epoch) for x in renewed] == [("mission/live", 1)]
+        assert renewed[0].expires > mine.expires
+        with pytest.raises(psycopg.OperationalError):
+            stuck.execute("SELECT 1")  # the stuck holder's session was ended
