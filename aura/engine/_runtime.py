@@ -33,6 +33,7 @@ from eventstore import (
     Durability,
     EventLog,
     EventStoreError,
+    LeaseLostError,
     NewEvent,
     RecordedEvent,
 )
@@ -1106,12 +1107,24 @@ class Runtime:
                     attempt=streak,
                 )
             )
-        if batch:
-            batch.append((AUDIT_STREAM, [bundle(entries)], None))
+        while batch:
             try:
-                self.store.append_many(batch)
+                self.store.append_many([*batch, (AUDIT_STREAM, [bundle(entries)], None)])
+                return
+            except (LeaseLostError, ConcurrencyError) as err:
+                # That mission moved on meanwhile (shared: a command ran it,
+                # it settled and gave its lease up, or another runtime took
+                # it): it needs no marker here. Mark the others.
+                gone = err.resource if isinstance(err, LeaseLostError) else err.stream
+                keep = [i for i, item in enumerate(batch) if item[0] != gone]
+                if len(keep) == len(batch):
+                    self.system.log.error("runtime.recovery_marks_failed", error=str(err))
+                    return
+                batch = [batch[i] for i in keep]
+                entries = [entries[i] for i in keep]
             except EventStoreError as err:  # resume them all the same: the log is intact
                 self.system.log.error("runtime.recovery_marks_failed", error=str(err))
+                return
 
     def _poll_commands(self) -> None:
         """Deliver commands other processes queued (see ``_commands``)."""

@@ -77,3 +77,23 @@ def test_max_recovery_attempts_is_checked(tmp_path: Path) -> None:
 
     with pytest.raises(aura.AuraError, match="max_recovery_attempts"):
         aura.Runtime(tmp_path, max_recovery_attempts=0)
+
+
+def test_recovery_marks_skip_a_mission_that_moved_on_and_mark_the_rest(tmp_path: Path) -> None:
+    """Markers are written in one commit: a mission whose log grew since
+    its last event was read (shared: a command ran it meanwhile) is left
+    out, and the others are still marked."""
+    from aura.core._messages import RECOVERY
+
+    with aura.Runtime(tmp_path / "data", missions=[m.approval]) as rt:
+        for mission_id in ("x", "y"):
+            rt.start(m.approval, None, mission_id=mission_id)
+            rt.wait(mission_id, 30, until={S.WAITING})
+        stale = rt._last_event("mission/x")
+        rt.signal("x", "note", "moved on")  # x's log grows past what was read
+        current = rt._last_event("mission/y")
+        assert stale is not None and current is not None
+        rt._mark_recoveries([stale, current])
+        last_x, last_y = rt._last_event("mission/x"), rt._last_event("mission/y")
+        assert last_y is not None and last_y.kind == RECOVERY
+        assert last_x is not None and last_x.kind != RECOVERY and last_x.version > stale.version
