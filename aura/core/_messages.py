@@ -114,6 +114,8 @@ class RaiseBudget(msgspec.Struct, tag="raise_budget", frozen=True):
     usd: float | None
     tokens: int | None
     at: float
+    inbox: int = 0
+    """Its ``inbox/<id>`` number when sent as a command (0: sent here)."""
 
 
 class NewRun(msgspec.Struct, tag="new_run", frozen=True):
@@ -146,7 +148,7 @@ MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget |
 
 def inbox_number(message: object) -> int:
     """The ``inbox/<id>`` number of a message sent as a command, else 0."""
-    return message.inbox if isinstance(message, (Start, Signal, Cancel)) else 0
+    return message.inbox if isinstance(message, (Start, Signal, Cancel, RaiseBudget)) else 0
 
 
 STREAM_PREFIX = "mission/"

@@ -30,13 +30,14 @@ COMMAND_POLL = 0.05
 
 
 class Command(msgspec.Struct, frozen=True):
-    kind: str  # "start" | "signal" | "cancel" | "terminate" | "resume" | "redrive"
+    kind: str  # "start" | "signal" | "cancel" | "terminate" | "resume" | "redrive" | "budget"
     mission_id: str
     at: float
     name: str = ""
     """The signal's name; for a start, the mission definition's name."""
     payload: Any = None
-    """The signal's payload; for a start, the list of arguments."""
+    """The signal's payload; for a start, the list of arguments; for a
+    budget, ``[usd, tokens]`` (``None``: keep that limit)."""
     reason: str = ""
     reuse: str = "never"
     """A start's id-reuse policy."""

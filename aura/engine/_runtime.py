@@ -588,15 +588,25 @@ class Runtime:
         self._ask(PREFIX + mission_id, Cancel(reason, self._clock(), force=True, inbox=_inbox))
 
     def raise_budget(
-        self, mission_id: str, *, usd: float | None = None, tokens: int | None = None
+        self,
+        mission_id: str,
+        *,
+        usd: float | None = None,
+        tokens: int | None = None,
+        _inbox: int = 0,
     ) -> MissionView:
         """Set new budget limits (``None`` keeps one); a mission waiting on its
-        budget resumes if it is now within it. Journaled and audited."""
+        budget resumes if it is now within it. Journaled and audited. On a
+        shared store it goes to the runtime running the mission."""
         new = Budget(usd, tokens)  # validates
         view = self.get(mission_id)
         if view.status in SETTLED:
             raise AuraError(f"mission {mission_id!r} is {view.status.value}: no budget to raise")
-        self._ask(PREFIX + mission_id, RaiseBudget(new.usd, new.tokens, self._clock()))
+        if not _inbox and self._sent_elsewhere(
+            Command("budget", mission_id, self._clock(), payload=[new.usd, new.tokens])
+        ):
+            return self.get(mission_id)
+        self._ask(PREFIX + mission_id, RaiseBudget(new.usd, new.tokens, self._clock(), _inbox))
         return self.get(mission_id)
 
     def dead_letters(self) -> list[MissionView]:
@@ -928,7 +938,7 @@ class Runtime:
         view = sharing.remote_view(command.mission_id)
         if view is None:
             raise MissionNotFoundError(command.mission_id)
-        if command.kind in ("signal", "cancel", "terminate") and view.status in SETTLED:
+        if command.kind in ("signal", "cancel", "terminate", "budget") and view.status in SETTLED:
             raise AuraError(
                 f"mission {command.mission_id!r} is {view.status.value}: nothing to {command.kind}"
             )
@@ -1177,6 +1187,9 @@ class Runtime:
                 self.resume(mid, why or "resumed from the CLI", _inbox=n)
             elif command.kind == "redrive":
                 self.redrive(mid, _inbox=n)
+            elif command.kind == "budget":
+                usd, tokens = command.payload
+                self.raise_budget(mid, usd=usd, tokens=tokens, _inbox=n)
             else:
                 raise AuraError(f"unknown command {command.kind!r}")
         except AuraError as err:  # e.g. the mission finished meanwhile: nothing to do

@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     redrive = command("redrive", "resume a dead-lettered mission with the current code")
     redrive.add_argument("mission_id")
     redrive.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    budget = command("budget", "set a mission's budget limits (one waiting on its budget resumes)")
+    budget.add_argument("mission_id")
+    budget.add_argument("--usd", type=float, default=None, help="new cost limit in USD")
+    budget.add_argument("--tokens", type=int, default=None, help="new token limit")
+    budget.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
     dead = command("dead", "list dead-lettered missions and why")
     dead.add_argument("--json", action="store_true")
     rep = command("replay", "rebuild a mission from its log event by event (the replay debugger)")
@@ -212,7 +217,7 @@ def _run(args: argparse.Namespace, place: Place) -> int:
         return 0
     if args.command == "audit":
         return _audit(args, place)
-    if args.command in ("signal", "cancel", "terminate", "resume", "redrive"):
+    if args.command in ("signal", "cancel", "terminate", "resume", "redrive", "budget"):
         return _command(args, place)
     if args.command == "run":
         return _run_mission(args, place)
@@ -288,6 +293,18 @@ def _command(args: argparse.Namespace, place: Place) -> int:
         )
     elif args.command in ("cancel", "terminate", "resume"):
         cmd = Command(args.command, args.mission_id, time.time(), reason=args.reason)
+    elif args.command == "budget":
+        if args.usd is None and args.tokens is None:
+            print("aura: error: budget needs --usd or --tokens (or both)", file=sys.stderr)
+            return 2
+        from ..core._budget import Budget
+
+        try:
+            limits = Budget(args.usd, args.tokens)  # checked here, not by the runtime later
+        except AuraError as err:
+            print(f"aura: error: {err}", file=sys.stderr)
+            return 2
+        cmd = Command("budget", args.mission_id, time.time(), payload=[limits.usd, limits.tokens])
     else:
         cmd = Command("redrive", args.mission_id, time.time())
     number = queue(place, cmd)

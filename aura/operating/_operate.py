@@ -46,7 +46,7 @@ def queue(place: Place, command: Command) -> int:
         if not exists:
             raise AuraError(f"no mission {command.mission_id!r} in {place.describe()}")
         status = summarize(store, command.mission_id).status
-        if command.kind in ("signal", "cancel", "terminate") and status in SETTLED_VALUES:
+        if command.kind in ("signal", "cancel", "terminate", "budget") and status in SETTLED_VALUES:
             raise AuraError(
                 f"mission {command.mission_id!r} is {status}: nothing to {command.kind}"
             )

@@ -78,3 +78,23 @@ def test_bad_budgets_and_costs_are_refused(tmp_path: Path) -> None:
             rt.start(pays_badly, mission_id="b").result(timeout=30)
         with pytest.raises(aura.AuraError, match="failed: no budget"):
             rt.raise_budget("b", usd=1)
+
+
+def test_aura_budget_from_another_process_resumes_a_mission_waiting_on_it(
+    tmp_path: Path,
+) -> None:
+    """``aura budget`` queues the new limits; the runtime that opens the
+    directory applies them once (journaled with the command's inbox number)."""
+    from .processes import cli
+
+    with aura.Runtime(tmp_path, missions=[m.spender]) as rt:
+        rt.start(m.spender, 4, mission_id="s")
+        assert wait_status(rt, "s", WAITING).waiting_for == "budget"
+    bad = cli(tmp_path, "budget", "s", "--usd", "-1")
+    assert bad.returncode == 2 and "finite number >= 0" in bad.stderr
+    assert cli(tmp_path, "budget", "s").returncode == 2  # neither limit given
+    sent = cli(tmp_path, "budget", "s", "--usd", "10")
+    assert sent.returncode == 0, sent.stderr
+    with aura.Runtime(tmp_path, missions=[m.spender]) as rt:
+        assert rt.handle("s").result(timeout=30) == 0 + 1 + 2 + 3
+        assert rt.get("s").budget == aura.Budget(usd=10.0)

@@ -116,6 +116,7 @@ def test_operate_errors_are_one_clear_line(tmp_path: Path) -> None:
         (("signal", "done", "x"), "is completed: nothing to signal"),
         (("signal", "done", "x", "{bad"), "not valid JSON"),
         (("redrive", "done"), "is completed, not dead"),
+        (("budget", "done", "--usd", "5"), "is completed: nothing to budget"),
         (("run", "no_such_module:m"), "cannot import 'no_such_module'"),
         (("run", "tests.aura.missions:add"), "is not a mission"),
     ]

@@ -160,3 +160,16 @@ def test_a_runtime_whose_heartbeat_stalls_loses_its_missions_to_another_and_cann
     with EventStore.open(where["store"], schema=where["schema"], readonly=True) as log:
         recorded = recorded_in(log)
     assert recorded == {f"d{i}/1/{s}": 1 for i in range(4) for s in range(12)}
+
+
+def test_a_budget_raised_from_another_runtime_resumes_the_mission_where_it_runs(
+    where: dict[str, Any],
+) -> None:
+    with shared(where, missions=[m.spender]) as a, shared(where, missions=[m.spender]) as b:
+        a.start(m.spender, 4, mission_id="p")
+        assert a.wait("p", 30, until={S.WAITING}).waiting_for == "budget"
+        assert a._sharing.leases.holds("p") and not b._sharing.leases.holds("p")
+        b.raise_budget("p", usd=10)  # through the store, to a
+        assert b.handle("p").result(timeout=30) == 0 + 1 + 2 + 3
+        assert a.get("p").cost_usd == pytest.approx(1.6)  # past the first limit of $1.00
+        assert not b._sharing.leases.holds("p")
