@@ -488,7 +488,9 @@ class PostgresEventStore(GroupCommitWrites):
             f"UPDATE {self._schema}.leases SET expires = {self._NOW} + %s WHERE owner = %s "
             "RETURNING resource, owner, epoch, expires"
         )
+        self._check_open()
         rows: list[tuple[Any, ...]] = []
+        broken = False
         for attempt in range(3):
             try:
                 with self._pool.connection() as conn, conn.transaction():
@@ -501,6 +503,11 @@ class PostgresEventStore(GroupCommitWrites):
                         self._where, "renew leases", "the lease rows stay locked"
                     ) from None
                 self._end_stuck_holders(owner, "")
+            except psycopg.OperationalError as err:
+                if broken:
+                    raise translate(err, self._where, "renew leases", self._url) from None
+                broken = True  # a connection the server dropped: replaced, once
+                self._drop_broken()
             except PoolTimeout as err:
                 raise StoreUnavailableError(
                     self._where, "renew leases", f"no connection to the server ({err})"
