@@ -159,13 +159,10 @@ class MissionLeases:
         if that is still the epoch held here (a refused write may have been
         made with an older lease that this runtime has since claimed again)."""
         with self._lock:
-            gone = [
-                m
-                for m in mission_ids
-                if m in self._held
-                and epoch in (None, self._held[m].epoch)
-                and self._held.pop(m, None) is not None
-            ]
+            held = self._held
+            gone = [m for m in mission_ids if m in held and epoch in (None, held[m].epoch)]
+            for m in gone:
+                held.pop(m, None)
         if gone:
             self._on_lost(gone)
 

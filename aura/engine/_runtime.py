@@ -339,7 +339,7 @@ class Runtime:
                 lambda err: self.system.log.error("step.thread_error", error=repr(err)),
                 clock=clock,
                 faults=faults,
-                may_start=self._step_may_start,
+                may_start=None if self._sharing is None else self._sharing.leases.current,
             )
             self._outbox = Outbox(
                 self.system,
@@ -1036,10 +1036,6 @@ class Runtime:
                 )
         except ActorError:
             pass  # the mission is gone (stopped, removed): nothing to deliver to
-
-    def _step_may_start(self, mission_id: str, wait: bool) -> bool | None:
-        sharing = self._sharing
-        return True if sharing is None else sharing.leases.current(mission_id, wait=wait)
 
     def _runs_here(self, mission_id: str) -> bool:
         """Whether this runtime may act for ``mission_id`` (shared: holds its lease)."""

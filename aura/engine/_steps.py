@@ -64,12 +64,12 @@ class StepRunner:
         *,
         clock: Callable[[], float] = time.time,
         faults: Any = None,
-        may_start: Callable[[str, bool], bool | None] | None = None,
+        may_start: Callable[..., bool | None] | None = None,
     ) -> None:
         self._clock = clock
-        # Shared store: whether this runtime still owns a mission, asked just
-        # before a step of it starts (True, False: it moved, None: not known
-        # without waiting for the next heartbeat).
+        # Shared store: ``may_start(mission_id, wait=...)``, asked just before
+        # a step starts: True, False (the mission moved), None (not known
+        # without waiting for the next heartbeat, and wait=False).
         self._may_start = may_start
         self._faults = faults  # crash injection around step bodies (aura.testing)
         self._deliver = deliver
@@ -156,7 +156,7 @@ class StepRunner:
             self._faults.check(point, attempt.info.idempotency_key)
 
     def _run_sync(self, attempt: _Attempt) -> None:
-        if self._may_start is not None and not self._may_start(attempt.job.mission_id, True):
+        if self._may_start is not None and not self._may_start(attempt.job.mission_id, wait=True):
             return  # the mission moved to another runtime, which runs this step
         token = _current.set(attempt)
         try:
@@ -178,9 +178,9 @@ class StepRunner:
         self._unstarted.pop(id(attempt), None)
         if self._may_start is not None:
             mission_id = attempt.job.mission_id
-            may = self._may_start(mission_id, False)
+            may = self._may_start(mission_id, wait=False)
             if may is None:  # wait for the heartbeat off the event loop
-                may = await asyncio.to_thread(self._may_start, mission_id, True)
+                may = await asyncio.to_thread(self._may_start, mission_id, wait=True)
             if not may:
                 return  # the mission moved to another runtime, which runs this step
         token = _current.set(attempt)
