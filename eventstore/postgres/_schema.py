@@ -20,10 +20,26 @@ from typing import Any
 
 from .._errors import InvalidEventError, StoreIOError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-DDL = """
+EXPECT = """
+CREATE OR REPLACE FUNCTION {s}.expect(ok boolean, what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'aura: % moved since this writer last looked', what
+            USING ERRCODE = 'AU001';
+    END IF;
+END
+$$;
+"""
+"""``{schema}.expect(ok, what)``: raise (SQLSTATE AU001) unless ``ok``. A commit
+that guessed its rows (see ``_batch.commit_appends``) checks them with it."""
+
+
+DDL = (
+    """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.meta (
     key text PRIMARY KEY,
@@ -75,8 +91,10 @@ CREATE INDEX IF NOT EXISTS leases_by_expiry ON {s}.leases (expires);
 INSERT INTO {s}.meta (key, value) VALUES ('schema_version', {v}), ('head', 0)
     ON CONFLICT (key) DO NOTHING;
 """
+    + EXPECT
+)
 
-UPGRADES: dict[int, str] = {}
+UPGRADES: dict[int, str] = {1: EXPECT}
 """``UPGRADES[n]``: the SQL that turns schema version ``n`` into ``n + 1``."""
 
 

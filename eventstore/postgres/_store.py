@@ -29,6 +29,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._errors import (
@@ -124,6 +125,7 @@ class PostgresEventStore(GroupCommitWrites):
             name=f"eventstore-{schema}",
         )
         self._committer: GroupCommitter[Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
+        self._known = _batch.Known()  # the rows the last commit left (committing thread)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -258,8 +260,10 @@ class PostgresEventStore(GroupCommitWrites):
                             now=self._clock(),
                             chained=self._chained,
                             channel=self.channel,
+                            known=self._known,
                         )
                     else:
+                        self._known.forget()
                         self._commit_general(conn, ops, state)
                 assert state.applied is not None
                 return state.applied.outcomes
@@ -277,6 +281,10 @@ class PostgresEventStore(GroupCommitWrites):
                 assert applied is not None
                 if applied.probe is not None and self._committed(applied.probe):
                     return applied.outcomes
+                if applied.probe is not None and broken == 0 and attempt < _WRITE_ATTEMPTS - 1:
+                    broken += 1
+                    self._drop_broken()
+                    continue  # it is known not to have committed: write it again, once
                 raise StoreUnavailableError(
                     self._where,
                     "write",
@@ -305,11 +313,16 @@ class PostgresEventStore(GroupCommitWrites):
             state.committing = True
 
     def _committed(self, probe: tuple[int, str, int, str, bytes, float, bytes]) -> bool:
-        """Is the batch whose first row is ``probe`` in the log, exactly?"""
+        """Is the batch whose first row is ``probe`` in the log, exactly? The
+        answer is final: it waits (a little) for the lock on the head row,
+        which the broken commit held until it ended (if it reached the
+        server at all)."""
         position, stream, version, kind, data, ts, _ = probe
         for delay in (0.05, 0.2, 0.5, 1.0, 2.0):
             try:
-                with self._connection("check a commit") as conn:
+                with self._connection("check a commit") as conn, conn.transaction():
+                    conn.execute("SET LOCAL lock_timeout = '2s'")
+                    conn.execute(f"SELECT 1 FROM {self._schema}.meta WHERE key = 'head' FOR SHARE")
                     row = conn.execute(
                         f"SELECT position, kind, data, ts FROM {self._schema}.events "
                         "WHERE stream = %s AND version = %s UNION ALL "
@@ -344,6 +357,13 @@ class PostgresEventStore(GroupCommitWrites):
         what it may have missed meanwhile)."""
         self._check_open()
         watched = frozenset(streams) if streams is not None else None
+        # Watching system streams only: listen on their own channels, so that
+        # other commits (most of them) do not wake this thread at all.
+        own = [_batch.stream_channel(self.channel, st) for st in watched or ()]
+        channels = [self.channel]
+        if watched and all(own) and all(st[0] == "$" and st not in self._chained for st in watched):
+            channels = [c for c in own if c is not None]
+        listens = [pgsql.SQL("LISTEN {}").format(pgsql.Identifier(c)) for c in channels]
         stop = threading.Event()
         listening = threading.Event()
 
@@ -352,7 +372,8 @@ class PostgresEventStore(GroupCommitWrites):
             while not stop.is_set() and not self._closed:
                 try:
                     with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as conn:
-                        conn.execute(f'LISTEN "{self.channel}"')
+                        for statement in listens:
+                            conn.execute(statement)
                         listening.set()
                         delay = 0.1
                         while not stop.is_set() and not self._closed:

@@ -12,12 +12,14 @@ import psycopg
 import pytest
 
 from eventstore import (
+    ConcurrencyError,
     EventStore,
     InvalidEventError,
     NewEvent,
     StoreIOError,
     StoreUnavailableError,
     backend_of,
+    verify_chain,
 )
 from eventstore.postgres import SCHEMA_VERSION, PostgresEventStore
 from tests.postgres_server import PostgresServer
@@ -184,6 +186,42 @@ def test_a_subscriber_is_woken_by_other_writers_commits_not_its_own(
     assert heads == [2]
 
 
+@pytest.mark.parametrize(
+    "watched",
+    [
+        "$commands",  # listened to on its own channel
+        "$" + "c" * 70,  # too long for a channel of its own: the store's, filtered
+        "$audit",  # chained: most commits append to it, so the store's channel, filtered
+    ],
+)
+def test_a_subscriber_to_a_system_stream_is_woken_by_its_commits_only(
+    pg_server_url: str, pg_schema: str, watched: str
+) -> None:
+    heads: list[int] = []
+    woken = threading.Condition()
+
+    def on_commit(head: int) -> None:
+        with woken:
+            heads.append(head)
+            woken.notify_all()
+
+    with (
+        EventStore.open(pg_server_url, schema=pg_schema, chained=["$audit"]) as mine,
+        EventStore.open(pg_server_url, schema=pg_schema, chained=["$audit"]) as other,
+    ):
+        stop = mine.subscribe(on_commit, streams=[watched])
+        other.append("s", [NewEvent("k")])  # head 1
+        other.append("$other", [NewEvent("k")])  # head 2
+        mine.append(watched, [NewEvent("k")])  # head 3: its own
+        other.append_many([("s", [NewEvent("k")], None), (watched, [NewEvent("k")], None)])
+        other.append("t", [NewEvent("k")])  # head 6
+        other.append(watched, [NewEvent("k")])  # head 7
+        with woken:
+            assert woken.wait_for(lambda: len(heads) >= 2, 30)
+        stop()
+    assert heads == [5, 7]  # in commit order: nothing of the others came first
+
+
 def test_a_lost_commit_is_not_mistaken_for_anothers_row_at_its_place(
     pg_server_url: str, pg_schema: str
 ) -> None:
@@ -204,3 +242,53 @@ def test_a_lost_commit_is_not_mistaken_for_anothers_row_at_its_place(
         ours_lost = (2, "m", 2, "step", b"result", 1000.0, b"")
         assert ours._committed(ours_lost) is False
         assert theirs._committed((2, "m", 2, "step", b"result", 2000.0, b"")) is True
+
+
+def test_an_older_schema_is_upgraded_by_a_writable_open(pg_server_url: str, pg_schema: str) -> None:
+    """Version 1 had no ``expect`` function (the one-round-trip commit's
+    check): a read-only open says to open it writable; that upgrades it."""
+    with EventStore.open(pg_server_url, schema=pg_schema) as store:
+        store.append("s", [NewEvent("k", b"1")])
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f"DROP FUNCTION {pg_schema}.expect(boolean, text)")
+        conn.execute(f"UPDATE {pg_schema}.meta SET value = 1 WHERE key = 'schema_version'")
+    with pytest.raises(StoreIOError, match="open it once writable"):
+        EventStore.open(pg_server_url, schema=pg_schema, readonly=True)
+    with EventStore.open(pg_server_url, schema=pg_schema) as store:
+        for i in range(2, 6):
+            assert store.append("s", [NewEvent("k", str(i).encode())], expected_version=i - 1) == i
+        assert [e.data for e in store.read("s")] == [str(i).encode() for i in range(1, 6)]
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        got = conn.execute(f"SELECT value FROM {pg_schema}.meta WHERE key = 'schema_version'")
+        assert got.fetchone() == (SCHEMA_VERSION,)
+
+
+def test_writers_sharing_streams_and_a_chain_stay_exact(pg_server_url: str, pg_schema: str) -> None:
+    """Each store commits in one round trip by guessing the rows its last
+    commit left; a commit by the other store makes that guess wrong. The
+    wrong guess must write nothing, and the commit must still land exactly
+    (gapless positions, versions checked, the chain linked) or be refused."""
+    with (
+        PostgresEventStore.open(pg_server_url, schema=pg_schema, chained=["$audit"]) as a,
+        PostgresEventStore.open(pg_server_url, schema=pg_schema, chained=["$audit"]) as b,
+    ):
+        for i in range(60):
+            writer = b if i % 3 == 2 else a  # runs of a's guesses, then b moves every row
+            versions = writer.append_many(
+                [
+                    ("s", [NewEvent("step", str(i).encode())], i),
+                    ("$audit", [NewEvent("entry", str(i).encode())], None),
+                    (f"own-{i % 2}", [NewEvent("x")], None),
+                ]
+            )
+            assert versions[0] == i + 1 and versions[1] == i + 1
+        with pytest.raises(ConcurrencyError):
+            a.append("s", [NewEvent("stale")], expected_version=59)
+        assert b.append("s", [NewEvent("step", b"60")], expected_version=60) == 61
+        assert a.append("s", [NewEvent("step", b"61")], expected_version=61) == 62
+        events = list(a.read_all())
+        assert [e.position for e in events] == list(range(1, len(events) + 1))
+        assert [e.data for e in a.read("s")] == [str(i).encode() for i in range(62)]
+        audit = list(b.read("$audit"))
+        assert [e.data for e in audit] == [str(i).encode() for i in range(60)]
+        assert verify_chain(audit, "$audit").ok
