@@ -27,7 +27,7 @@ import msgspec
 
 from .._errors import CorruptionError
 from .._records import FORMAT_VERSION, RecordedEvent
-from ._rows import _ArchiveChunk, _MetaRow, _SnapshotRow, _StreamRow
+from ._rows import _ArchiveChunk, _LeaseRow, _MetaRow, _SnapshotRow, _StreamRow
 
 _U64 = struct.Struct(">Q")
 _U64x2 = struct.Struct(">QQ")
@@ -36,7 +36,7 @@ _FORMAT = bytes([FORMAT_VERSION])
 _encoder = msgspec.msgpack.Encoder()
 _decoders: dict[type, msgspec.msgpack.Decoder[object]] = {
     t: msgspec.msgpack.Decoder(t)
-    for t in (RecordedEvent, _StreamRow, _SnapshotRow, _ArchiveChunk, _MetaRow)
+    for t in (RecordedEvent, _StreamRow, _SnapshotRow, _ArchiveChunk, _MetaRow, _LeaseRow)
 }
 # FORMAT_VERSION (1) is also the msgpack encoding of the integer 1, so N stored
 # values laid end to end are 2N msgpack objects: decode a whole chunk at once.

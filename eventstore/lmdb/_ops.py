@@ -25,6 +25,7 @@ from ._errors import (
     corrupt_meta,
     missing,
 )
+from ._leases import LeaseOp, LeaseTable
 from ._rows import _ArchiveChunk, _SnapshotRow
 from ._write_batch import StreamState, WriteBatch
 
@@ -41,6 +42,7 @@ class WriteOps:
         _path: str
         _chained: frozenset[str]
         _keep_snapshots: int
+        _lease_table: LeaseTable
 
         def _keys_with_sid(self, txn: Any, db: Any, sid: int) -> Iterator[bytes]: ...
         def _positions(
@@ -53,9 +55,13 @@ class WriteOps:
             self, txn: Any, stream: str, sid: int, first: int, last: int
         ) -> list[RecordedEvent]: ...
 
-    def _apply(self, st: WriteBatch, op: Op) -> Any:
+    def _apply(self, st: WriteBatch, op: Op | LeaseOp) -> Any:
         if isinstance(op, AppendOp):
+            if op.fences:  # in the transaction that writes: no other process in between
+                self._lease_table.check_fences(st.txn, op.fences, st.ts)
             return self._apply_append(st, op)
+        if isinstance(op, LeaseOp):
+            return op.run(st.txn, st.ts)
         if isinstance(op, SnapshotOp):
             return self._apply_snapshot(st, op)
         if isinstance(op, PurgeOp):

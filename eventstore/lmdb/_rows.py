@@ -39,3 +39,11 @@ class _MetaRow(msgspec.Struct, array_like=True, frozen=True):
     next_sid: int
     layout: int = 1
     """Key layout the store was written with (``_layout``); absent in layout 1."""
+
+
+class _LeaseRow(msgspec.Struct, array_like=True, frozen=True):
+    """A lease (``_leases``): who owns the resource, at which epoch, until when."""
+
+    owner: str
+    epoch: int
+    expires: float

@@ -58,6 +58,8 @@ from ._errors import (
 )
 from ._file import check_data_file
 from ._layout import LAYOUT, LEGACY_TABLES, upgrade
+from ._leases import TABLES as LEASE_TABLES
+from ._leases import LeaseOp, LeaseOps, LeaseTable
 from ._ops import WriteOps
 from ._rows import _ArchiveChunk, _MetaRow, _SnapshotRow, _StreamRow
 from ._rwlock import ResizeLock
@@ -70,13 +72,17 @@ _TABLES = ("catalog", "checkpoints", "archive", "meta")
 """The named LMDB databases of layout 3 (the log itself is the main database)."""
 
 
-class LmdbEventStore(GroupCommitWrites, WriteOps):
+class LmdbEventStore(GroupCommitWrites, WriteOps, LeaseOps):
     """An append-only, crash-safe event log in one LMDB directory.
 
     Open with :meth:`open`. Thread-safe. Other processes may open the same
     directory at the same time (read-only or as another writer). One process
     must open a given directory only once at a time (an LMDB rule).
+    Leases (``acquire_lease`` ...) say which process runs what; fenced
+    appends check them in the write transaction.
     """
+
+    supports_fencing = True
 
     def __init__(
         self,
@@ -104,7 +110,10 @@ class LmdbEventStore(GroupCommitWrites, WriteOps):
         self._log_db = env.open_db(None)  # the main database: see _layout
         self._db: dict[str, Any] = {}  # the named tables, opened by _init_meta
         self._cache = WriteCache()  # only touched by the group-commit leader
-        self._committer: GroupCommitter[Op] = GroupCommitter(self._run_batch, max_batch=max_batch)
+        self._committer: GroupCommitter[Op | LeaseOp] = GroupCommitter(
+            self._run_batch, max_batch=max_batch
+        )
+        self._lease_table = LeaseTable({}, path)  # the real one once the tables are open
 
     # ------------------------------------------------------------ lifecycle
 
@@ -147,7 +156,7 @@ class LmdbEventStore(GroupCommitWrites, WriteOps):
             env = lmdb.open(
                 spath,
                 map_size=map_size,
-                max_dbs=len(_TABLES) + len(LEGACY_TABLES),
+                max_dbs=len(_TABLES) + len(LEASE_TABLES) + len(LEGACY_TABLES),
                 max_readers=1024,
                 readonly=readonly,
                 sync=durability == "sync",
@@ -155,6 +164,9 @@ class LmdbEventStore(GroupCommitWrites, WriteOps):
                 lock=True,
                 subdir=True,
             )
+            # Free the reader slots of processes that died inside a read (SIGKILL):
+            # a stale slot pins old pages, and the file grows instead of reusing them.
+            env.reader_check()
         except lmdb.Error as err:
             raise translate(err, spath, "open") from err
         store = cls(
@@ -217,7 +229,7 @@ class LmdbEventStore(GroupCommitWrites, WriteOps):
         self._check_open()
         return self._committer.submit(op)
 
-    def _run_batch(self, ops: Sequence[Op]) -> list[object]:
+    def _run_batch(self, ops: Sequence[Op | LeaseOp]) -> list[object]:
         while True:
             failed: Any = None  # a write txn to abort once no reader is inside LMDB
             failure: BaseException | None = None
@@ -589,6 +601,16 @@ class LmdbEventStore(GroupCommitWrites, WriteOps):
                 ) from None
             except lmdb.Error as err:
                 raise translate(err, self._path, "open its tables", f"table {name!r}") from err
+        for name in LEASE_TABLES:  # added to layout 3 later: absent until first written
+            if name in self._db:
+                continue
+            try:
+                self._db[name] = self._env.open_db(name.encode(), txn=txn, create=txn is not None)
+            except lmdb.NotFoundError:
+                continue  # read-only, and no lease was ever taken here
+            except lmdb.Error as err:
+                raise translate(err, self._path, "open its tables", f"table {name!r}") from err
+        self._lease_table = LeaseTable(self._db, self._path)
 
     def _load_meta(self, txn: Any) -> _MetaRow | None:
         raw = txn.get(META_KEY, db=self._db["meta"])

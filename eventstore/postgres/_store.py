@@ -473,7 +473,8 @@ class PostgresEventStore(GroupCommitWrites):
         if session == self.session:
             return
         self._fetch(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            # Wait (up to 1 s) until each has exited and its locks are free (PostgreSQL 14+).
+            "SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity "
             "WHERE application_name = %s AND pid <> pg_backend_pid()",
             [session],
             "end a lost owner's sessions",

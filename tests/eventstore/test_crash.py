@@ -127,3 +127,49 @@ def _check(target: tuple[str, list[str]], acked: list[tuple[str, int, int, str]]
             size = int(datas[idx[0]].decode().split("/")[1])
             assert len(idx) == size, f"{stream}: partial batch {batch_id}"
             assert idx == list(range(idx[0], idx[0] + size)), f"{stream}: split batch {batch_id}"
+
+
+def test_several_writer_processes_killed_one_at_a_time_lose_nothing(
+    target: tuple[str, list[str]],
+) -> None:
+    """Three processes append to one store at once (shared streams too:
+    optimistic concurrency across processes); one of them, chosen at
+    random, is SIGKILLed over and over and started again while the others
+    keep writing. Every acknowledged batch of every process is there, whole."""
+    rng = random.Random(int(os.environ.get("AURA_CRASH_SEED", "20261207")))
+    acked: list[tuple[str, int, int, str]] = []
+    seeds = iter(range(1000, 2000))
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, str(CHILD), target[0], str(next(seeds)), "2", *target[1]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert _read_acks(proc, 1, 60) == ["READY"]
+        return proc
+
+    def collect(lines: list[str]) -> None:
+        for line in lines:
+            if line.startswith("ACK "):
+                _, stream, version, size, batch_id = line.split()
+                acked.append((stream, int(version), int(size), batch_id))
+
+    procs = [start() for _ in range(3)]
+    try:
+        for _ in range(max(KILLS // 3, 4)):
+            victim = rng.randrange(len(procs))
+            for i, proc in enumerate(procs):  # every process makes progress meanwhile
+                collect(_read_acks(proc, rng.choice([1, 10, 40]) if i == victim else 1, 60))
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait()
+            collect(_drain(procs[victim]))
+            procs[victim] = start()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    for proc in procs:
+        collect(_drain(proc))
+    _check(target, acked)
+    assert len({batch.split(".")[0] for *_, batch in acked}) > 3  # restarted ones wrote too

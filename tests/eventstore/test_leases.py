@@ -1,4 +1,4 @@
-"""Leases and fenced writes, on every backend that has them (memory, PostgreSQL).
+"""Leases and fenced writes, on every backend that has them (memory, LMDB, PostgreSQL).
 
 A lease makes one owner the writer of a resource; a write fenced with a
 lease whose epoch is no longer current is refused whole. The SIGSTOP test
@@ -27,6 +27,7 @@ from eventstore import (
     MemoryEventStore,
     NewEvent,
 )
+from eventstore.lmdb import LmdbEventStore
 from eventstore.postgres import PostgresEventStore
 from tests.postgres_server import fresh_schema
 
@@ -56,11 +57,16 @@ class Backend:
             time.sleep(0.01)
 
 
-@pytest.fixture(params=["memory", "postgres"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+@pytest.fixture(params=["memory", "lmdb", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "memory":
         clock = ManualClock()
         yield Backend(MemoryEventStore(clock=clock), clock)
+        return
+    if request.param == "lmdb":
+        clock = ManualClock()
+        with LmdbEventStore.open(tmp_path / "events", clock=clock) as store:
+            yield Backend(store, clock)
         return
     url = request.getfixturevalue("pg_server_url")
     with fresh_schema(url) as schema, PostgresEventStore.open(url, schema=schema) as store:
@@ -255,19 +261,50 @@ def _line(proc: subprocess.Popen[bytes], deadline: float = 30.0) -> str:
     return line
 
 
+@pytest.fixture(params=["lmdb", "postgres"])
+def shared_target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """Where two processes share a store: (an LMDB directory, "-") or (URL, schema)."""
+    if request.param == "lmdb":
+        return str(tmp_path / "events"), "-"
+    return request.getfixturevalue("pg_server_url"), request.getfixturevalue("pg_schema")
+
+
+def _open(target: tuple[str, str]) -> Any:
+    where, schema = target
+    if schema == "-":
+        return LmdbEventStore.open(where)
+    return PostgresEventStore.open(where, schema=schema)
+
+
 def test_a_process_paused_past_its_lease_cannot_append_after_waking(
-    pg_server_url: str, pg_schema: str
+    shared_target: tuple[str, str],
 ) -> None:
+    """On PostgreSQL the child runs free and is stopped wherever it is
+    (inside a commit too). On LMDB it is stopped between commits: inside
+    one it would hold LMDB's writer lock and every writer would wait for it
+    (no other process can take its lease meanwhile either)."""
     ttl = 1.0
+    paced = shared_target[1] == "-"
     proc = subprocess.Popen(
-        [sys.executable, str(CHILD), pg_server_url, pg_schema, "child", str(ttl)],
+        [sys.executable, str(CHILD), *shared_target, "child", str(ttl), *(["paced"] * paced)],
         stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
     )
+    assert proc.stdin is not None
+
+    def go() -> None:
+        if paced:
+            proc.stdin.write(b"go\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+
     try:
         assert _line(proc) == "LEASE 1"
-        acked = [int(_line(proc).split()[1]) for _ in range(20)]
+        acked = []
+        for _ in range(20):
+            go()
+            acked.append(int(_line(proc).split()[1]))
         os.kill(proc.pid, signal.SIGSTOP)
-        with PostgresEventStore.open(pg_server_url, schema=pg_schema) as store:
+        with _open(shared_target) as store:
             held = store.lease("mission-1")
             assert held is not None and held.owner == "child"
             while (mine := store.acquire_lease("mission-1", "parent", 60)) is None:
@@ -275,6 +312,7 @@ def test_a_process_paused_past_its_lease_cannot_append_after_waking(
             assert mine.epoch == 2
             taken_at = store.append("mission-1", ev("parent:1"), fence=mine)
             os.kill(proc.pid, signal.SIGCONT)
+            go()
             rest = proc.communicate(timeout=60)[0].decode().split("\n")
             acked += [int(x.split()[1]) for x in rest if x.startswith("ACK")]
             assert "LOST 2" in rest

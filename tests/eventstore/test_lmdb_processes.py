@@ -1,0 +1,86 @@
+"""Several processes on one LMDB directory: one that dies holding LMDB's
+writer lock or a reader slot does not wedge or bloat the others (LMDB's
+robust mutex, ``reader_check`` at open)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from eventstore import NewEvent
+from eventstore.lmdb import LmdbEventStore
+
+HOLDER = """
+import sys, lmdb
+env = lmdb.open(sys.argv[1], max_dbs=16)
+txn = env.begin(write=sys.argv[2] == "write")
+if sys.argv[2] == "write":
+    txn.put(b"x-half-written", b"never committed")
+print("HOLDING", flush=True)
+sys.stdin.readline()  # blocks until the parent kills it
+"""
+
+APPEND = """
+import sys
+from eventstore import NewEvent
+from eventstore.lmdb import LmdbEventStore
+with LmdbEventStore.open(sys.argv[1]) as store:
+    print(store.append("s", [NewEvent("e", b"after")]), flush=True)
+"""
+
+
+def _hold_and_kill(path: Path, mode: str) -> int:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "HOLDING\n"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    return holder.pid
+
+
+def test_a_process_killed_holding_the_writer_lock_does_not_wedge_the_next_writer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events"
+    with LmdbEventStore.open(path) as store:
+        store.append("s", [NewEvent("e", b"before")])
+    _hold_and_kill(path, "write")
+    # In another process, with a deadline: a wedged lock would block it forever.
+    done = subprocess.run(
+        [sys.executable, "-c", APPEND, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
+    with LmdbEventStore.open(path) as store:
+        assert [e.data for e in store.read("s")] == [b"before", b"after"]
+        assert store.head_position() == 2  # the killed writer's half transaction left nothing
+
+
+def test_a_reader_killed_inside_a_read_leaves_no_stale_slot(tmp_path: Path) -> None:
+    path = tmp_path / "events"
+    with LmdbEventStore.open(path) as store:  # open throughout: LMDB keeps its lock table
+        store.append("s", [NewEvent("e", b"x")])
+        pid = _hold_and_kill(path, "read")
+        assert f" {pid} " in store._env.readers()  # LMDB's reader table: one line per slot
+        # The next process to open the directory frees the dead one's slot.
+        done = subprocess.run(
+            [sys.executable, "-c", APPEND, str(path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f" {pid} " not in store._env.readers()
+        assert store.version("s") == 2
