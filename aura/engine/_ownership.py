@@ -12,6 +12,13 @@ The holder writes who it is (pid, host, start time, command line) into the
 lock file after taking the lock; it is information for the error message
 only, never trusted for the decision, which is the kernel's.
 
+Shared runtimes (``Runtime(path, shared=True)``, ``aura worker``) take the
+same lock with ``LOCK_SH``: any number of them at once, none beside a
+single owner. Each mission is then run by the one holding its lease (in
+the directory's LMDB store). The first shared runtime, finding the lock
+free for ``LOCK_EX``, hands the directory over (gives unfinished missions
+claimable leases) before it shares it.
+
 Readers (the CLI's inspection verbs, the console) and command senders
 (signal, cancel, redrive: they append to ``$commands``) do not take the
 lock: LMDB serialises writers across processes, and only mission owners
@@ -87,13 +94,15 @@ def read_holder(path: Path) -> Holder | None:
 
 
 def is_owned(path: Path) -> bool:
-    """Whether a runtime holds ``path`` now (probes the lock, takes nothing)."""
+    """Whether a runtime (a single owner or shared ones) holds ``path`` now.
+    Probes with ``LOCK_EX`` for an instant: a runtime starting in that
+    instant retries (``DirectoryLock.acquire``)."""
     try:
         fd = os.open(Path(path) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             return True
@@ -109,32 +118,39 @@ class DirectoryLock:
     """The held lock of one data directory; :meth:`release` (or process
     death) frees it."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, *, alone: bool = True) -> None:
         self.path = path
         self._fd: int | None = fd
+        self.alone = alone
+        """Held exclusively (a single owner, or the first shared runtime
+        until :meth:`share`)."""
 
     @classmethod
-    def acquire(cls, path: Path, *, wait: bool = False, on_wait: Any = None) -> DirectoryLock:
+    def acquire(
+        cls, path: Path, *, wait: bool = False, on_wait: Any = None, shared: bool = False
+    ) -> DirectoryLock:
         """Take ``path``'s lock. Held elsewhere: raise
         :class:`DirectoryLockedError`, or with ``wait`` block until it is
-        free (``on_wait(holder)`` is called once first)."""
+        free (``on_wait(holder)`` is called once first). ``shared``: beside
+        other shared runtimes; exclusively (``alone``) if there are none."""
         path = Path(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
             fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:
             raise AuraError(f"cannot open the lock file of data directory {path}: {err}") from err
+        alone = True
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise AuraError(f"cannot lock data directory {path}: {err}") from err
+            modes = [fcntl.LOCK_EX, fcntl.LOCK_SH] if shared else [fcntl.LOCK_EX]
+            taken = _take(fd, path, modes)
+            if taken is None:
                 if not wait:
-                    raise DirectoryLockedError(path, read_holder(path)) from None
+                    raise DirectoryLockedError(path, read_holder(path))
                 if on_wait is not None:
                     on_wait(read_holder(path))
-                fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel wakes us when the holder dies
+                taken = modes[-1]
+                fcntl.flock(fd, taken)  # the kernel wakes us when the holder dies
+            alone = taken == fcntl.LOCK_EX
         except BaseException:
             os.close(fd)
             raise
@@ -142,7 +158,13 @@ class DirectoryLock:
         with contextlib.suppress(OSError):  # information only
             os.ftruncate(fd, 0)
             os.pwrite(fd, msgspec.json.encode(me), 0)
-        return cls(path, fd)
+        return cls(path, fd, alone=alone)
+
+    def share(self) -> None:
+        """From exclusive to shared: other shared runtimes may start now."""
+        if self._fd is not None and self.alone:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            self.alone = False
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
@@ -152,3 +174,23 @@ class DirectoryLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+_PROBE_RETRIES = 20  # an is_owned probe holds LOCK_EX for an instant
+
+
+def _take(fd: int, path: Path, modes: list[int]) -> int | None:
+    """Take the first of ``modes`` that is free now and return it, else
+    None. A miss is retried for a moment: it may be another's probe."""
+    for attempt in range(_PROBE_RETRIES):
+        for mode in modes:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise AuraError(f"cannot lock data directory {path}: {err}") from err
+                continue
+            return mode
+        if attempt < _PROBE_RETRIES - 1:
+            time.sleep(0.01)
+    return None

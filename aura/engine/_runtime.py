@@ -88,7 +88,7 @@ from ._mission_actor import AlreadyStarted, MissionActor, MissionView
 from ._mission_leases import MissionFencedStore
 from ._ownership import DirectoryLock
 from ._place import Place
-from ._sharing import Sharing, hand_over_single_owner
+from ._sharing import Sharing, hand_over_single_owner, release_unleased
 from ._steps import StepRunner
 from ._store_lease import FencedStore, StoreLease
 
@@ -220,8 +220,9 @@ class Runtime:
     ``max_recovery_attempts``: a mission recovered this many times in a row
     (process restarts included) without journaling any progress is
     dead-lettered instead of resumed again (``rt.redrive`` resets it).
-    ``shared`` (PostgreSQL): share the store with other runtimes, on this
-    host or others: each mission is run by the one runtime holding its
+    ``shared``: share the store with other runtimes (PostgreSQL: on this
+    host or others; an LMDB directory: processes of this host): each
+    mission is run by the one runtime holding its
     lease (``lease_ttl``, renewed every ``heartbeat`` seconds), missions of
     a runtime that dies are claimed and resumed by the others, and commands
     reach whichever runtime runs the mission. ``max_missions``: how many
@@ -886,21 +887,50 @@ class Runtime:
     def _open_shared(
         self, durability: Durability, ttl: float, heartbeat: float, max_missions: int
     ) -> tuple[Any, Any]:
-        """A store shared with other runtimes: mission leases, fenced writes."""
-        if not self.place.is_postgres:
-            raise AuraError(
-                "shared=True needs a store several runtimes can reach (store=postgresql://...)"
-            )
+        """A store shared with other runtimes: mission leases, fenced writes.
+        An LMDB directory is also locked shared (no single owner beside), and
+        the first shared runtime on it hands it over from a single owner."""
         if isinstance(max_missions, bool) or not isinstance(max_missions, int) or max_missions < 0:
             raise AuraError(f"max_missions must be an int >= 0, got {max_missions!r}")
-        raw = self.place.open(durability=durability, chained=(AUDIT_STREAM,))
+        where = self.place.describe()
+        lock = None
+        if not self.place.is_postgres:
+            assert self.place.data is not None
+            lock = DirectoryLock.acquire(self.place.data, shared=True)
         try:
-            hand_over_single_owner(raw, self.place.describe(), ttl)
-            self._sharing = Sharing(self, raw, ttl=ttl, heartbeat=heartbeat, capacity=max_missions)
+            raw = self.place.open(durability=durability, chained=(AUDIT_STREAM,))
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        try:
+            if lock is None:
+                hand_over_single_owner(raw, where, ttl)
+            else:
+                if lock.alone:
+                    release_unleased(raw, f"handing {where} over to shared runtimes", ttl)
+                    lock.share()
+                # A worker stopped inside a commit would stall every writer here.
+                raw.fence_frozen_writers(ttl, self._frozen_writer_killed)  # type: ignore[attr-defined]
+            self._sharing = Sharing(
+                self,
+                raw,
+                ttl=ttl,
+                heartbeat=heartbeat,
+                capacity=max_missions,
+                directory_lock=lock,
+            )
         except BaseException:
             raw.close()
+            if lock is not None:
+                lock.release()
             raise
         return MissionFencedStore(raw, self._sharing.leases), self._sharing
+
+    def _frozen_writer_killed(self, pid: int, held: float) -> None:
+        system = getattr(self, "system", None)
+        if system is not None:
+            system.log.warning("runtime.frozen_writer_killed", pid=pid, held_s=round(held, 1))
 
     def _lease_lost(self, why: str) -> None:
         """Another runtime owns the store now: stop acting at once (its

@@ -57,8 +57,10 @@ class Sharing:
         heartbeat: float,
         capacity: int,
         grace: float | None = None,
+        directory_lock: Any = None,
     ) -> None:
         self._rt = runtime
+        self._directory_lock = directory_lock  # LMDB: held shared while this runs
         self._grace = grace if grace is not None else 2 * heartbeat
         self._parked: dict[str, tuple[float, int, Command]] = {}  # nobody's yet
         self._lock = threading.Lock()
@@ -116,11 +118,13 @@ class Sharing:
         for mission_id in mission_ids:
             if mission_id in rt._damaged or not self.leases.holds(mission_id):
                 continue
-            with contextlib.suppress(ActorError, AuraError):
+            try:
                 view = rt._ask(PREFIX + mission_id, Peek())  # replays it
                 self._drain(mission_id, view.last_inbox)
                 if self.leases.holds(mission_id) and rt.get(mission_id).status in SETTLED:
                     self.leases.release(mission_id, done=True)
+            except (ActorError, AuraError) as err:
+                rt.system.log.error("mission.take_failed", mission_id=mission_id, error=repr(err))
 
     def _drain(self, mission_id: str, applied: int) -> None:
         for command in inbox_commands(self._rt.store, mission_id, applied):
@@ -209,6 +213,8 @@ class Sharing:
 
     def close(self) -> None:
         self.leases.close()
+        if self._directory_lock is not None:
+            self._directory_lock.release()
 
     release = close  # what the runtime calls on what makes it an owner
 
@@ -254,9 +260,20 @@ def hand_over_single_owner(store: Any, where: str, ttl: float) -> None:
     handing = f"handing {where} over to shared runtimes"
     if store.acquire_lease(RUNTIME_RESOURCE, handing, ttl) is None:
         raise StoreOwnedError(where, store.lease(RUNTIME_RESOURCE))
+    release_unleased(store, handing, ttl)
+    store.release_lease(RUNTIME_RESOURCE, handing, done=True)
+
+
+def release_unleased(store: Any, handing: str, ttl: float) -> None:
+    """Give every unfinished mission that no runtime holds or may claim (a
+    single owner ran it, or it was finished and has been redriven since) a
+    lease anyone may claim."""
     for stream in store.streams():
-        if not stream.startswith(PREFIX) or store.lease(stream) is not None:
+        if not stream.startswith(PREFIX):
             continue
+        row = store.lease(stream)
+        if row is not None and row.owner:
+            continue  # held, or claimable already
         version = store.version(stream)
         last = next(iter(store.read(stream, version, version)), None) if version else None
         if last is not None and last.kind == "transition":
@@ -265,4 +282,3 @@ def hand_over_single_owner(store: Any, where: str, ttl: float) -> None:
                 continue
         if store.acquire_lease(stream, handing, ttl) is not None:
             store.release_lease(stream, handing)
-    store.release_lease(RUNTIME_RESOURCE, handing, done=True)

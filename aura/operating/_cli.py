@@ -126,21 +126,29 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--exclusive",
         action="store_true",
-        help="PostgreSQL store: own the whole store alone instead of sharing it with other "
+        help="own the whole directory or store alone instead of sharing it with other "
         "workers (implied by --standby)",
     )
     worker.add_argument(
         "--max-missions",
         type=int,
         default=10_000,
-        help="PostgreSQL store: unfinished missions this worker takes on at most",
+        help="unfinished missions this worker takes on at most (when shared)",
     )
     worker.add_argument("--max-workers", type=int, default=8, help="threads for sync steps")
     worker.add_argument(
         "--lease",
         type=float,
         default=10.0,
-        help="PostgreSQL store: seconds of the ownership lease (renewed every fifth of it)",
+        help="seconds of a shared worker's mission leases, or (PostgreSQL) of an exclusive "
+        "worker's store lease; renewed every fifth of it",
+    )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run N shared worker processes under this one, which starts again any that "
+        "exits (the way past the GIL: one per core)",
     )
     worker.add_argument(
         "--log",
@@ -149,6 +157,24 @@ def _parser() -> argparse.ArgumentParser:
         help="the runtime's structured log on stderr (default: console lines)",
     )
     return parser
+
+
+def _worker_pool(args: argparse.Namespace, place: Place) -> int:
+    from ._worker_pool import supervise
+
+    if args.processes < 1:
+        raise AuraError(f"--processes must be >= 1, got {args.processes}")
+    if args.exclusive or args.standby:
+        raise AuraError("--processes runs shared workers: it cannot be --exclusive or --standby")
+    env: dict[str, str] = {}
+    if place.is_postgres:  # by environment: a password must not show in `ps`
+        child, env = [], {"AURA_STORE": str(place.store), "AURA_SCHEMA": str(place.schema)}
+    else:
+        child = ["--data", str(place.data)]
+    child += ["worker", *(x for app in args.app for x in ("--app", app))]
+    child += ["--max-missions", str(args.max_missions), "--max-workers", str(args.max_workers)]
+    child += ["--lease", str(args.lease), "--log", args.log]
+    return supervise(child, args.processes, env=env)
 
 
 def _event_number(text: str) -> int:
@@ -223,6 +249,8 @@ def _run(args: argparse.Namespace, place: Place) -> int:
         return _run_mission(args, place)
     if args.command == "doctor":
         return _doctor(args, place)
+    if args.command == "worker" and args.processes != 1:
+        return _worker_pool(args, place)
     if args.command == "worker":
         from ._worker import serve
 
@@ -232,7 +260,7 @@ def _run(args: argparse.Namespace, place: Place) -> int:
             standby=args.standby,
             max_workers=args.max_workers,
             lease=args.lease,
-            shared=place.is_postgres and not (args.exclusive or args.standby),
+            shared=not (args.exclusive or args.standby),
             max_missions=args.max_missions,
             log=None if args.log == "off" else args.log,
         )

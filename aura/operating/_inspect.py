@@ -313,6 +313,9 @@ def owner_of(place: Place, store: EventLog) -> str | None:
     assert place.data is not None
     if not is_owned(place.data):
         return None
+    workers = live_workers(store) if hasattr(store, "leases") else []
+    if workers:
+        return f"{len(workers)} shared worker(s): {', '.join(workers[:3])}"
     holder = read_holder(place.data)
     return holder.describe() if holder is not None else "another process"
 

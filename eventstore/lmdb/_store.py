@@ -64,6 +64,7 @@ from ._ops import WriteOps
 from ._rows import _ArchiveChunk, _MetaRow, _SnapshotRow, _StreamRow
 from ._rwlock import ResizeLock
 from ._write_batch import META_KEY, StreamState, WriteBatch, WriteCache
+from ._writer_slot import WriterSlot
 
 Durability = Literal["sync", "async"]
 
@@ -114,6 +115,7 @@ class LmdbEventStore(GroupCommitWrites, WriteOps, LeaseOps):
             self._run_batch, max_batch=max_batch
         )
         self._lease_table = LeaseTable({}, path)  # the real one once the tables are open
+        self._slot = None if readonly else WriterSlot(path)  # who holds the writer lock
 
     # ------------------------------------------------------------ lifecycle
 
@@ -199,6 +201,8 @@ class LmdbEventStore(GroupCommitWrites, WriteOps, LeaseOps):
                     self._env.sync(True)
             self._env_closed = True
             self._env.close()
+        if self._slot is not None:
+            self._slot.close()
 
     def __enter__(self) -> LmdbEventStore:
         return self
@@ -213,6 +217,14 @@ class LmdbEventStore(GroupCommitWrites, WriteOps, LeaseOps):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def fence_frozen_writers(self, stall: float, on_kill: Callable[[int, float], None]) -> None:
+        """Processes sharing this directory as one system (shared runtimes):
+        SIGKILL another process stopped for more than ``stall`` seconds while
+        it holds LMDB's writer lock, which would make every writer wait for
+        it (``_writer_slot``). ``on_kill(pid, seconds_held)`` after each."""
+        if self._slot is not None:
+            self._slot.watch(stall, on_kill)
 
     def flush(self) -> None:
         """Force every commit to disk (only needed with ``durability="async"``)."""
@@ -244,6 +256,8 @@ class LmdbEventStore(GroupCommitWrites, WriteOps, LeaseOps):
                 except lmdb.Error as err:
                     raise translate(err, self._path, "begin a write") from err
                 if txn is not None:
+                    if self._slot is not None:
+                        self._slot.hold()
                     txn_id = txn.id()
                     cache = self._cache if self._cache.valid_for(txn_id) else None
                     try:
@@ -272,9 +286,17 @@ class LmdbEventStore(GroupCommitWrites, WriteOps, LeaseOps):
                             self._cache.drop()
                             raise translate(err, self._path, "commit") from err
                         else:
-                            self._cache.committed(txn_id, state)
+                            # A commit that wrote nothing does not use its number up:
+                            # another process's next commit gets it. Trust the cache
+                            # only if the log's last transaction is this one.
+                            if self._env.info()["last_txnid"] == txn_id:
+                                self._cache.committed(txn_id, state)
+                            else:
+                                self._cache.drop()
                             return outcomes
             finally:
+                if self._slot is not None:
+                    self._slot.free()  # a failed txn is aborted below: it wrote nothing
                 self._rw.release_shared()
             if failed is None and isinstance(failure, lmdb.MapFullError):
                 self._grow(adopt_only=False)

@@ -128,7 +128,10 @@ class WriteCache:
     Valid only for the write transaction whose id is exactly one past that
     commit's: then no other process wrote in between (LMDB numbers write
     transactions consecutively), and counters and stream states need not be
-    read back from the B-trees. Any other id, or a failed batch, drops it.
+    read back from the B-trees. Any other id, or a failed batch, drops it;
+    so does a commit that wrote nothing (it leaves its number to the next
+    writer, which may be another process: the store checks the log's last
+    transaction id after each commit).
     """
 
     MAX_STREAMS = 100_000

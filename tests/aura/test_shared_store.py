@@ -2,18 +2,21 @@
 process: each mission runs on the runtime holding its lease, starts and
 commands reach it from any runtime, a stopping runtime hands its missions
 to the others, and the two ways of serving a store exclude each other.
-The multi-process crash tests (SIGKILL, SIGSTOP) are in
-``test_shared_workers.py``."""
+An LMDB directory can be opened once per process: its runtimes share it
+from worker processes (``test_lmdb_workers.py``). The multi-process crash
+tests (SIGKILL, SIGSTOP) are in ``test_shared_workers.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import aura
 from aura import MissionStatus as S
+from aura.engine._ownership import DirectoryLockedError
 from aura.engine._store_lease import StoreOwnedError, StoreSharedError
 
 from . import missions as m
@@ -27,8 +30,7 @@ def where(pg_server_url: str, pg_schema: str) -> Iterator[dict[str, Any]]:
 def shared(where: dict[str, Any], **options: Any) -> aura.Runtime:
     options.setdefault("missions", [m.approval, m.arithmetic])
     return aura.Runtime(
-        store=where["store"],
-        schema=where["schema"],
+        **where,
         shared=True,
         lease_ttl=2,
         heartbeat=0.4,
@@ -102,10 +104,9 @@ def test_a_command_for_a_mission_nobody_runs_is_taken_by_a_runtime(where: dict[s
 
 
 def test_exclusive_and_shared_runtimes_exclude_each_other(where: dict[str, Any]) -> None:
-    store = {"store": where["store"], "schema": where["schema"]}
     with shared(where), pytest.raises(StoreSharedError, match="shared runtime"):
-        aura.Runtime(**store, missions=[m.approval])
-    with aura.Runtime(**store, missions=[m.approval]) as alone:
+        aura.Runtime(**where, missions=[m.approval])
+    with aura.Runtime(**where, missions=[m.approval]) as alone:
         alone.start(m.approval, None, mission_id="e")
         alone.wait("e", 30, until={S.WAITING})
         with pytest.raises(StoreOwnedError):
@@ -117,9 +118,21 @@ def test_exclusive_and_shared_runtimes_exclude_each_other(where: dict[str, Any])
         assert [c for c in m.CALLS if c[0] == "add"] == [("add", "e/1/0")]
 
 
-def test_shared_needs_a_store_several_runtimes_reach(tmp_path: Any) -> None:
-    with pytest.raises(aura.AuraError, match="shared=True needs"):
-        aura.Runtime(tmp_path, shared=True)
+def test_on_lmdb_a_single_owner_and_shared_runtimes_exclude_each_other(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with shared({"path": data}), pytest.raises(DirectoryLockedError):
+        aura.Runtime(data, missions=[m.approval])
+    with aura.Runtime(data, missions=[m.approval]) as alone:
+        alone.start(m.approval, None, mission_id="e")
+        alone.wait("e", 30, until={S.WAITING})
+        with pytest.raises(DirectoryLockedError):
+            shared({"path": data})
+    with shared({"path": data}) as a:  # the single owner's missions are handed over
+        assert a.store.lease("mission/e") is not None
+        a.signal("e", "approve", 1)
+        a.signal("e", "note", 2)
+        assert a.handle("e").result(timeout=60) == {"draft": 2, "verdict": 1, "note": 2}
+        assert [c for c in m.CALLS if c[0] == "add"] == [("add", "e/1/0")]
 
 
 def test_a_runtime_whose_heartbeat_stalls_loses_its_missions_to_another_and_cannot_append(

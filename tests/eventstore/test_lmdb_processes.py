@@ -84,3 +84,29 @@ def test_a_reader_killed_inside_a_read_leaves_no_stale_slot(tmp_path: Path) -> N
         assert done.returncode == 0, done.stderr
         assert f" {pid} " not in store._env.readers()
         assert store.version("s") == 2
+
+
+def test_a_commit_that_wrote_nothing_does_not_make_the_write_cache_trusted(
+    tmp_path: Path,
+) -> None:
+    """LMDB numbers write transactions, and this process trusts its cache
+    in the transaction right after its own last commit. A commit that
+    wrote nothing (a claim with nothing to claim) does not use up its
+    number: another process's next commit gets it, and the cache must not
+    be trusted after that."""
+    path = tmp_path / "events"
+    with LmdbEventStore.open(path) as store:
+        assert store.append("s", [NewEvent("e", b"1")]) == 1
+        assert store.claim_leases("x/", "me", 10, 10) == []  # commits, writes nothing
+        done = subprocess.run(
+            [sys.executable, "-c", APPEND, str(path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "2"
+        assert store.append("s", [NewEvent("e", b"3")]) == 3
+        assert [e.data for e in store.read("s")] == [b"1", b"after", b"3"]
+        assert [e.position for e in store.read_all()] == [1, 2, 3]
