@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._errors import InvalidEventError
+from ._errors import InvalidEventError, LeaseLostError
 from ._records import Lease, NewEvent
 
 MAX_STREAM_BYTES = 400
@@ -156,3 +156,18 @@ def check_lease_args(resource: object, owner: object, ttl: object) -> tuple[str,
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < 86_400 * 365:
         raise InvalidEventError(f"a lease ttl is seconds > 0, got {ttl!r}")
     return name, owner, float(ttl)
+
+
+def check_held(fence: Lease, held: Lease | None, now: float) -> None:
+    """Raise :class:`LeaseLostError` unless ``held`` (the lease row as the
+    commit sees it) is ``fence``'s owner at ``fence``'s epoch; the error
+    names the live holder, if any."""
+    if held is None or held.owner != fence.owner or held.epoch != fence.epoch:
+        live = held is not None and bool(held.owner) and held.expires > now
+        raise LeaseLostError(
+            fence.resource,
+            fence.owner,
+            fence.epoch,
+            held.owner if live and held is not None else None,
+            held.epoch if held is not None else 0,
+        )

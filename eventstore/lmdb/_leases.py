@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from .._errors import LeaseLostError
 from .._records import Lease
-from .._validate import check_lease_args, check_limit, check_prefix, check_stream
+from .._validate import check_held, check_lease_args, check_limit, check_prefix, check_stream
 from . import _codec as codec
 from ._rows import _LeaseRow
 
@@ -82,16 +81,7 @@ class LeaseTable:
     def check_fences(self, txn: Any, fences: Iterable[Lease], now: float) -> None:
         """Raise :class:`LeaseLostError` unless each fence is its owner's at its epoch."""
         for fence in fences:
-            held = self.get(txn, fence.resource)
-            if held is None or held.owner != fence.owner or held.epoch != fence.epoch:
-                live = held is not None and bool(held.owner) and held.expires > now
-                raise LeaseLostError(
-                    fence.resource,
-                    fence.owner,
-                    fence.epoch,
-                    held.owner if live and held is not None else None,
-                    held.epoch if held is not None else 0,
-                )
+            check_held(fence, self.get(txn, fence.resource), now)
 
     # ------------------------------------------------------------ writes
 

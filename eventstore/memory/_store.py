@@ -19,7 +19,6 @@ from .._chain import GENESIS, chain_digest
 from .._errors import (
     ArchiveError,
     ConcurrencyError,
-    LeaseLostError,
     SnapshotError,
     StoreClosedError,
 )
@@ -28,6 +27,7 @@ from .._validate import (
     check_batch,
     check_data,
     check_fence,
+    check_held,
     check_item,
     check_lease_args,
     check_limit,
@@ -303,16 +303,7 @@ class MemoryEventStore:
 
     def _check_fences(self, fences: tuple[Lease, ...]) -> None:
         for fence in fences:
-            held = self._leases.get(fence.resource)
-            if held is None or held.owner != fence.owner or held.epoch != fence.epoch:
-                live = held is not None and held.owner and held.expires > self._clock()
-                raise LeaseLostError(
-                    fence.resource,
-                    fence.owner,
-                    fence.epoch,
-                    held.owner if live and held is not None else None,
-                    held.epoch if held is not None else 0,
-                )
+            check_held(fence, self._leases.get(fence.resource), self._clock())
 
     def acquire_lease(self, resource: str, owner: str, ttl: float) -> Lease | None:
         resource, owner, ttl = check_lease_args(resource, owner, ttl)

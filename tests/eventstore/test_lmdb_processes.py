@@ -32,6 +32,17 @@ with LmdbEventStore.open(sys.argv[1]) as store:
 """
 
 
+def _append_elsewhere(path: Path) -> subprocess.CompletedProcess[str]:
+    """APPEND in another process, with a deadline (a wedged lock would block it forever)."""
+    return subprocess.run(
+        [sys.executable, "-c", APPEND, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _hold_and_kill(path: Path, mode: str) -> int:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path), mode],
@@ -53,13 +64,7 @@ def test_a_process_killed_holding_the_writer_lock_does_not_wedge_the_next_writer
         store.append("s", [NewEvent("e", b"before")])
     _hold_and_kill(path, "write")
     # In another process, with a deadline: a wedged lock would block it forever.
-    done = subprocess.run(
-        [sys.executable, "-c", APPEND, str(path)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _append_elsewhere(path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2"
     with LmdbEventStore.open(path) as store:
@@ -74,13 +79,7 @@ def test_a_reader_killed_inside_a_read_leaves_no_stale_slot(tmp_path: Path) -> N
         pid = _hold_and_kill(path, "read")
         assert f" {pid} " in store._env.readers()  # LMDB's reader table: one line per slot
         # The next process to open the directory frees the dead one's slot.
-        done = subprocess.run(
-            [sys.executable, "-c", APPEND, str(path)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = _append_elsewhere(path)
         assert done.returncode == 0, done.stderr
         assert f" {pid} " not in store._env.readers()
         assert store.version("s") == 2
@@ -98,13 +97,7 @@ def test_a_commit_that_wrote_nothing_does_not_make_the_write_cache_trusted(
     with LmdbEventStore.open(path) as store:
         assert store.append("s", [NewEvent("e", b"1")]) == 1
         assert store.claim_leases("x/", "me", 10, 10) == []  # commits, writes nothing
-        done = subprocess.run(
-            [sys.executable, "-c", APPEND, str(path)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = _append_elsewhere(path)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "2"
         assert store.append("s", [NewEvent("e", b"3")]) == 3
