@@ -17,6 +17,8 @@ gateway), ``engine`` (runtime, mission actor, steps, delivery),
 then ``testing`` and ``integrations`` on top. This module is the public API.
 """
 
+from typing import Any
+
 from .core._attempts import (
     HeartbeatTimeoutError,
     StepInfo,
@@ -71,12 +73,39 @@ from .governance._tokens import AgentIdentity, ExecutionToken, KeyFileError, Tok
 from .governance._tools import ToolDef, tool, tool_definition
 from .operating._replay import Replay, ReplayStep, replay
 
+
+def serve_console(
+    where: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    read_only: bool = False,
+) -> Any:
+    """Serve the web console on a background thread and return its
+    ``ConsoleServer`` (``.url`` carries the access token, ``.stop()`` ends it).
+
+    ``where`` is a running :class:`Runtime` (the console reads its open log
+    and shows its supervision tree) or a data directory / store URL.
+    Needs the ``console`` extra: ``pip install 'aura[console]'``."""
+    from .operating.console import ConsoleServer
+
+    if isinstance(where, Runtime):
+        server = ConsoleServer(
+            runtime=where, host=host, port=port, token=token, read_only=read_only
+        )
+    else:
+        server = ConsoleServer(where, host=host, port=port, token=token, read_only=read_only)
+    return server.start()
+
+
 __all__ = [
     "NO_RETRY",
     "AuditEntry",
     "Replay",
     "ReplayStep",
     "replay",
+    "serve_console",
     "AgentIdentity",
     "ExecutionToken",
     "KeyFileError",

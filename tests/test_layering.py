@@ -21,6 +21,7 @@ PUBLIC = {
         "Replay",
         "ReplayStep",
         "replay",
+        "serve_console",
         "AgentIdentity",
         "ExecutionToken",
         "KeyFileError",

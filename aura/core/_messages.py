@@ -178,6 +178,9 @@ class Transition(msgspec.Struct, frozen=True):
     """For ``waiting``: what the mission waits on (signal name, timer due)."""
     inbox: int = 0
     """A redrive or resume sent as a command: its ``inbox/<id>`` number."""
+    budget: Budget | None = None
+    """The budget in effect (the start's, else the definition's, as raised
+    since), so readers of the log see limits without the mission's code."""
 
 
 RECOVERY = "recovery"

@@ -227,6 +227,10 @@ class JournalPart(MissionState):
             self._log_status_if_missing()
             self.runtime._settled(self.mission_id)
             return
+        if self.status is S.WAITING and (logged is None or logged.status != S.WAITING.value):
+            # Replay ended waiting where the log says otherwise (a redrive,
+            # a resume): readers of the log must see what it waits on.
+            self._append_transition(S.WAITING, "waiting for " + self._waiting_for())
         if self.status is not S.PENDING:
             self._log_on = self.system.logging_info()
             limit = self.runtime._max_recovery_attempts

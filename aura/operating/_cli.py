@@ -8,6 +8,7 @@ are safe while a runtime runs on the same directory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -151,12 +152,53 @@ def _parser() -> argparse.ArgumentParser:
         "exits (the way past the GIL: one per core)",
     )
     worker.add_argument(
+        "--console",
+        type=int,
+        metavar="PORT",
+        default=None,
+        help="also serve the web console on 127.0.0.1:PORT from this worker (0: any free "
+        "port), with its supervision tree",
+    )
+    worker.add_argument(
         "--log",
         choices=["console", "json", "off"],
         default="console",
         help="the runtime's structured log on stderr (default: console lines)",
     )
+    console = command("console", "serve the web console for the directory or store")
+    console.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    console.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free one)")
+    console.add_argument(
+        "--token",
+        default=os.environ.get("AURA_CONSOLE_TOKEN"),
+        help="access token (default $AURA_CONSOLE_TOKEN, else a random one, printed)",
+    )
+    console.add_argument("--read-only", action="store_true", help="disable every action")
     return parser
+
+
+def _console(args: argparse.Namespace, place: Place) -> int:
+    try:
+        from .console import ConsoleServer
+        from .console._serve import announce
+    except ImportError as err:
+        raise AuraError(
+            f"the console needs its extra: pip install 'aura[console]' ({err})"
+        ) from err
+    if place.data is not None and not place.exists():
+        raise AuraError(f"no aura data directory at {place.data} (run `aura demo` first?)")
+    try:
+        server = ConsoleServer(
+            place, host=args.host, port=args.port, token=args.token, read_only=args.read_only
+        )
+    except OSError as err:
+        raise AuraError(f"cannot listen on {args.host}:{args.port}: {err}") from err
+    except ValueError as err:
+        raise AuraError(str(err)) from err
+    announce(server)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has stopped serving
+        server.serve_forever()
+    return 0
 
 
 def _worker_pool(args: argparse.Namespace, place: Place) -> int:
@@ -166,6 +208,8 @@ def _worker_pool(args: argparse.Namespace, place: Place) -> int:
         raise AuraError(f"--processes must be >= 1, got {args.processes}")
     if args.exclusive or args.standby:
         raise AuraError("--processes runs shared workers: it cannot be --exclusive or --standby")
+    if args.console is not None:
+        raise AuraError("--console serves from one worker: start it without --processes")
     env: dict[str, str] = {}
     if place.is_postgres:  # by environment: a password must not show in `ps`
         child, env = [], {"AURA_STORE": str(place.store), "AURA_SCHEMA": str(place.schema)}
@@ -249,6 +293,8 @@ def _run(args: argparse.Namespace, place: Place) -> int:
         return _run_mission(args, place)
     if args.command == "doctor":
         return _doctor(args, place)
+    if args.command == "console":
+        return _console(args, place)
     if args.command == "worker" and args.processes != 1:
         return _worker_pool(args, place)
     if args.command == "worker":
@@ -263,6 +309,7 @@ def _run(args: argparse.Namespace, place: Place) -> int:
             shared=not (args.exclusive or args.standby),
             max_missions=args.max_missions,
             log=None if args.log == "off" else args.log,
+            console_port=args.console,
         )
     if args.command == "dead":
         found = _inspect.missions(place, "dead")

@@ -214,21 +214,46 @@ def history(place: Place, mission_id: str, *, archived: bool = False) -> Iterato
     """A mission's events, described, in order. A damaged record ends it
     with the ``CorruptionError`` naming it, after every intact event before."""
     with open_log(place) as store:
-        stream = PREFIX + mission_id
-        if store.version(stream) == 0:
-            raise AuraError(f"no mission {mission_id!r} in {place.describe()}")
-        scheduled = _scheduled_entries(store, mission_id)
-        for e in store.read(stream, archived=archived):
-            yield from scheduled.get(e.version, ())
-            yield describe(e)
+        yield from history_in(store, place.describe(), mission_id, archived=archived)
 
 
-def _scheduled_entries(store: EventLog, mission_id: str) -> dict[int, list[dict[str, Any]]]:
+def history_in(
+    store: EventLog,
+    where: str,
+    mission_id: str,
+    *,
+    archived: bool = False,
+    audit_versions: list[int] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """``history`` from an open log (``where`` names it in errors). With
+    ``audit_versions`` (the ``$audit`` events holding this mission's entries,
+    as an index knows them) only those are read, not the whole chain."""
+    stream = PREFIX + mission_id
+    if store.version(stream) == 0:
+        raise AuraError(f"no mission {mission_id!r} in {where}")
+    scheduled = _scheduled_entries(store, mission_id, audit_versions)
+    for e in store.read(stream, archived=archived):
+        yield from scheduled.get(e.version, ())
+        yield describe(e)
+
+
+def audit_events(store: EventLog, versions: list[int] | None) -> Iterator[RecordedEvent]:
+    """The ``$audit`` events at ``versions`` (all of them if None)."""
+    if versions is None:
+        yield from store.read(AUDIT_STREAM, archived=True)
+        return
+    for v in versions:
+        yield from store.read(AUDIT_STREAM, v, v, archived=True)
+
+
+def _scheduled_entries(
+    store: EventLog, mission_id: str, audit_versions: list[int] | None = None
+) -> dict[int, list[dict[str, Any]]]:
     """The step attempts a mission scheduled, from the audit chain, by the
     version of the event they were committed with (the next one the mission
     journaled after scheduling them; scheduling is no event of its own)."""
     found: dict[int, list[dict[str, Any]]] = {}
-    for event in store.read(AUDIT_STREAM, archived=True):
+    for event in audit_events(store, audit_versions):
         for entry in decode_entries(event.data):
             if entry.mission_id != mission_id or not entry.kind.endswith(".scheduled"):
                 continue

@@ -36,25 +36,26 @@ def queue(place: Place, command: Command) -> int:
     """Check the command makes sense for the mission as the log shows it,
     then queue it; returns its number."""
     with _writable(place) as store:
-        exists = store.version(PREFIX + command.mission_id) > 0
-        if command.kind == "start":
-            if exists:
-                raise AuraError(
-                    f"mission {command.mission_id!r} already exists in {place.describe()}"
-                )
-            return _queue_checked(store, command)
-        if not exists:
-            raise AuraError(f"no mission {command.mission_id!r} in {place.describe()}")
-        status = summarize(store, command.mission_id).status
-        if command.kind in ("signal", "cancel", "terminate", "budget") and status in SETTLED_VALUES:
-            raise AuraError(
-                f"mission {command.mission_id!r} is {status}: nothing to {command.kind}"
-            )
-        if command.kind == "redrive" and status != "dead":
-            raise AuraError(f"mission {command.mission_id!r} is {status}, not dead")
-        if command.kind == "resume" and status != "cancelled":
-            raise AuraError(f"mission {command.mission_id!r} is {status}, not cancelled")
+        return queue_in(store, place.describe(), command)
+
+
+def queue_in(store: EventLog, where: str, command: Command) -> int:
+    """``queue`` on an open, writable log (``where`` names it in errors)."""
+    exists = store.version(PREFIX + command.mission_id) > 0
+    if command.kind == "start":
+        if exists:
+            raise AuraError(f"mission {command.mission_id!r} already exists in {where}")
         return _queue_checked(store, command)
+    if not exists:
+        raise AuraError(f"no mission {command.mission_id!r} in {where}")
+    status = summarize(store, command.mission_id).status
+    if command.kind in ("signal", "cancel", "terminate", "budget") and status in SETTLED_VALUES:
+        raise AuraError(f"mission {command.mission_id!r} is {status}: nothing to {command.kind}")
+    if command.kind == "redrive" and status != "dead":
+        raise AuraError(f"mission {command.mission_id!r} is {status}, not dead")
+    if command.kind == "resume" and status != "cancelled":
+        raise AuraError(f"mission {command.mission_id!r} is {status}, not cancelled")
+    return _queue_checked(store, command)
 
 
 def _queue_checked(store: EventLog, command: Command) -> int:

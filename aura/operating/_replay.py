@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from actors import ActorStartError, ActorSystem, ChildSpec
-from eventstore import MemoryEventStore, NewEvent, RecordedEvent
+from eventstore import EventLog, MemoryEventStore, NewEvent, RecordedEvent
 
 from ..core._definitions import MissionDef, mission_definition
 from ..core._errors import AuraError
@@ -82,15 +82,7 @@ def replay(
         raise AuraError(f"replay to= must be an event number >= 1, got {to!r}")
     place = path if isinstance(path, Place) else Place.of(path)
     with open_log(place) as store:
-        stream = PREFIX + mission_id
-        last = store.version(stream)
-        if last == 0:
-            raise AuraError(f"no mission {mission_id!r} in {place.describe()}")
-        if to is not None and to > last:
-            raise AuraError(
-                f"mission {mission_id!r} has {last} events: cannot replay to event {to}"
-            )
-        events = [e for e in store.read(stream, archived=True) if to is None or e.version <= to]
+        events = replay_events(store, place.describe(), mission_id, to)
     if app is None:
         return Replay(mission_id, False, _from_log(events))
     definitions = _definitions(app)
@@ -101,6 +93,28 @@ def replay(
         progress.close()
     divergence = next((s for s in steps if s.error), None)
     return Replay(mission_id, True, steps, divergence)
+
+
+def replay_events(
+    store: EventLog, where: str, mission_id: str, to: int | None
+) -> list[RecordedEvent]:
+    """The events of ``mission_id`` up to event ``to`` (all if None), archived
+    runs included, from an open log; ``AuraError`` for an unknown mission or
+    a position past its last event."""
+    stream = PREFIX + mission_id
+    last = store.version(stream)
+    if last == 0:
+        raise AuraError(f"no mission {mission_id!r} in {where}")
+    if to is not None and to > last:
+        raise AuraError(f"mission {mission_id!r} has {last} events: cannot replay to event {to}")
+    return [e for e in store.read(stream, archived=True) if to is None or e.version <= to]
+
+
+def replay_from_log(store: EventLog, where: str, mission_id: str, to: int | None = None) -> Replay:
+    """``replay`` without code, from an open log."""
+    if to is not None and (isinstance(to, bool) or not isinstance(to, int) or to < 1):
+        raise AuraError(f"replay to= must be an event number >= 1, got {to!r}")
+    return Replay(mission_id, False, _from_log(replay_events(store, where, mission_id, to)))
 
 
 def _from_log(events: list[RecordedEvent]) -> list[ReplayStep]:

@@ -57,6 +57,7 @@ def serve(
     shared: bool = False,
     max_missions: int = 10_000,
     log: str | None = None,
+    console_port: int | None = None,
     say: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> int:
     """Serve ``place`` until SIGTERM or SIGINT (one before the place is
@@ -98,8 +99,18 @@ def serve(
         names = ", ".join(sorted(m.__aura_mission__.name for m in missions)) or "(none)"
         how = f"shared, up to {max_missions} missions" if shared else "alone"
         say(f"serving {where} ({how}, pid {os.getpid()}): missions {names}; SIGTERM to stop")
-        while not stop.wait(0.5) and rt.lost is None:
-            pass
+        console = None
+        if console_port is not None:
+            from .console import ConsoleServer
+
+            console = ConsoleServer(runtime=rt, port=console_port).start()
+            say(f"console: open {console.url}")
+        try:
+            while not stop.wait(0.5) and rt.lost is None:
+                pass
+        finally:
+            if console is not None:
+                console.stop()
         if rt.lost is not None:
             say(f"stopped: {rt.lost}")
             return 3
