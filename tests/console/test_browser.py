@@ -92,9 +92,7 @@ def test_answering_a_signal_in_the_page_completes_the_mission(
     assert served.rt.get("ask-1").result["done"] == "approved=True"
 
 
-def test_a_json_payload_is_checked_in_the_page_before_it_is_sent(
-    page: Any, served: Served
-) -> None:
+def test_a_json_payload_is_checked_in_the_page_before_it_is_sent(page: Any, served: Served) -> None:
     page.goto(f"{served.base}/missions/ask-2")
     before = served.rt.store.version("$commands")
     page.fill("#signal-payload", "{not json")
