@@ -52,3 +52,12 @@ async def broken(ctx: aura.MissionContext) -> str:
 
 
 ALL = [approval, untrusted, idle, broken]
+
+
+@aura.mission
+async def napper(ctx: aura.MissionContext) -> str:
+    await ctx.sleep(0.01)
+    return await ctx.step(echo, "rested")
+
+
+ALL.append(napper)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 
 import aura
 from aura import MissionStatus as S
@@ -404,3 +405,37 @@ def test_a_console_on_a_postgresql_store(pg_server_url: str, pg_schema: str) -> 
             assert done["mission"]["steps"] == 2
             assert c.get("/api/supervision").json()["tree"] is None  # not in this process
         assert rt.get("pg-1").result["done"] == "approved=False"
+
+
+def test_a_timeline_holds_archived_runs_compensations_and_timers(tmp_path: Path) -> None:
+    from ..aura import missions as am
+
+    data = tmp_path / "aura-data"
+    with aura.Runtime(
+        data, missions=[am.looper, am.trip, m.napper], archive_completed_after=None
+    ) as rt:
+        result = rt.start(am.looper, 0, 100, mission_id="long").result(timeout=60)
+        rt.compact(completed_after=None)
+        with pytest.raises(aura.MissionFailedError):
+            rt.start(am.trip, False, mission_id="trip").result(timeout=60)
+        rt.start(m.napper, mission_id="nap").result(timeout=60)
+        with aura.serve_console(rt, port=0) as console, client(console) as c:
+            long = c.get("/api/missions/long").json()
+            assert long["archived_upto"] > 0
+            timeline = long["timeline"]
+            runs = sorted({e["run"] for e in timeline if e["kind"] == "step_done"})
+            assert runs == list(range(1, result["run"] + 1))  # archived runs included
+            assert len([e for e in timeline if e["kind"] == "step_done"]) == 100
+            assert [e["kind"] for e in timeline].count("new_run") == result["run"] - 1
+            assert any(e["version"] <= long["archived_upto"] for e in timeline)
+            assert long["mission"]["run"] == result["run"]
+
+            trip = c.get("/api/missions/trip").json()
+            kinds = [(e["what"], e["ok"]) for e in trip["timeline"] if e["kind"] == "step_done"]
+            assert kinds.count(("compensate", True)) == 2  # both bookings undone
+            assert trip["error"]["error_type"] == "ValueError"
+            assert "card declined" in trip["error"]["error"]
+            assert "compensate" in c.get("/missions/trip").text
+
+            nap = c.get("/api/missions/nap").json()["timeline"]
+            assert [e["kind"] for e in nap].count("timer_fired") == 1

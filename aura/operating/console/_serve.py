@@ -78,7 +78,10 @@ class ConsoleServer:
         return f"{self.base_url}/?token={self.token}"
 
     def start(self) -> Self:
-        """Serve on a background thread (returns once it accepts connections)."""
+        """Serve on a background thread (returns once it accepts connections;
+        a server already started is returned as it is)."""
+        if self._thread is not None:
+            return self
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
