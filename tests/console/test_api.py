@@ -4,6 +4,7 @@ read-only mode, escaping, paging over 10,000 missions, and the CLI verbs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -296,6 +297,25 @@ def test_paging_filtering_and_counting_over_ten_thousand_missions(tmp_path: Path
         source.close()
 
 
+@contextlib.contextmanager
+def aura_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m aura ARGS`` in the repository, killed if still running after."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aura", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _read_url(proc: subprocess.Popen[str], marker: str) -> str:
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -309,14 +329,7 @@ def test_aura_console_prints_its_url_and_serves_until_interrupted(tmp_path: Path
     data = tmp_path / "aura-data"
     with aura.Runtime(data, missions=m.ALL) as rt:
         rt.start(m.untrusted, mission_id="cli-1").result(timeout=30)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aura", "--data", str(data), "console", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
+    with aura_process("--data", str(data), "console", "--port", "0") as proc:
         url = _read_url(proc, "open ")
         assert url.startswith("http://127.0.0.1:") and "?token=" in url
         with httpx.Client(timeout=30, follow_redirects=True) as c:
@@ -325,10 +338,6 @@ def test_aura_console_prints_its_url_and_serves_until_interrupted(tmp_path: Path
             assert page.status_code == 200 and "cli-1" in page.text
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_aura_console_refuses_a_missing_directory(tmp_path: Path) -> None:
@@ -346,28 +355,8 @@ def test_aura_console_refuses_a_missing_directory(tmp_path: Path) -> None:
 
 def test_aura_worker_serves_the_console_with_its_supervision_tree(tmp_path: Path) -> None:
     data = tmp_path / "aura-data"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aura",
-            "--data",
-            str(data),
-            "worker",
-            "--app",
-            "tests.console.missions",
-            "--console",
-            "0",
-            "--log",
-            "off",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-    )
-    try:
+    app = ("worker", "--app", "tests.console.missions", "--console", "0", "--log", "off")
+    with aura_process("--data", str(data), *app) as proc:
         url = _read_url(proc, "console: open ")
         with httpx.Client(timeout=30, follow_redirects=True) as c:
             assert c.get(url).status_code == 200
@@ -377,10 +366,6 @@ def test_aura_worker_serves_the_console_with_its_supervision_tree(tmp_path: Path
             assert 'id="tree"' in page.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_console_on_a_postgresql_store(pg_server_url: str, pg_schema: str) -> None:
