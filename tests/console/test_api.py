@@ -424,3 +424,28 @@ def test_a_timeline_holds_archived_runs_compensations_and_timers(tmp_path: Path)
 
             nap = c.get("/api/missions/nap").json()["timeline"]
             assert [e["kind"] for e in nap].count("timer_fired") == 1
+
+
+def test_the_audit_badge_says_not_verified_when_the_chain_was_edited(tmp_path: Path) -> None:
+    from aura.governance._audit import decode_entries
+    from eventstore import RecordedEvent
+
+    from ..aura.test_audit import _tamper
+
+    data = tmp_path / "aura-data"
+    with aura.Runtime(data, missions=m.ALL) as rt:
+        rt.start(m.untrusted, mission_id="t-1").result(timeout=30)
+    with ConsoleServer(Place.of(data), port=0, read_only=True) as console, client(console) as c:
+        assert c.get("/api/missions/t-1").json()["audit"]["ok"] is True
+        assert 'id="audit-badge">verified<' in c.get("/missions/t-1").text
+
+    def forge(event: RecordedEvent) -> RecordedEvent:
+        first, *rest = decode_entries(event.data)
+        forged = msgspec.structs.replace(first, detail={**first.detail, "step": "forged"})
+        return msgspec.structs.replace(event, data=msgspec.msgpack.encode([forged, *rest]))
+
+    _tamper(data, 2, forge)
+    with ConsoleServer(Place.of(data), port=0, read_only=True) as console, client(console) as c:
+        audit = c.get("/api/missions/t-1").json()["audit"]
+        assert audit["ok"] is False and "edited" in audit["reason"]
+        assert 'id="audit-badge">NOT verified<' in c.get("/missions/t-1").text

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from actors import ROOT
-from eventstore import EventLog
+from eventstore import EventLog, EventStoreError
 
 from ...core._budget import Budget
 from ...core._errors import AuraError
@@ -68,6 +68,7 @@ class ConsoleSource:
         self.index = MissionIndex()
         self._verify_lock = threading.Lock()
         self._verified: tuple[float, AuditReport] | None = None
+        self._verifying = False
         self.refresh()
 
     def close(self) -> None:
@@ -180,12 +181,26 @@ class ConsoleSource:
         }
 
     def verified(self) -> AuditReport:
-        """The whole audit chain verified, reused for ``VERIFY_EVERY`` seconds."""
+        """The whole audit chain verified: the first time here, then again on
+        a background thread when the last result is ``VERIFY_EVERY`` seconds
+        old (a page never waits for a walk over a large log twice)."""
         with self._verify_lock:
-            now = time.monotonic()
-            if self._verified is None or now - self._verified[0] > VERIFY_EVERY:
-                self._verified = (now, verify_audit(self.store))
+            if self._verified is None:
+                self._verified = (time.monotonic(), verify_audit(self.store))
+            elif time.monotonic() - self._verified[0] > VERIFY_EVERY and not self._verifying:
+                self._verifying = True
+                threading.Thread(target=self._verify_again, daemon=True).start()
             return self._verified[1]
+
+    def _verify_again(self) -> None:
+        try:
+            report = verify_audit(self.store)
+        except EventStoreError:  # the store closed or failed: the next page tries again
+            report = None
+        with self._verify_lock:
+            if report is not None:
+                self._verified = (time.monotonic(), report)
+            self._verifying = False
 
     def verify_now(self) -> dict[str, Any]:
         with self._verify_lock:
