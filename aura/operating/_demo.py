@@ -216,6 +216,7 @@ def run(data: Path, kill_after_steps: int = 4) -> int:
     print("aura demo: OK - crashed mid-mission, resumed in a new process, nothing finished re-ran")
     print(f"  inspect it: aura --data {data} history {mission_id}")
     print(f"              aura --data {data} audit verify")
+    print(f"  or see it:  aura --data {data} console   (needs pip install -e '.[console]')")
     return 0
 
 

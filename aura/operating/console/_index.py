@@ -35,6 +35,8 @@ from ...core._messages import (
 from ...governance._audit import AUDIT_STREAM, decode_entries
 
 DAMAGED = "damaged"
+PAGES_KEPT = 16
+"""Filtered, sorted lists kept for paging (per filter, until something changes)."""
 DURATIONS_KEPT = 500
 """Recent attempt durations kept per step name (for the durations chart)."""
 
@@ -99,6 +101,9 @@ class MissionIndex:
         self.per_minute: dict[int, list[int]] = {}
         """Minute (epoch // 60) -> [steps completed, step attempts failed]."""
         self.durations: dict[str, deque[float]] = {}
+        self._pages: dict[
+            tuple[int, str, str, str], tuple[list[MissionRow], dict[str, int], list[str]]
+        ] = {}
         self._scheduled: dict[tuple[str, int, int, int], float] = {}
         self._finished: dict[tuple[str, int, int, int], tuple[str, float]] = {}
 
@@ -225,20 +230,31 @@ class MissionIndex:
         offset: int = 0,
         limit: int = 50,
     ) -> Page:
-        """One page of missions, newest change first."""
+        """One page of missions, newest change first. The filtered, sorted
+        list is kept until the next refresh that finds something new, so
+        paging through it sorts once."""
         with self._lock:
-            rows = [r for r in self.rows.values() if r.events]  # audit-only ids are no missions
-            counts = dict(Counter(r.status for r in rows))
-            names = sorted({r.name for r in rows if r.name})
-            if status:
-                rows = [r for r in rows if r.status == status]
-            if name:
-                rows = [r for r in rows if r.name == name]
-            if search:
-                rows = [r for r in rows if search in r.mission_id]
-            rows.sort(key=lambda r: (r.updated, r.mission_id), reverse=True)
+            key = (self.generation, status, name, search)
+            found = self._pages.get(key)
+            if found is None:
+                rows = [r for r in self.rows.values() if r.events]  # audit-only ids: no missions
+                counts = dict(Counter(r.status for r in rows))
+                names = sorted({r.name for r in rows if r.name})
+                if status:
+                    rows = [r for r in rows if r.status == status]
+                if name:
+                    rows = [r for r in rows if r.name == name]
+                if search:
+                    rows = [r for r in rows if search in r.mission_id]
+                rows.sort(key=lambda r: (r.updated, r.mission_id), reverse=True)
+                if len(self._pages) >= PAGES_KEPT or any(
+                    k[0] != self.generation for k in self._pages
+                ):
+                    self._pages.clear()
+                found = self._pages[key] = (rows, counts, names)
+            rows, counts, names = found
             chosen = [_copy(r) for r in rows[offset : offset + limit]]
-            return Page(chosen, len(rows), offset, limit, counts, names)
+            return Page(chosen, len(rows), offset, limit, dict(counts), list(names))
 
     def get(self, mission_id: str) -> MissionRow | None:
         with self._lock:

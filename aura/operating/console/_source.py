@@ -69,6 +69,7 @@ class ConsoleSource:
         self._verify_lock = threading.Lock()
         self._verified: tuple[float, AuditReport] | None = None
         self._verifying = False
+        self._unaudited: dict[str, list[str]] = {}
         self.refresh()
 
     def close(self) -> None:
@@ -169,7 +170,7 @@ class ConsoleSource:
                     )
         report = self.verified()
         mine = {e["version"] for e in entries if not e["kind"].endswith(".scheduled")}
-        unaudited = [u for u in report.unaudited if u.startswith(f"{PREFIX}{mission_id}@")]
+        unaudited = self._unaudited.get(mission_id, [])
         return {
             "entries": entries,
             "chain_ok": report.ok or (not report.bad_version and not report.damaged),
@@ -186,8 +187,8 @@ class ConsoleSource:
         old (a page never waits for a walk over a large log twice)."""
         with self._verify_lock:
             if self._verified is None:
-                self._verified = (time.monotonic(), verify_audit(self.store))
-            elif time.monotonic() - self._verified[0] > VERIFY_EVERY and not self._verifying:
+                return self._set_verified(verify_audit(self.store))
+            if time.monotonic() - self._verified[0] > VERIFY_EVERY and not self._verifying:
                 self._verifying = True
                 threading.Thread(target=self._verify_again, daemon=True).start()
             return self._verified[1]
@@ -199,13 +200,21 @@ class ConsoleSource:
             report = None
         with self._verify_lock:
             if report is not None:
-                self._verified = (time.monotonic(), report)
+                self._set_verified(report)
             self._verifying = False
 
     def verify_now(self) -> dict[str, Any]:
         with self._verify_lock:
-            self._verified = (time.monotonic(), verify_audit(self.store))
-            return asdict(self._verified[1])
+            return asdict(self._set_verified(verify_audit(self.store)))
+
+    def _set_verified(self, report: AuditReport) -> AuditReport:
+        """Keep ``report``, with its unaudited events grouped by mission."""
+        grouped: dict[str, list[str]] = {}
+        for where in report.unaudited:  # "mission/<id>@<version>"
+            stream = where.rsplit("@", 1)[0]
+            grouped.setdefault(stream[len(PREFIX) :], []).append(where)
+        self._verified, self._unaudited = (time.monotonic(), report), grouped
+        return report
 
     def replay(self, mission_id: str, to: Any) -> dict[str, Any]:
         """The mission's state after event ``to``, as ``aura replay --to`` computes it."""
