@@ -42,6 +42,7 @@ from .core._errors import (
     InvalidTransitionError,
     NonDeterminismError,
     NonRetryableError,
+    QueryError,
     ToolDenied,
 )
 from .core._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
@@ -152,6 +153,7 @@ __all__ = [
     "MissionStatus",
     "NonDeterminismError",
     "NonRetryableError",
+    "QueryError",
     "RetryPolicy",
     "StepDef",
     "check_transition",

@@ -70,6 +70,7 @@ PUBLIC = {
         "MissionStatus",
         "NonDeterminismError",
         "NonRetryableError",
+        "QueryError",
         "RetryPolicy",
         "StepDef",
         "check_transition",

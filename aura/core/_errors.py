@@ -44,6 +44,12 @@ class ToolDenied(NonRetryableError):
         super().__init__(f"tool {tool!r} denied: {reason}")
 
 
+class QueryError(AuraError):
+    """A query could not be answered: no such handler, the handler raised,
+    its answer cannot be encoded, or it tried to change the mission (a query
+    reads the mission's state and never writes to its history)."""
+
+
 class NonDeterminismError(AuraError):
     """Replaying a mission's log against its code issued different commands.
 

@@ -214,3 +214,16 @@ class Resumed(msgspec.Struct, frozen=True):
 
 class Peek(msgspec.Struct, frozen=True):
     """A query for the mission's current view; never journaled."""
+
+
+class Query(msgspec.Struct, frozen=True):
+    """``rt.query``: ask a running mission's query handler ``name``; never journaled."""
+
+    name: str
+    args: list[Any]
+
+
+class QueryAnswer(msgspec.Struct, frozen=True):
+    value: Any = None
+    error: str = ""
+    """Why there is no answer (a ``QueryError`` for the caller)."""

@@ -30,7 +30,7 @@ COMMAND_POLL = 0.05
 
 
 class Command(msgspec.Struct, frozen=True):
-    kind: str  # "start" | "signal" | "cancel" | "terminate" | "resume" | "redrive" | "budget"
+    kind: str  # start, signal, cancel, terminate, resume, redrive, budget, fork (new id)
     mission_id: str
     at: float
     name: str = ""

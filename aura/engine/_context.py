@@ -19,7 +19,7 @@ from typing import Any, NoReturn, Protocol
 import msgspec
 
 from ..core._definitions import StepDef, step_definition
-from ..core._errors import AuraError, DefinitionError, ToolDenied
+from ..core._errors import AuraError, DefinitionError, QueryError, ToolDenied
 from ..core._retry import RetryPolicy
 from ..governance._memory import MissionMemory
 
@@ -36,6 +36,9 @@ class MissionDriver(Protocol):
     memory: MissionMemory
     now: float
     replaying: bool
+    queries: dict[str, Callable[..., Any]]
+    answering: bool
+    """A query handler runs now: nothing may be issued or written."""
 
     def issue_step(
         self,
@@ -260,6 +263,7 @@ class MissionContext:
         reverse order of completion (a saga), each compensation a journaled,
         retried step of its own.
         """
+        self._no_effect_in_query("ctx.step")
         definition: StepDef = step_definition(fn)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise DefinitionError(f"ctx.step retry= must be a RetryPolicy, got {retry!r}")
@@ -276,6 +280,7 @@ class MissionContext:
         heartbeated, journaled, replayed, and with ``compensate=`` (a step,
         called with the tool's result) undone if the mission later fails or
         is cancelled. (So a tool cannot take an argument named ``compensate``.)"""
+        self._no_effect_in_query("ctx.tool")
         if not isinstance(name, str) or not name:
             raise TypeError("ctx.tool needs a tool name")
         undo = step_definition(compensate) if compensate is not None else None
@@ -283,6 +288,7 @@ class MissionContext:
 
     def sleep(self, seconds: float) -> TimerFuture:
         """A durable timer: survives restarts, fires late rather than never."""
+        self._no_effect_in_query("ctx.sleep")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
             raise TypeError(f"ctx.sleep needs a number of seconds >= 0, got {seconds!r}")
         return self._actor.issue_timer(float(seconds))
@@ -291,6 +297,7 @@ class MissionContext:
         """Wait for ``rt.signal(mission_id, name, payload)``; returns the payload.
         Signals sent before the wait are kept and delivered in order. Raises
         :class:`SignalTimeoutError` after ``timeout`` seconds (durable timer)."""
+        self._no_effect_in_query("ctx.wait_signal")
         if not isinstance(name, str) or not name:
             raise TypeError("ctx.wait_signal needs a non-empty signal name")
         if timeout is not None and (
@@ -298,6 +305,34 @@ class MissionContext:
         ):
             raise TypeError(f"ctx.wait_signal timeout must be seconds >= 0, got {timeout!r}")
         return self._actor.issue_signal_wait(name, None if timeout is None else float(timeout))
+
+    def set_event(self, key: str, value: Any) -> None:
+        """Publish ``value`` under ``key`` for the outside world
+        (``rt.get_event(mission_id, key)``): progress, partial results, what
+        the mission waits for. Journaled and audited with the mission's next
+        commit, replayed like memory; setting a key again replaces its value."""
+        self._no_effect_in_query("ctx.set_event")
+        self._actor.memory.publish(key, value)
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any]) -> None:
+        """Answer ``rt.query(mission_id, name, *args)`` with ``handler(*args)``
+        from the mission's current state, without writing to its history.
+        The handler must only read: issuing a step, a timer, a signal wait,
+        an event or a memory write from it raises :class:`QueryError`.
+        Register handlers where the code runs on replay too (at the top of
+        the mission): they are not journaled."""
+        if not isinstance(name, str) or not name:
+            raise TypeError("ctx.set_query_handler needs a non-empty name")
+        if not callable(handler):
+            raise TypeError(f"ctx.set_query_handler({name!r}) needs a callable")
+        self._actor.queries[name] = handler
+
+    def _no_effect_in_query(self, what: str) -> None:
+        if self._actor.answering:
+            raise QueryError(
+                f"{what} inside a query handler: a query reads the mission's state and "
+                "never writes to its history"
+            )
 
     def gather(self, *awaitables: Awaitable) -> Gather:
         """Await several steps issued together; results in argument order."""

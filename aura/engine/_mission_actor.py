@@ -27,10 +27,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core._errors import NonDeterminismError
+import msgspec
+
+from ..core._errors import NonDeterminismError, QueryError
 from ..core._messages import (
     Cancel,
     NewRun,
+    Query,
+    QueryAnswer,
     RaiseBudget,
     Signal,
     Start,
@@ -57,7 +61,31 @@ class MissionActor(JournalPart, StepsPart, WaitsPart, EndingsPart, RunsPart):
     def query(self, message: Any) -> Any:
         if isinstance(message, Start):
             return AlreadyStarted(self.view())
+        if isinstance(message, Query):
+            return self._answer(message)
         return self.view()
+
+    def _answer(self, query: Query) -> QueryAnswer:
+        """Run the mission's handler for ``query`` against its current state."""
+        handler = self.queries.get(query.name)
+        if handler is None:
+            known = ", ".join(sorted(self.queries)) or "none"
+            return QueryAnswer(
+                error=f"mission {self.mission_id!r} ({self.status.value}) has no query "
+                f"{query.name!r} (handlers: {known})"
+            )
+        self.answering = True
+        try:
+            value = handler(*query.args)
+            return QueryAnswer(msgspec.msgpack.decode(msgspec.msgpack.encode(value)))
+        except QueryError as err:
+            return QueryAnswer(error=str(err))
+        except (TypeError, msgspec.EncodeError) as err:
+            return QueryAnswer(error=f"query {query.name!r} failed: {type(err).__name__}: {err}")
+        except Exception as err:
+            return QueryAnswer(error=f"query {query.name!r} raised {type(err).__name__}: {err}")
+        finally:
+            self.answering = False
 
     def view(self) -> MissionView:
         return MissionView(

@@ -26,6 +26,7 @@ from ..core._messages import (
     MissionMessage,
     NewRun,
     Peek,
+    Query,
     RaiseBudget,
     Recovery,
     Resumed,
@@ -50,7 +51,7 @@ class JournalPart(MissionState):
     def is_query(self, message: Any) -> bool:
         """Peeks, and Starts that start nothing (answered, never journaled:
         starting an id again with the same input adds nothing to its log)."""
-        if isinstance(message, Peek):
+        if isinstance(message, (Peek, Query)):
             return True
         if 0 < inbox_number(message) <= self.last_inbox:
             return True  # a command applied already (sent again, or after a takeover)

@@ -14,6 +14,7 @@ import msgspec
 
 from eventstore import NewEvent
 
+from ..core._errors import QueryError
 from ..core._lifecycle import SETTLED
 from ..core._messages import (
     NewRun,
@@ -145,6 +146,7 @@ class RunsPart(MissionState):
         self._reset_run()
         self.name = new.mission
         self.run_args = list(new.args)
+        self.queries = {}  # the old run's handlers close over its state
         self.memory.replace(new.memory)
         self.cost_usd, self.cost_tokens, self.budget = new.cost_usd, new.cost_tokens, new.budget
         self.over_budget = (
@@ -194,6 +196,11 @@ class RunsPart(MissionState):
             raise ContinueAsNew(tuple(self.run_args))
 
     def _memory_written(self, write: MemoryWrite) -> None:
+        if self.answering:
+            raise QueryError(
+                f"ctx.memory[{write.key!r}] written inside a query handler: a query reads "
+                "the mission's state and never writes to its history"
+            )
         if self.replaying:
             self._replay_writes.append(write)
         else:
@@ -207,7 +214,7 @@ class RunsPart(MissionState):
         events = [NewEvent(MEMORY, msgspec.msgpack.encode(w)) for w in writes]
         entries = [
             audit_event(
-                "memory.delete" if w.deleted else "memory.set",
+                "event.set" if w.event else "memory.delete" if w.deleted else "memory.set",
                 self.mission_id,
                 self.run,
                 self.version + i,
@@ -226,3 +233,5 @@ class RunsPart(MissionState):
             )
         )
         self._memory_logged += len(writes)
+        if any(w.event for w in writes):  # rt.get_event callers wait for this
+            self.after_durable(self.runtime._status_changed)

@@ -137,6 +137,8 @@ class MissionState(DurableActor):
         self._tokens: tuple[bytes, bytes] | None = None  # for tool calls, never journaled
         self._scheduled: list[tuple[_Command, int, float]] = []  # attempts not yet audited
         self._memory_pending: list[MemoryWrite] = []  # made while handling this message
+        self.queries: dict[str, Any] = {}  # ctx.set_query_handler, re-registered by replay
+        self.answering = False  # a query handler runs
         self._replay_writes: list[MemoryWrite] = []  # made by replayed code
         self._memory_logged = 0  # memory events the log holds
         self._log_on = False  # whether info events are wanted, per message

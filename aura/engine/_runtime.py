@@ -40,7 +40,7 @@ from eventstore import (
 
 from ..core._budget import Budget
 from ..core._definitions import MissionDef, mission_definition
-from ..core._errors import AuraError
+from ..core._errors import AuraError, QueryError
 from ..core._lifecycle import SETTLED, MissionStatus
 from ..core._logging import make_logger
 from ..core._messages import (
@@ -52,6 +52,8 @@ from ..core._messages import (
     Cancel,
     MissionMessage,
     Peek,
+    Query,
+    QueryAnswer,
     RaiseBudget,
     Recovery,
     Resumed,
@@ -84,7 +86,9 @@ from ._commands import (
 from ._compactor import ArchiveRun, CompactionReport, Compactor, compact
 from ._context import encode_args
 from ._delivery import Outbox
+from ._fork import fork_commit
 from ._mission_actor import AlreadyStarted, MissionActor, MissionView
+from ._mission_events import published_events
 from ._mission_leases import MissionFencedStore
 from ._ownership import DirectoryLock
 from ._place import Place
@@ -560,6 +564,59 @@ class Runtime:
         message = Signal(name, decoded[0], self._clock(), _command, idempotency_key or "", _inbox)
         self._ask(PREFIX + mission_id, message)
 
+    def get_event(
+        self, mission_id: str, key: str, timeout: float | None = None, *, default: Any = None
+    ) -> Any:
+        """The value ``mission_id`` published under ``key`` with
+        ``ctx.set_event`` (the latest, once durable); waits up to ``timeout``
+        seconds (None: for ever) for it to be published, then returns
+        ``default``. ``MissionNotFoundError`` if there is no such mission."""
+        self._check_open()
+        if not isinstance(key, str) or not key:
+            raise AuraError(f"an event key is a non-empty str, got {key!r}")
+        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+            raise AuraError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
+        if not isinstance(mission_id, str) or self.store.version(PREFIX + mission_id) == 0:
+            raise MissionNotFoundError(repr(mission_id))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._changed:
+                seen = self._changes
+            found = published_events(self.store, mission_id)
+            if key in found:
+                return found[key]
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return default
+            if self._sharing is not None:  # published by another runtime: look again
+                left = REMOTE_POLL if left is None else min(left, REMOTE_POLL)
+            with self._changed:
+                if self._changes == seen:
+                    self._changed.wait(left)
+            self._check_open()
+
+    def query(self, mission_id: str, name: str, *args: Any) -> Any:
+        """Ask a running or waiting mission's query handler ``name``
+        (``ctx.set_query_handler``) with ``args``; its answer is computed from
+        the mission's current state and nothing is written to its history.
+        Raises :class:`QueryError` (no such handler, it raised, the mission
+        has settled or runs on another runtime) or ``MissionNotFoundError``."""
+        if not isinstance(name, str) or not name:
+            raise QueryError(f"a query needs a non-empty name, got {name!r}")
+        view = self.get(mission_id)
+        if self._sharing is not None and not self._runs_here(mission_id):
+            raise QueryError(f"mission {mission_id!r} runs on another runtime: query it there")
+        if view.status in SETTLED:
+            raise QueryError(
+                f"mission {mission_id!r} is {view.status.value}: only a running or waiting "
+                "mission answers queries (its result and events stay readable)"
+            )
+        _, decoded = encode_args(f"query {name!r} to mission {mission_id!r}", list(args))
+        answer: QueryAnswer = self._ask(PREFIX + mission_id, Query(name, decoded))
+        if answer.error:
+            raise QueryError(answer.error)
+        return answer.value
+
     def cancel(
         self, mission_id: str, reason: str = "cancelled by request", *, _inbox: int = 0
     ) -> None:
@@ -707,6 +764,33 @@ class Runtime:
         self._ensure_actor(mission_id, activate=True)
         self._ask(actor_id, Peek())  # replay now, resubmitting unfinished work
         self._status_changed()
+
+    def fork(
+        self, mission_id: str, *, from_position: int, new_id: str | None = None, _inbox: int = 0
+    ) -> MissionHandle:
+        """Start a new mission whose history is ``mission_id``'s up to event
+        ``from_position`` (archived runs included), then runs live with the
+        code deployed now: what the copy recorded is replayed, the rest runs.
+        The way to retry a failed run from the step before it went wrong.
+        ``new_id`` defaults to ``<mission_id>-fork-<N>``."""
+        self._check_open()
+        if self._sharing is not None:
+            raise AuraError("fork on a shared store is not supported yet: use an exclusive runtime")
+        new_id = new_id if new_id is not None else f"{mission_id}-fork-{from_position}"
+        entries, snapshot = fork_commit(
+            self.store, mission_id, from_position, new_id, self._clock()
+        )
+        self.store.append_many(entries)
+        if snapshot is not None:
+            self.store.save_snapshot(PREFIX + new_id, *snapshot)
+        self._unsettled(new_id)
+        self._ensure_actor(new_id, activate=True)
+        self._ask(PREFIX + new_id, Peek())  # replay the copy, then go on live
+        self._status_changed()
+        self.system.log.info(
+            "mission.forked", mission_id=new_id, source=mission_id, from_position=from_position
+        )
+        return MissionHandle(self, new_id)
 
     def compact(
         self, *, completed_after: float | None = 0.0, retention: float | None = None
@@ -1213,6 +1297,9 @@ class Runtime:
                 self.resume(mid, why or "resumed from the CLI", _inbox=n)
             elif command.kind == "redrive":
                 self.redrive(mid, _inbox=n)
+            elif command.kind == "fork":
+                source, position = command.payload
+                self.fork(source, from_position=position, new_id=mid, _inbox=n)
             elif command.kind == "budget":
                 usd, tokens = command.payload
                 self.raise_budget(mid, usd=usd, tokens=tokens, _inbox=n)

@@ -33,6 +33,9 @@ class MemoryWrite(msgspec.Struct, frozen=True):
     key: str
     value: Any = None
     deleted: bool = False
+    event: bool = False
+    """A ``ctx.set_event`` (a value published to the outside world), not a
+    memory write: journaled, replayed and audited the same way, kept apart."""
 
     def digest(self) -> str:
         """sha256 of the write (the audit entry records it, not the value)."""
@@ -50,11 +53,18 @@ def fold(writes: Iterable[MemoryWrite]) -> dict[str, Any]:
     """The map a sequence of writes leaves behind."""
     out: dict[str, Any] = {}
     for w in writes:
+        if w.event:
+            continue
         if w.deleted:
             out.pop(w.key, None)
         else:
             out[w.key] = w.value
     return out
+
+
+def fold_events(writes: Iterable[MemoryWrite]) -> dict[str, Any]:
+    """The events a sequence of writes published, the latest value per key."""
+    return {w.key: w.value for w in writes if w.event}
 
 
 class MissionMemory(MutableMapping[str, Any]):
@@ -76,13 +86,27 @@ class MissionMemory(MutableMapping[str, Any]):
                 f"ctx.memory[{key!r}]: {type(value).__name__} value cannot be journaled "
                 f"(msgpack): {err}"
             ) from err
+        self._on_write(MemoryWrite(key, canonical))  # first: a refused write changes nothing
         self._data[key] = canonical
-        self._on_write(MemoryWrite(key, canonical))
+
+    def publish(self, key: str, value: Any) -> None:
+        """``ctx.set_event``: journal ``value`` under event ``key``."""
+        _check_key(key)
+        try:
+            canonical = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
+        except (TypeError, msgspec.EncodeError) as err:
+            raise MemoryValueError(
+                f"ctx.set_event({key!r}): {type(value).__name__} value cannot be journaled "
+                f"(msgpack): {err}"
+            ) from err
+        self._on_write(MemoryWrite(key, canonical, event=True))
 
     def __delitem__(self, key: str) -> None:
         _check_key(key)
-        del self._data[key]  # KeyError for a missing key, like a dict
+        if key not in self._data:
+            raise KeyError(key)  # like a dict
         self._on_write(MemoryWrite(key, None, deleted=True))
+        del self._data[key]
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._data))

@@ -100,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--usd", type=float, default=None, help="new cost limit in USD")
     budget.add_argument("--tokens", type=int, default=None, help="new token limit")
     budget.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    fork = command("fork", "start a new mission from another's history up to event N")
+    fork.add_argument("mission_id")
+    fork.add_argument(
+        "--from",
+        dest="from_position",
+        type=_event_number,
+        required=True,
+        help="copy events 1..N, then run live",
+    )
+    fork.add_argument("--new-id", default=None, help="the fork's id (default ID-fork-N)")
+    fork.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
     dead = command("dead", "list dead-lettered missions and why")
     dead.add_argument("--json", action="store_true")
     rep = command("replay", "rebuild a mission from its log event by event (the replay debugger)")
@@ -287,7 +298,7 @@ def _run(args: argparse.Namespace, place: Place) -> int:
         return 0
     if args.command == "audit":
         return _audit(args, place)
-    if args.command in ("signal", "cancel", "terminate", "resume", "redrive", "budget"):
+    if args.command in ("signal", "cancel", "terminate", "resume", "redrive", "budget", "fork"):
         return _command(args, place)
     if args.command == "run":
         return _run_mission(args, place)
@@ -380,10 +391,13 @@ def _command(args: argparse.Namespace, place: Place) -> int:
             print(f"aura: error: {err}", file=sys.stderr)
             return 2
         cmd = Command("budget", args.mission_id, time.time(), payload=[limits.usd, limits.tokens])
+    elif args.command == "fork":
+        new_id = args.new_id or f"{args.mission_id}-fork-{args.from_position}"
+        cmd = Command("fork", new_id, time.time(), payload=[args.mission_id, args.from_position])
     else:
         cmd = Command("redrive", args.mission_id, time.time())
     number = queue(place, cmd)
-    print(f"{args.command} queued for mission {args.mission_id!r} (command {number})")
+    print(f"{args.command} queued for mission {cmd.mission_id!r} (command {number})")
     if args.wait > 0:
         if not wait_delivered(place, number, args.wait):
             print(
@@ -392,7 +406,7 @@ def _command(args: argparse.Namespace, place: Place) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"delivered to mission {args.mission_id!r}")
+        print(f"delivered to mission {cmd.mission_id!r}")
     return 0
 
 

@@ -143,8 +143,13 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
         out["summary"] = t.status + (f": {t.reason}" if t.reason else "")
     elif event.kind == MEMORY:
         w = decode_write(event.data)
-        text = f"delete {w.key}" if w.deleted else f"set {w.key} = {w.value!r}"
-        out.update(summary=text, key=w.key, value=w.value, deleted=w.deleted)
+        if w.event:
+            out.update(
+                kind="event", summary=f"event {w.key} = {w.value!r}", key=w.key, value=w.value
+            )
+        else:
+            text = f"delete {w.key}" if w.deleted else f"set {w.key} = {w.value!r}"
+            out.update(summary=text, key=w.key, value=w.value, deleted=w.deleted)
     elif event.kind == RESUMED:
         back = msgspec.msgpack.decode(event.data, type=Resumed)
         out.update(

@@ -42,6 +42,14 @@ def queue(place: Place, command: Command) -> int:
 def queue_in(store: EventLog, where: str, command: Command) -> int:
     """``queue`` on an open, writable log (``where`` names it in errors)."""
     exists = store.version(PREFIX + command.mission_id) > 0
+    if command.kind == "fork":  # mission_id is the new one; payload [source, position]
+        if exists:
+            raise AuraError(f"mission {command.mission_id!r} already exists in {where}")
+        from ..engine._fork import fork_commit
+
+        source, position = command.payload
+        fork_commit(store, source, position, command.mission_id)  # checks it, writes nothing
+        return _queue_checked(store, command)
     if command.kind == "start":
         if exists:
             raise AuraError(f"mission {command.mission_id!r} already exists in {where}")
