@@ -58,6 +58,8 @@ class MissionDriver(Protocol):
 
     def run_history(self) -> int: ...
 
+    def patched(self, change_id: str) -> bool: ...
+
     def continue_as_new_suggested(self) -> bool: ...
 
 
@@ -313,6 +315,26 @@ class MissionContext:
         commit, replayed like memory; setting a key again replaces its value."""
         self._no_effect_in_query("ctx.set_event")
         self._actor.memory.publish(key, value)
+
+    def patched(self, change_id: str) -> bool:
+        """Version a change of mission code while missions are in flight
+        (Temporal's ``patched``): ``if ctx.patched("fetch-v2"): new code else:
+        old code``. A mission running live takes the new branch (and its log
+        records that it did); one whose history was written by the old code
+        past this point replays the old branch. Once no mission in flight
+        can take the old branch, replace the ``if`` with the new code and a
+        ``ctx.deprecate_patch("fetch-v2")``, then later drop that too."""
+        if not isinstance(change_id, str) or not change_id:
+            raise TypeError("ctx.patched needs a non-empty change id")
+        self._no_effect_in_query("ctx.patched")
+        return self._actor.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Mark where ``ctx.patched(change_id)`` was, once only its new branch
+        is left: histories that recorded the change replay unchanged (a
+        marker is no command, so nothing is compared), new runs record nothing."""
+        if not isinstance(change_id, str) or not change_id:
+            raise TypeError("ctx.deprecate_patch needs a non-empty change id")
 
     def set_query_handler(self, name: str, handler: Callable[..., Any]) -> None:
         """Answer ``rt.query(mission_id, name, *args)`` with ``handler(*args)``

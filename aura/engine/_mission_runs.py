@@ -22,7 +22,7 @@ from ..core._messages import (
     input_digest,
 )
 from ..governance._audit import audit_event, with_audit
-from ..governance._memory import MEMORY, MemoryWrite
+from ..governance._memory import MEMORY, MemoryWrite, decode_write
 from ._context import (
     ArgumentEncodingError,
     ContinueAsNew,
@@ -147,6 +147,7 @@ class RunsPart(MissionState):
         self.name = new.mission
         self.run_args = list(new.args)
         self.queries = {}  # the old run's handlers close over its state
+        self.patches = None  # markers are per run: the new run's code decides again
         self.memory.replace(new.memory)
         self.cost_usd, self.cost_tokens, self.budget = new.cost_usd, new.cost_tokens, new.budget
         self.over_budget = (
@@ -195,6 +196,28 @@ class RunsPart(MissionState):
         ):
             raise ContinueAsNew(tuple(self.run_args))
 
+    def patched(self, change_id: str) -> bool:
+        """``ctx.patched``: True where this run's log recorded the change,
+        or where the code runs live (then it is recorded, with the next
+        commit); False where a replayed history, written by code from before
+        the change, went on past this point without it."""
+        store = self.system.store
+        assert store is not None
+        if self.patches is None:  # once per incarnation: the markers this run's log holds
+            self._log_last = store.version(self.stream_name())
+            self.patches = {
+                w.key
+                for e in store.read(self.stream_name(), self.run_start_version + 1)
+                if e.kind == MEMORY and (w := decode_write(e.data)).patch
+            }
+        if change_id in self.patches:
+            return True
+        if self.replaying and self.version < self._log_last:
+            return False  # the old code went on from here: keep its branch
+        self.patches.add(change_id)
+        self.memory.record_patch(change_id)
+        return True
+
     def _memory_written(self, write: MemoryWrite) -> None:
         if self.answering:
             raise QueryError(
@@ -214,7 +237,13 @@ class RunsPart(MissionState):
         events = [NewEvent(MEMORY, msgspec.msgpack.encode(w)) for w in writes]
         entries = [
             audit_event(
-                "event.set" if w.event else "memory.delete" if w.deleted else "memory.set",
+                "patch.recorded"
+                if w.patch
+                else "event.set"
+                if w.event
+                else "memory.delete"
+                if w.deleted
+                else "memory.set",
                 self.mission_id,
                 self.run,
                 self.version + i,

@@ -36,6 +36,8 @@ class MemoryWrite(msgspec.Struct, frozen=True):
     event: bool = False
     """A ``ctx.set_event`` (a value published to the outside world), not a
     memory write: journaled, replayed and audited the same way, kept apart."""
+    patch: bool = False
+    """A ``ctx.patched`` marker: this run took the new branch of change ``key``."""
 
     def digest(self) -> str:
         """sha256 of the write (the audit entry records it, not the value)."""
@@ -53,7 +55,7 @@ def fold(writes: Iterable[MemoryWrite]) -> dict[str, Any]:
     """The map a sequence of writes leaves behind."""
     out: dict[str, Any] = {}
     for w in writes:
-        if w.event:
+        if w.event or w.patch:
             continue
         if w.deleted:
             out.pop(w.key, None)
@@ -88,6 +90,11 @@ class MissionMemory(MutableMapping[str, Any]):
             ) from err
         self._on_write(MemoryWrite(key, canonical))  # first: a refused write changes nothing
         self._data[key] = canonical
+
+    def record_patch(self, change_id: str) -> None:
+        """``ctx.patched``: journal that this run took change ``change_id``."""
+        _check_key(change_id)
+        self._on_write(MemoryWrite(change_id, None, patch=True))
 
     def publish(self, key: str, value: Any) -> None:
         """``ctx.set_event``: journal ``value`` under event ``key``."""

@@ -143,7 +143,9 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
         out["summary"] = t.status + (f": {t.reason}" if t.reason else "")
     elif event.kind == MEMORY:
         w = decode_write(event.data)
-        if w.event:
+        if w.patch:
+            out.update(kind="patch", summary=f"took the new branch of patch {w.key!r}", key=w.key)
+        elif w.event:
             out.update(
                 kind="event", summary=f"event {w.key} = {w.value!r}", key=w.key, value=w.value
             )

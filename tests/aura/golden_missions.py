@@ -64,7 +64,18 @@ async def research(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
     return {"pages": pages, "hold": hold, "title": title, "approved": approved}
 
 
-MISSIONS = [research]
+@aura.mission(name="golden:summary")
+async def summary(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
+    """Today's code: a change made while missions were in flight, behind a patch."""
+    page = await ctx.step(fetch, f"{topic}/a")
+    if ctx.patched("summary-title-v2"):
+        title = await ctx.step(flaky, topic)  # new: a title of its own
+    else:
+        title = await ctx.step(fetch, f"{topic}/title")  # what the old code did
+    return {"page": page, "title": title}
+
+
+MISSIONS = [research, summary]
 
 
 def export(store: EventStore, mission_id: str, status: str, result: Any) -> GoldenLog:
@@ -102,6 +113,28 @@ def write_goldens() -> None:
     )
 
 
+def write_patch_golden() -> None:
+    """The log ``summary`` wrote before ``ctx.patched("summary-title-v2")``
+    existed: today's code must replay it through the old branch."""
+
+    @aura.mission(name="golden:summary")
+    async def summary_v1(ctx: aura.MissionContext, topic: str) -> dict[str, Any]:
+        page = await ctx.step(fetch, f"{topic}/a")
+        title = await ctx.step(fetch, f"{topic}/title")
+        return {"page": page, "title": title}
+
+    with tempfile.TemporaryDirectory() as d, aura.Runtime(d, missions=[summary_v1]) as rt:
+        result = rt.start(summary_v1, "lmdb", mission_id="golden-summary").result(timeout=30)
+        log = export(rt.store, "golden-summary", "completed", result)
+    (GOLDEN_DIR / "summary_before_patch.json").write_bytes(
+        msgspec.json.format(msgspec.json.encode(log))
+    )
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--patch-only"]:
+        write_patch_golden()
+        sys.exit(0)
     write_goldens()
+    write_patch_golden()
     sys.exit(0)
