@@ -426,6 +426,23 @@ def test_a_timeline_holds_archived_runs_compensations_and_timers(tmp_path: Path)
             assert [e["kind"] for e in nap].count("timer_fired") == 1
 
 
+def test_a_mission_page_shows_the_events_it_published(tmp_path: Path) -> None:
+    from ..aura import events_missions as em
+
+    data = tmp_path / "aura-data"
+    with aura.Runtime(data, missions=[em.reporter]) as rt:
+        rt.start(em.reporter, 2, mission_id="ev")
+        rt.wait("ev", timeout=30, until={S.WAITING})
+        with aura.serve_console(rt, port=0) as console, client(console) as c:
+            found = c.get("/api/missions/ev").json()
+            assert found["events"] == {"status": "waiting for go", "progress": {"done": 2, "of": 2}}
+            assert "progress" not in found["memory"]
+            page = c.get("/missions/ev").text
+            assert 'id="events"' in page and "waiting for go" in page
+            kinds = [e["kind"] for e in found["timeline"]]
+            assert kinds.count("event") == 4
+
+
 def test_the_audit_badge_says_not_verified_when_the_chain_was_edited(tmp_path: Path) -> None:
     from aura.governance._audit import decode_entries
     from eventstore import RecordedEvent

@@ -27,6 +27,7 @@ from ...core._budget import Budget
 from ...core._errors import AuraError
 from ...core._lifecycle import SETTLED_VALUES
 from ...engine._commands import Command, delivered_upto
+from ...engine._mission_events import published_events
 from ...engine._place import Place
 from ...governance._audit import AuditReport, decode_entries, verify_audit
 from .._inspect import PREFIX, audit_events, history_in, owner_of, summarize
@@ -115,6 +116,7 @@ class ConsoleSource:
         return {
             "mission": row.as_json(),
             "memory": summary.memory,
+            "events": published_events(self.store, mission_id),
             "budget": _budget(row.cost_usd, row.cost_tokens, row.budget_usd, row.budget_tokens),
             "timeline": timeline,
             "archived_upto": info.archived_upto if info is not None else 0,
