@@ -198,23 +198,30 @@ class RunsPart(MissionState):
 
     def patched(self, change_id: str) -> bool:
         """``ctx.patched``: True where this run's log recorded the change,
-        or where the code runs live (then it is recorded, with the next
-        commit); False where a replayed history, written by code from before
-        the change, went on past this point without it."""
+        or where the code runs live (then it is recorded with the outputs of
+        the message being handled); False where a replayed history, written
+        by code from before the change, went on past this point without it:
+        a later message is journaled, so the code that handled this one ran
+        on, and a marker it made would be in the log before that message."""
         store = self.system.store
         assert store is not None
-        if self.patches is None:  # once per incarnation: the markers this run's log holds
-            self._log_last = store.version(self.stream_name())
-            self.patches = {
-                w.key
-                for e in store.read(self.stream_name(), self.run_start_version + 1)
-                if e.kind == MEMORY and (w := decode_write(e.data)).patch
-            }
-        if change_id in self.patches:
+        if self.patches is None:  # once per incarnation: what this run's log holds
+            self.patches, self._last_message, self._patch_taken = set(), 0, set()
+            for e in store.read(self.stream_name(), self.run_start_version + 1):
+                if e.kind == "message":
+                    self._last_message = e.version
+                elif e.kind == MEMORY and (w := decode_write(e.data)).patch:
+                    self.patches.add(w.key)
+        if change_id in self._patch_taken:
             return True
-        if self.replaying and self.version < self._log_last:
+        if change_id in self.patches:  # this call is where the log recorded it
+            self._patch_taken.add(change_id)
+            if self.replaying:  # replayed like every memory write: counts stay aligned
+                self.memory.record_patch(change_id)
+            return True
+        if self.replaying and self.version < self._last_message:
             return False  # the old code went on from here: keep its branch
-        self.patches.add(change_id)
+        self._patch_taken.add(change_id)
         self.memory.record_patch(change_id)
         return True
 

@@ -140,7 +140,8 @@ class MissionState(DurableActor):
         self.queries: dict[str, Any] = {}  # ctx.set_query_handler, re-registered by replay
         self.answering = False  # a query handler runs
         self.patches: set[str] | None = None  # ctx.patched markers of this run, read lazily
-        self._log_last = 0  # the log's last version when the markers were read
+        self._last_message = 0  # the run's last journaled message, as the markers were read
+        self._patch_taken: set[str] = set()  # changes this run took (decided once each)
         self._replay_writes: list[MemoryWrite] = []  # made by replayed code
         self._memory_logged = 0  # memory events the log holds
         self._log_on = False  # whether info events are wanted, per message

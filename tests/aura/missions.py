@@ -274,6 +274,17 @@ async def many_steps(ctx: aura.MissionContext, n: int) -> int:
     return total
 
 
+@aura.mission
+async def many_steps_published(ctx: aura.MissionContext, n: int) -> int:
+    """many_steps that publishes its progress after each step, behind a patch."""
+    total = 0
+    for i in range(n):
+        if ctx.patched("publish-progress"):
+            total += await ctx.step(journal_effect, ctx.info.mission_id, i)
+        ctx.set_event("progress", i)
+    return total
+
+
 @aura.step
 def paced_effect(mission: str, i: int, seconds: float) -> int:
     """journal_effect after ``seconds`` of work: a run lasts long enough

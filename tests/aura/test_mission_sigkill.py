@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -59,7 +60,17 @@ def run_child(
     )
 
 
-@pytest.mark.parametrize("mission", ["many_steps", "many_steps_can"])
+def published(data: Path, mission_id: str) -> list[tuple[str, Any]]:
+    from aura.governance._memory import MEMORY, decode_write
+
+    with EventStore.open(data / "events", readonly=True) as store:
+        writes = [
+            decode_write(e.data) for e in store.read(f"mission/{mission_id}") if e.kind == MEMORY
+        ]
+    return [(w.key, w.value) for w in writes if w.event or w.patch]
+
+
+@pytest.mark.parametrize("mission", ["many_steps", "many_steps_can", "many_steps_published"])
 def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(
     tmp_path: Path, mission: str
 ) -> None:
@@ -97,7 +108,11 @@ def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(
     for line in effects.read_text().splitlines():
         key, incarnation = line.split()
         runs[key].append(int(incarnation))
-    if mission == "many_steps":
+    if mission == "many_steps_published":  # each event and the patch marker journaled once
+        for i in range(MISSIONS):
+            expected_writes = [("publish-progress", None)] + [("progress", s) for s in range(STEPS)]
+            assert published(data, f"m-{i}") == expected_writes
+    if mission in ("many_steps", "many_steps_published"):
         assert set(runs) == {f"m-{i}/1/{s}" for i in range(MISSIONS) for s in range(STEPS)}
     else:  # every mission went through several runs, each run's steps keyed by run
         assert {key.split("/")[1] for key in runs} > {"1", "2"}
