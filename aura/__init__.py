@@ -47,6 +47,7 @@ from .core._errors import (
 )
 from .core._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
 from .core._retry import NO_RETRY, RetryPolicy
+from .engine._async_client import AsyncMissionHandle, AsyncRuntime
 from .engine._context import (
     ArgumentEncodingError,
     MissionContext,
@@ -137,6 +138,8 @@ __all__ = [
     "MissionView",
     "HeartbeatTimeoutError",
     "Runtime",
+    "AsyncRuntime",
+    "AsyncMissionHandle",
     "SignalTimeoutError",
     "StepFailedError",
     "StepInfo",

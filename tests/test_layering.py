@@ -22,6 +22,8 @@ PUBLIC = {
         "ReplayStep",
         "replay",
         "serve_console",
+        "AsyncRuntime",
+        "AsyncMissionHandle",
         "AgentIdentity",
         "ExecutionToken",
         "KeyFileError",

@@ -284,6 +284,7 @@ class Runtime:
             )
         self._max_recovery_attempts = max_recovery_attempts
         self._settled_events: dict[str, threading.Event] = {}
+        self._settle_callbacks: dict[str, list[Callable[[], None]]] = {}
         self._damaged: dict[str, str] = {}  # mission id -> what of its log is unreadable
         self._events_lock = threading.Lock()
         self._changed = threading.Condition()  # any mission changed status
@@ -924,8 +925,12 @@ class Runtime:
         # (they see the runtime closed, and why).
         with self._events_lock:
             waiting = list(self._settled_events.values())
+            callbacks = [fn for fns in self._settle_callbacks.values() for fn in fns]
+            self._settle_callbacks.clear()
         for event in waiting:
             event.set()
+        for fn in callbacks:
+            fn()
         self._status_changed()
 
     def _open_place(
@@ -1163,7 +1168,23 @@ class Runtime:
         if self._sharing is not None:
             self._sharing.settled(mission_id)
         self._settled_event(mission_id).set()
+        with self._events_lock:
+            callbacks = self._settle_callbacks.pop(mission_id, [])
+        for fn in callbacks:
+            fn()
         self._status_changed()  # every path to a settled status wakes wait(until=)
+
+    def _when_settled(self, mission_id: str, fn: Callable[[], None]) -> None:
+        """Call ``fn`` (from whichever thread settles it) once ``mission_id``
+        is settled here, or at once if it is, or when the runtime closes:
+        how the asyncio client waits without a thread per waiter."""
+        with self._events_lock:
+            event = self._settled_events.setdefault(mission_id, threading.Event())
+            done = self._closed or event.is_set()
+            if not done:
+                self._settle_callbacks.setdefault(mission_id, []).append(fn)
+        if done:
+            fn()
 
     def _unsettled(self, mission_id: str) -> None:
         """A settled id began a new run (reuse, redrive, resume)."""
