@@ -81,13 +81,7 @@ class MissionMemory(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         _check_key(key)
-        try:
-            canonical = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
-        except (TypeError, msgspec.EncodeError) as err:
-            raise MemoryValueError(
-                f"ctx.memory[{key!r}]: {type(value).__name__} value cannot be journaled "
-                f"(msgpack): {err}"
-            ) from err
+        canonical = _canonical(f"ctx.memory[{key!r}]", value)
         self._on_write(MemoryWrite(key, canonical))  # first: a refused write changes nothing
         self._data[key] = canonical
 
@@ -99,13 +93,7 @@ class MissionMemory(MutableMapping[str, Any]):
     def publish(self, key: str, value: Any) -> None:
         """``ctx.set_event``: journal ``value`` under event ``key``."""
         _check_key(key)
-        try:
-            canonical = msgspec.msgpack.decode(msgspec.msgpack.encode(value))
-        except (TypeError, msgspec.EncodeError) as err:
-            raise MemoryValueError(
-                f"ctx.set_event({key!r}): {type(value).__name__} value cannot be journaled "
-                f"(msgpack): {err}"
-            ) from err
+        canonical = _canonical(f"ctx.set_event({key!r})", value)
         self._on_write(MemoryWrite(key, canonical, event=True))
 
     def __delitem__(self, key: str) -> None:
@@ -140,6 +128,16 @@ class MissionMemory(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"MissionMemory({self._data!r})"
+
+
+def _canonical(what: str, value: Any) -> Any:
+    """``value`` as it reads back from the log (msgpack), or why it cannot be journaled."""
+    try:
+        return msgspec.msgpack.decode(msgspec.msgpack.encode(value))
+    except (TypeError, msgspec.EncodeError) as err:
+        raise MemoryValueError(
+            f"{what}: {type(value).__name__} value cannot be journaled (msgpack): {err}"
+        ) from err
 
 
 def _check_key(key: object) -> None:
