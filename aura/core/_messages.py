@@ -29,6 +29,13 @@ class Start(msgspec.Struct, tag="start", frozen=True):
     inbox: int = 0
     """Its number in the mission's ``inbox/<id>`` stream when another
     process sent it as a command (0: in-process): applied once."""
+    deadline: float = 0.0
+    """``rt.start(deadline=seconds)``: when (epoch seconds) the mission times
+    out if it has not settled (0: never). Journaled, so it holds across restarts."""
+
+
+DEADLINE_SEQ = -1
+"""The ``TimerFired`` seq of a mission's deadline (no command of its code)."""
 
 
 REUSE_POLICIES = ("never", "if_failed", "always")
@@ -141,6 +148,8 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     """Idempotency keys of the signals delivered so far (they stay deduplicated)."""
     last_inbox: int = 0
     """The newest ``inbox/<id>`` command applied (later runs stay deduplicated)."""
+    deadline: float = 0.0
+    """The mission's deadline carries over to its next runs."""
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun

@@ -17,6 +17,7 @@ from eventstore import NewEvent
 from ..core._errors import QueryError
 from ..core._lifecycle import SETTLED
 from ..core._messages import (
+    DEADLINE_SEQ,
     NewRun,
     Start,
     input_digest,
@@ -52,6 +53,8 @@ class RunsPart(MissionState):
             )
             return
         self.budget = msg.budget if msg.budget is not None else definition.budget
+        self.deadline = msg.deadline
+        self._arm_deadline()
         self.ctx = MissionContext(self, self.mission_id, self.run, msg.mission)
         self.run_args = list(msg.args)
         self._transition(S.RUNNING, STARTED, journaled=True)  # with the Start (journal_extras)
@@ -78,6 +81,7 @@ class RunsPart(MissionState):
             last_command=self.last_command,
             last_inbox=self.last_inbox,
             input_digest=input_digest(msg.mission, msg.args),
+            deadline=msg.deadline,
         )
         self._close_coroutine()
         self.waiting = None
@@ -124,6 +128,7 @@ class RunsPart(MissionState):
             last_inbox=self.last_inbox,
             input_digest=self.input_digest,
             signal_keys=sorted(self.signal_keys),
+            deadline=self.deadline,
         )
         self.journal_own(new)  # with its audit entry (journal_companions)
         self.system.faults.check("after_append", self.actor_id)
@@ -150,6 +155,8 @@ class RunsPart(MissionState):
         self.patches = None  # markers are per run: the new run's code decides again
         self.memory.replace(new.memory)
         self.cost_usd, self.cost_tokens, self.budget = new.cost_usd, new.cost_tokens, new.budget
+        self.deadline = new.deadline
+        self._arm_deadline()
         self.over_budget = (
             self.budget.exceeded_by(self.cost_usd, self.cost_tokens) if self.budget else ""
         )
@@ -195,6 +202,20 @@ class RunsPart(MissionState):
             and self.continue_as_new_suggested()
         ):
             raise ContinueAsNew(tuple(self.run_args))
+
+    def _arm_deadline(self, *, recovering: bool = False) -> None:
+        """Arm the mission's deadline timer: live when it is set, and again
+        after a recovery (a deadline already past fires at once)."""
+        if self.deadline and (recovering or not self.replaying):
+            self.after_durable(
+                self.runtime._arm_timer,
+                self.mission_id,
+                DEADLINE_SEQ,
+                "deadline",
+                self.deadline,
+                0,
+                self.run,
+            )
 
     def patched(self, change_id: str) -> bool:
         """``ctx.patched``: True where this run's log recorded the change,

@@ -15,7 +15,7 @@ from typing import Any
 from ..core._attempts import StepJob
 from ..core._definitions import StepDef
 from ..core._errors import NonDeterminismError
-from ..core._lifecycle import TERMINAL
+from ..core._lifecycle import SETTLED, TERMINAL
 from ..core._messages import StepDone
 from ..core._retry import RetryPolicy
 from ._context import (
@@ -189,6 +189,8 @@ class StepsPart(MissionState):
     def _rearm(self) -> None:
         """After recovery: resubmit unfinished steps, re-arm pending timers
         (a deadline already past fires at once: late rather than never)."""
+        if self.status not in SETTLED:
+            self._arm_deadline(recovering=True)
         for command in self.commands:
             seq = command.seq
             if command.kind in ("step", "compensation", "tool"):

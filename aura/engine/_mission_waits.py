@@ -11,7 +11,7 @@ import os
 import time
 
 from ..core._lifecycle import SETTLED, TERMINAL
-from ..core._messages import Signal, TimerFired
+from ..core._messages import DEADLINE_SEQ, Cancel, Signal, TimerFired
 from ._context import (
     Awaitable,
     Gather,
@@ -23,6 +23,9 @@ from ._mission_state import MissionState, S, _Command
 
 class WaitsPart(MissionState):
     def _on_timer(self, msg: TimerFired) -> None:
+        if msg.seq == DEADLINE_SEQ:
+            self._on_deadline(msg)
+            return
         if msg.run and msg.run != self.run:
             return
         command = self._check_fingerprint(msg.seq, msg.fingerprint)
@@ -85,6 +88,17 @@ class WaitsPart(MissionState):
             if deadline is not None and not self.replaying:
                 self._arm(command, deadline)
         return SignalFuture(self, command.seq, name)
+
+    def _on_deadline(self, msg: TimerFired) -> None:
+        """The mission's deadline passed: it is cancelled (its completed steps
+        compensated, in reverse order) with a reason saying it timed out. A
+        timer from before a later deadline (a new run of the id) is ignored."""
+        if not self.deadline or msg.at < self.deadline:
+            return
+        if self.status in TERMINAL or self.status is S.COMPENSATING:
+            return
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.deadline))
+        self._on_cancel(Cancel(f"timed out: its deadline {when} passed", msg.at))
 
     def _arm(self, command: _Command, deadline: float, attempt: int = 0) -> None:
         self.after_durable(

@@ -6,6 +6,7 @@ the tree in order and closes the log.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -387,6 +388,7 @@ class Runtime:
         mission_id: str | None = None,
         budget: Budget | None = None,
         reuse: str = "never",
+        deadline: float | None = None,
     ) -> MissionHandle:
         """Start ``mission(ctx, *args)``; idempotent per ``mission_id``: the
         same mission and input again returns the same mission, and journals
@@ -396,9 +398,19 @@ class Runtime:
         (default), ``"if_failed"`` (after failed, cancelled or dead),
         ``"always"`` (after any end). A new run gets the next run number and
         starts from nothing; the old runs stay in the mission's history.
-        ``budget`` overrides the definition's."""
+        ``budget`` overrides the definition's. ``deadline``: seconds from now
+        after which a mission that has not settled times out: it is cancelled
+        (completed steps compensated) with reason ``timed out: ...``; the
+        deadline is journaled, so it holds across restarts and new runs."""
         self._check_open()
         definition = self._learn(mission)
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+            or not math.isfinite(deadline)
+            or deadline <= 0
+        ):
+            raise AuraError(f"deadline= must be seconds > 0, got {deadline!r}")
         if self._sharing is not None:
             if mission_id is None:
                 mission_id = uuid.uuid4().hex
@@ -407,6 +419,11 @@ class Runtime:
                     f"mission_id must be a non-empty str without '/', got {mission_id!r}"
                 )
             if not self._sharing.acquire(mission_id):
+                if deadline is not None:
+                    raise AuraError(
+                        f"mission {mission_id!r} is run by another runtime (or this one has "
+                        "no room): a deadline= cannot be sent with the start yet"
+                    )
                 if budget is not None:
                     raise AuraError(
                         f"mission {mission_id!r} is run by another runtime (or this one has "
@@ -425,7 +442,7 @@ class Runtime:
                     )
                 )
                 return MissionHandle(self, mission_id)
-        return self._start(definition.name, args, mission_id, budget, reuse)
+        return self._start(definition.name, args, mission_id, budget, reuse, deadline=deadline)
 
     def _start(
         self,
@@ -436,6 +453,7 @@ class Runtime:
         reuse: str,
         *,
         inbox: int = 0,
+        deadline: float | None = None,
     ) -> MissionHandle:
         if budget is not None and not isinstance(budget, Budget):
             raise AuraError(f"budget= must be an aura.Budget, got {budget!r}")
@@ -450,7 +468,9 @@ class Runtime:
             raise MissionDamagedError(mission_id, self._damaged[mission_id])
         actor_id = PREFIX + mission_id
         self._ensure_actor(mission_id, activate=True)
-        reply = self._ask(actor_id, Start(name, decoded, self._clock(), budget, reuse, inbox))
+        now = self._clock()
+        due = now + deadline if deadline is not None else 0.0
+        reply = self._ask(actor_id, Start(name, decoded, now, budget, reuse, inbox, due))
         if isinstance(reply, AlreadyStarted):
             view = reply.view
             digest = input_digest(name, decoded)
