@@ -32,6 +32,9 @@ class Start(msgspec.Struct, tag="start", frozen=True):
     deadline: float = 0.0
     """``rt.start(deadline=seconds)``: when (epoch seconds) the mission times
     out if it has not settled (0: never). Journaled, so it holds across restarts."""
+    tags: dict[str, str] = {}
+    """``rt.start(tags=...)``: what the user files the mission under (search
+    attributes): shown and filtered by ``aura ls --tag``, the console, ``rt.missions``."""
 
 
 DEADLINE_SEQ = -1
@@ -150,6 +153,7 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     """The newest ``inbox/<id>`` command applied (later runs stay deduplicated)."""
     deadline: float = 0.0
     """The mission's deadline carries over to its next runs."""
+    tags: dict[str, str] = {}
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun
@@ -190,6 +194,8 @@ class Transition(msgspec.Struct, frozen=True):
     budget: Budget | None = None
     """The budget in effect (the start's, else the definition's, as raised
     since), so readers of the log see limits without the mission's code."""
+    tags: dict[str, str] = {}
+    """The mission's tags, so a reader of its last transition has them."""
 
 
 RECOVERY = "recovery"

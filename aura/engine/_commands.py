@@ -45,6 +45,8 @@ class Command(msgspec.Struct, frozen=True):
     """A signal's idempotency key."""
     inbox: int = 0
     """Its number in ``inbox/<mission_id>`` (0: queued before inboxes existed)."""
+    tags: dict[str, str] = {}
+    """A start's tags."""
 
 
 class CommandsDone(msgspec.Struct, frozen=True):

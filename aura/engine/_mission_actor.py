@@ -104,6 +104,7 @@ class MissionActor(JournalPart, StepsPart, WaitsPart, EndingsPart, RunsPart):
             self.run,
             self.input_digest,
             self.last_inbox,
+            dict(self.tags),
         )
 
     def handle(self, message: Any) -> Any:

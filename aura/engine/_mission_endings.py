@@ -128,6 +128,7 @@ class EndingsPart(MissionState):
             self.run,
             self._waiting_for() if status is S.WAITING else "",
             budget=self.budget,
+            tags=self.tags,
         )
         data = msgspec.msgpack.encode(transition)
         entry = self._transition_audit(self.version + 1, status, reason, self.now or time.time())

@@ -87,7 +87,9 @@ class JournalPart(MissionState):
         if not (self._starts_run(message) or self._reruns(message)):
             return []
         run = self.run + 1 if self._reruns(message) else 1
-        record = Transition(S.RUNNING.value, STARTED, None, message.mission, run=run)
+        record = Transition(
+            S.RUNNING.value, STARTED, None, message.mission, run=run, tags=message.tags
+        )
         return [NewEvent(TRANSITION, msgspec.msgpack.encode(record))]
 
     def journal_companions(self, message: Any) -> list[tuple[str, list[NewEvent]]]:

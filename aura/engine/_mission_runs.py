@@ -53,7 +53,7 @@ class RunsPart(MissionState):
             )
             return
         self.budget = msg.budget if msg.budget is not None else definition.budget
-        self.deadline = msg.deadline
+        self.deadline, self.tags = msg.deadline, dict(msg.tags)
         self._arm_deadline()
         self.ctx = MissionContext(self, self.mission_id, self.run, msg.mission)
         self.run_args = list(msg.args)
@@ -82,6 +82,7 @@ class RunsPart(MissionState):
             last_inbox=self.last_inbox,
             input_digest=input_digest(msg.mission, msg.args),
             deadline=msg.deadline,
+            tags=msg.tags,
         )
         self._close_coroutine()
         self.waiting = None
@@ -129,6 +130,7 @@ class RunsPart(MissionState):
             input_digest=self.input_digest,
             signal_keys=sorted(self.signal_keys),
             deadline=self.deadline,
+            tags=self.tags,
         )
         self.journal_own(new)  # with its audit entry (journal_companions)
         self.system.faults.check("after_append", self.actor_id)
@@ -155,7 +157,7 @@ class RunsPart(MissionState):
         self.patches = None  # markers are per run: the new run's code decides again
         self.memory.replace(new.memory)
         self.cost_usd, self.cost_tokens, self.budget = new.cost_usd, new.cost_tokens, new.budget
-        self.deadline = new.deadline
+        self.deadline, self.tags = new.deadline, dict(new.tags)
         self._arm_deadline()
         self.over_budget = (
             self.budget.exceeded_by(self.cost_usd, self.cost_tokens) if self.budget else ""

@@ -75,6 +75,8 @@ class MissionView:
     """``input_digest`` (definition and arguments) of the start of this run chain."""
     last_inbox: int = 0
     """The newest command from its ``inbox/<id>`` stream it has applied."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """What ``rt.start(tags=...)`` filed it under."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class MissionState(DurableActor):
         self._last_message = 0  # the run's last journaled message, as the markers were read
         self._patch_taken: set[str] = set()  # changes this run took (decided once each)
         self.deadline = 0.0  # epoch seconds when the mission times out (0: never)
+        self.tags: dict[str, str] = {}  # rt.start(tags=...), journaled with the start
         self._replay_writes: list[MemoryWrite] = []  # made by replayed code
         self._memory_logged = 0  # memory events the log holds
         self._log_on = False  # whether info events are wanted, per message

@@ -169,6 +169,25 @@ class MissionDamagedError(AuraError):
         super().__init__(f"mission {mission_id!r} cannot be recovered, its log is damaged: {cause}")
 
 
+MAX_TAGS = 32
+
+
+def check_tags(tags: object) -> dict[str, str]:
+    """``tags`` as journaled, or one clear error naming what is wrong."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict):
+        raise AuraError(f"tags= must be a dict of str to str, got {type(tags).__name__}")
+    if len(tags) > MAX_TAGS:
+        raise AuraError(f"tags= takes at most {MAX_TAGS} tags, got {len(tags)}")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 64 or "=" in key:
+            raise AuraError(f"a tag name is a str of 1-64 characters without '=', got {key!r}")
+        if not isinstance(value, str) or len(value) > 256:
+            raise AuraError(f"tag {key!r}: the value must be a str of at most 256 characters")
+    return dict(tags)
+
+
 class MissionHandle:
     """A started mission, by id. Cheap; any number may exist."""
 
@@ -389,6 +408,7 @@ class Runtime:
         budget: Budget | None = None,
         reuse: str = "never",
         deadline: float | None = None,
+        tags: dict[str, str] | None = None,
     ) -> MissionHandle:
         """Start ``mission(ctx, *args)``; idempotent per ``mission_id``: the
         same mission and input again returns the same mission, and journals
@@ -401,9 +421,12 @@ class Runtime:
         ``budget`` overrides the definition's. ``deadline``: seconds from now
         after which a mission that has not settled times out: it is cancelled
         (completed steps compensated) with reason ``timed out: ...``; the
-        deadline is journaled, so it holds across restarts and new runs."""
+        deadline is journaled, so it holds across restarts and new runs.
+        ``tags``: str -> str the mission is filed under (``rt.missions(tags=)``,
+        ``aura ls --tag k=v``, the console), journaled with the start."""
         self._check_open()
         definition = self._learn(mission)
+        tags = check_tags(tags)
         if deadline is not None and (
             isinstance(deadline, bool)
             or not isinstance(deadline, (int, float))
@@ -438,11 +461,14 @@ class Runtime:
                         self._clock(),
                         name=definition.name,
                         payload=list(decoded),
+                        tags=tags,
                         reuse=reuse,
                     )
                 )
                 return MissionHandle(self, mission_id)
-        return self._start(definition.name, args, mission_id, budget, reuse, deadline=deadline)
+        return self._start(
+            definition.name, args, mission_id, budget, reuse, deadline=deadline, tags=tags
+        )
 
     def _start(
         self,
@@ -454,6 +480,7 @@ class Runtime:
         *,
         inbox: int = 0,
         deadline: float | None = None,
+        tags: dict[str, str] | None = None,
     ) -> MissionHandle:
         if budget is not None and not isinstance(budget, Budget):
             raise AuraError(f"budget= must be an aura.Budget, got {budget!r}")
@@ -470,7 +497,8 @@ class Runtime:
         self._ensure_actor(mission_id, activate=True)
         now = self._clock()
         due = now + deadline if deadline is not None else 0.0
-        reply = self._ask(actor_id, Start(name, decoded, now, budget, reuse, inbox, due))
+        start = Start(name, decoded, now, budget, reuse, inbox, due, tags or {})
+        reply = self._ask(actor_id, start)
         if isinstance(reply, AlreadyStarted):
             view = reply.view
             digest = input_digest(name, decoded)
@@ -541,6 +569,7 @@ class Runtime:
             t.cost_usd,
             t.cost_tokens,
             run=t.run or 1,
+            tags=dict(t.tags),
         )
 
     def handle(self, mission_id: str) -> MissionHandle:
@@ -840,8 +869,18 @@ class Runtime:
         self._check_open()
         return verify_audit(self.store)
 
-    def missions(self, status: MissionStatus | None = None) -> list[MissionView]:
-        """Every mission's view (damaged ones: see :meth:`damaged`)."""
+    def missions(
+        self, status: MissionStatus | None = None, *, tags: dict[str, str] | None = None
+    ) -> list[MissionView]:
+        """Every mission's view (damaged ones: see :meth:`damaged`); with
+        ``tags``, only those carrying every one of them."""
+        found = self._all_missions(status)
+        if not tags:
+            return found
+        wanted = check_tags(tags).items()
+        return [v for v in found if wanted <= v.tags.items()]
+
+    def _all_missions(self, status: MissionStatus | None) -> list[MissionView]:
         if self._sharing is not None:
             ids = [st[len(PREFIX) :] for st in self.store.streams() if st.startswith(PREFIX)]
             found = [self.get(i) for i in ids if i not in self._damaged]
@@ -1323,7 +1362,9 @@ class Runtime:
                 return
             if command.kind == "start":
                 args = command.payload if isinstance(command.payload, list) else []
-                self._start(command.name, args, mid, None, command.reuse, inbox=n)
+                self._start(
+                    command.name, args, mid, None, command.reuse, inbox=n, tags=command.tags
+                )
             elif command.kind == "signal":
                 key = command.key or None
                 cmd = 0 if n else number  # older commands: deduplicated by their number

@@ -234,11 +234,12 @@ class Sharing:
                 return MissionView(mission_id, None, MissionStatus.PENDING, None, "", 0, 0)
             return None
         first = next(iter(rt.store.read(stream, 1, 1, archived=True)), None)
-        name = None
+        name, tags = None, {}
         if first is not None and first.kind == "message":
             with contextlib.suppress(msgspec.DecodeError):
                 message = msgspec.msgpack.decode(first.data, type=MissionMessage)
-                name = message.mission if isinstance(message, Start) else None
+                if isinstance(message, Start):
+                    name, tags = message.mission, dict(message.tags)
         last = rt._last_event(stream)
         status = MissionStatus.RUNNING
         if last is not None and last.kind == "transition":
@@ -246,7 +247,7 @@ class Sharing:
             if status in SETTLED:  # it settled since: read it in full
                 settled = rt._settled_view(mission_id)
                 return settled
-        return MissionView(mission_id, name, status, None, "", 0, version)
+        return MissionView(mission_id, name, status, None, "", 0, version, tags=tags)
 
 
 def hand_over_single_owner(store: Any, where: str, ttl: float) -> None:

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     command("demo", "crash an agent mission mid-flight and resume it in a new process")
     ls = command("ls", "list missions and their journaled status")
     ls.add_argument("--status", help="only missions with this status")
+    ls.add_argument(
+        "--tag", action="append", default=[], metavar="K=V", help="only missions tagged so"
+    )
     ls.add_argument("--json", action="store_true", help="JSON lines")
     show = command("show", "one mission's summary")
     show.add_argument("mission_id")
@@ -232,6 +235,16 @@ def _worker_pool(args: argparse.Namespace, place: Place) -> int:
     return supervise(child, args.processes, env=env)
 
 
+def _tags(given: list[str]) -> dict[str, str]:
+    tags = {}
+    for text in given:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise AuraError(f"--tag takes NAME=VALUE, got {text!r}")
+        tags[key] = value
+    return tags
+
+
 def _event_number(text: str) -> int:
     try:
         value = int(text)
@@ -263,7 +276,7 @@ def _run(args: argparse.Namespace, place: Place) -> int:
             raise AuraError("aura demo runs on a data directory: use --data DIR")
         return run(place.data)
     if args.command == "ls":
-        found = _inspect.missions(place, args.status)
+        found = _inspect.missions(place, args.status, _tags(args.tag))
         if args.json:
             for m in found:
                 print(_json(m))
@@ -275,6 +288,11 @@ def _run(args: argparse.Namespace, place: Place) -> int:
                 _clip(
                     f"{m.mission_id:<24} {m.status:<13} {m.steps_completed:>5} {m.events:>6}  "
                     f"{m.name}{waits}"
+                    + (
+                        "  [" + ", ".join(f"{k}={v}" for k, v in m.tags.items()) + "]"
+                        if m.tags
+                        else ""
+                    )
                 )
             )
         print(f"{len(found)} mission(s) in {place.describe()}")

@@ -69,6 +69,7 @@ class MissionSummary:
     """The runtime that runs it now (pid, host, since), if one owns the directory."""
     recoveries: int = 0
     """Times a runtime recovered it (after a restart or a crash)."""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def message_of(event: RecordedEvent) -> Any:
@@ -300,6 +301,7 @@ def summarize(store: EventLog, mission_id: str) -> MissionSummary:
     stream = PREFIX + mission_id
     name, status, detail, steps, count = "", "pending", "", 0, 0
     run, waiting_for, recoveries = 1, "", 0
+    tags: dict[str, str] = {}
     writes = []
     for event in store.read(stream, archived=True):
         count += 1
@@ -311,12 +313,13 @@ def summarize(store: EventLog, mission_id: str) -> MissionSummary:
             t = msgspec.msgpack.decode(event.data, type=Transition)
             status, detail, waiting_for = t.status, t.reason, t.waiting_for
             run = t.run or run
+            tags = t.tags or tags
             if t.status == "completed":
                 detail = repr(t.result)
         elif event.kind == "message":
             msg = message_of(event)
             if isinstance(msg, Start):
-                name = msg.mission
+                name, tags = msg.mission, msg.tags or tags
             elif isinstance(msg, StepDone) and msg.ok:
                 steps += 1
     return MissionSummary(
@@ -330,6 +333,7 @@ def summarize(store: EventLog, mission_id: str) -> MissionSummary:
         run,
         waiting_for,
         recoveries=recoveries,
+        tags=dict(tags),
     )
 
 
@@ -363,14 +367,21 @@ def with_owner(place: Place, store: EventLog, found: list[MissionSummary]) -> li
     ]
 
 
-def missions(place: Place, status: str | None = None) -> list[MissionSummary]:
+def missions(
+    place: Place, status: str | None = None, tags: dict[str, str] | None = None
+) -> list[MissionSummary]:
+    """Every mission's summary; with ``status`` or ``tags``, only those."""
+    wanted = (tags or {}).items()
     with open_log(place) as store:
         found = [
             summarize_or_damaged(store, s[len(PREFIX) :])
             for s in store.streams()
             if s.startswith(PREFIX)
         ]
-        return with_owner(place, store, [m for m in found if status is None or m.status == status])
+        chosen = [
+            m for m in found if (status is None or m.status == status) and wanted <= m.tags.items()
+        ]
+        return with_owner(place, store, chosen)
 
 
 def show(place: Place, mission_id: str) -> MissionSummary:

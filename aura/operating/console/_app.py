@@ -116,6 +116,7 @@ def create_app(source: ConsoleSource, token: str) -> Any:
             "status": q.get("status", ""),
             "name": q.get("name", ""),
             "search": q.get("q", "").strip(),
+            "tag": q.get("tag", "").strip(),
             "offset": (int(number) - 1) * PAGE_SIZE,
             "limit": PAGE_SIZE,
         }
@@ -227,6 +228,7 @@ def create_app(source: ConsoleSource, token: str) -> Any:
             status=q.get("status", ""),
             name=q.get("name", ""),
             search=q.get("q", ""),
+            tag=q.get("tag", ""),
             offset=offset,
             limit=limit,
         )

@@ -65,6 +65,7 @@ class MissionRow:
     detail: str = ""
     """The last transition's reason (a failure's error, a cancel's reason)."""
     recoveries: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
     audit_versions: list[int] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -102,7 +103,7 @@ class MissionIndex:
         """Minute (epoch // 60) -> [steps completed, step attempts failed]."""
         self.durations: dict[str, deque[float]] = {}
         self._pages: dict[
-            tuple[int, str, str, str], tuple[list[MissionRow], dict[str, int], list[str]]
+            tuple[int, str, str, str, str], tuple[list[MissionRow], dict[str, int], list[str]]
         ] = {}
         self._scheduled: dict[tuple[str, int, int, int], float] = {}
         self._finished: dict[tuple[str, int, int, int], tuple[str, float]] = {}
@@ -165,12 +166,14 @@ class MissionIndex:
         row.cost_tokens = max(row.cost_tokens, t.cost_tokens)
         if t.budget is not None:
             row.budget_usd, row.budget_tokens = t.budget.usd, t.budget.tokens
+        row.tags = dict(t.tags) or row.tags
         if t.status == "completed":
             row.detail = ""
 
     def _fold_message(self, row: MissionRow, msg: Any) -> None:
         if isinstance(msg, Start):
             row.name = msg.mission
+            row.tags = dict(msg.tags) or row.tags
             if msg.budget is not None:
                 row.budget_usd, row.budget_tokens = msg.budget.usd, msg.budget.tokens
         elif isinstance(msg, NewRun):
@@ -227,6 +230,7 @@ class MissionIndex:
         status: str = "",
         name: str = "",
         search: str = "",
+        tag: str = "",
         offset: int = 0,
         limit: int = 50,
     ) -> Page:
@@ -234,7 +238,7 @@ class MissionIndex:
         list is kept until the next refresh that finds something new, so
         paging through it sorts once."""
         with self._lock:
-            key = (self.generation, status, name, search)
+            key = (self.generation, status, name, search, tag)
             found = self._pages.get(key)
             if found is None:
                 rows = [r for r in self.rows.values() if r.events]  # audit-only ids: no missions
@@ -246,6 +250,9 @@ class MissionIndex:
                     rows = [r for r in rows if r.name == name]
                 if search:
                     rows = [r for r in rows if search in r.mission_id]
+                if tag:
+                    k, _, v = tag.partition("=")
+                    rows = [r for r in rows if r.tags.get(k) == v]
                 rows.sort(key=lambda r: (r.updated, r.mission_id), reverse=True)
                 if len(self._pages) >= PAGES_KEPT or any(
                     k[0] != self.generation for k in self._pages

@@ -88,13 +88,18 @@ class ConsoleSource:
         status: str = "",
         name: str = "",
         search: str = "",
+        tag: str = "",
         offset: int = 0,
         limit: int = 50,
     ) -> dict[str, Any]:
         if offset < 0 or not 1 <= limit <= 500:
             raise BadRequest(f"offset must be >= 0 and limit 1..500, got {offset} and {limit}")
         self.refresh()
-        page = self.index.page(status=status, name=name, search=search, offset=offset, limit=limit)
+        if tag and "=" not in tag:
+            raise BadRequest(f"tag must be NAME=VALUE, got {tag!r}")
+        page = self.index.page(
+            status=status, name=name, search=search, tag=tag, offset=offset, limit=limit
+        )
         return {
             "missions": [r.as_json() for r in page.rows],
             "total": page.total,
