@@ -145,6 +145,19 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(served: Served) -> None:
             (c.post("/api/act/budget/ask-1", json={"usd": -1}, headers=h), 400, ">= 0"),
             (c.post("/api/act/budget/ask-1", json={"usd": "lots"}, headers=h), 400, "number"),
             (c.post("/api/act/budget/ask-1", json={}, headers=h), 400, "usd or tokens"),
+            (c.post("/api/act/fork/ask-1", json={"from_position": "x"}, headers=h), 400, "integer"),
+            (
+                c.post("/api/act/fork/ask-1", json={"from_position": 999}, headers=h),
+                400,
+                "cannot fork from event 999",
+            ),
+            (
+                c.post(
+                    "/api/act/fork/ask-1", json={"from_position": 1, "new_id": "ask-2"}, headers=h
+                ),
+                400,
+                "already exists",
+            ),
             (c.get("/api/missions/nobody"), 404, "no mission 'nobody'"),
             (c.get("/api/replay/ask-1", params={"to": 0}), 400, ">= 1"),
             (c.get("/api/replay/ask-1", params={"to": "abc"}), 400, "integer"),

@@ -119,6 +119,24 @@ def test_cancel_and_redrive_from_the_page(page: Any, served: Served) -> None:
     expect(page.locator("#waiting-for")).to_contain_text("signal 'approve'")
 
 
+def test_fork_a_failed_mission_from_the_event_the_slider_points_at(
+    page: Any, served: Served
+) -> None:
+    page.goto(f"{served.base}/missions/broken-1")
+    failed_at = int(page.locator("#timeline tr.failed").get_attribute("data-version"))
+    page.locator("#replay-slider").fill(str(failed_at - 1))
+    expect(page.locator("#replay-n")).to_have_text(str(failed_at - 1))
+    page.fill('#fork-form input[name="new_id"]', "broken-1-retry")
+    page.click("button.fork")
+    expect(page.locator("#act-status")).to_contain_text("fork as broken-1-retry")
+    expect(page.locator("#act-status")).to_contain_text("taken by the runtime")
+    view = served.rt.wait("broken-1-retry", timeout=30)
+    assert view.status is S.FAILED  # the same broken code fails again, from the fork point
+    source = list(served.rt.store.read("mission/broken-1", 1, failed_at - 1))
+    copy = list(served.rt.store.read("mission/broken-1-retry", 1, failed_at - 1))
+    assert [e.kind for e in copy] == [e.kind for e in source]
+
+
 def test_refused_actions_say_why_and_change_nothing(page: Any, served: Served) -> None:
     page.goto(f"{served.base}/missions/xss-1")
     before = served.rt.store.version("$commands")

@@ -38,7 +38,7 @@ from ._index import DAMAGED, MissionIndex
 VERIFY_EVERY = 10.0
 """Seconds a whole-chain audit verification is reused before it runs again."""
 TREE_CHILDREN_SHOWN = 200
-ACTIONS = ("signal", "cancel", "terminate", "resume", "redrive", "budget")
+ACTIONS = ("signal", "cancel", "terminate", "resume", "redrive", "budget", "fork")
 
 
 class BadRequest(AuraError):
@@ -276,6 +276,10 @@ class ConsoleSource:
             cmd = Command("budget", mission_id, now, payload=[limits.usd, limits.tokens])
         elif action == "redrive":
             cmd = Command("redrive", mission_id, now)
+        elif action == "fork":
+            position = _int(body.get("from_position", ""), "from_position")
+            new_id = _text(body.get("new_id") or f"{mission_id}-fork-{position}", "new_id")
+            cmd = Command("fork", new_id, now, payload=[mission_id, position])
         else:
             cmd = Command(action, mission_id, now, reason=reason)
         if self.index.get(mission_id) is None and self.store.version(PREFIX + mission_id) == 0:
@@ -284,7 +288,10 @@ class ConsoleSource:
             number = queue_in(self.store, self.where, cmd)
         except AuraError as err:
             raise BadRequest(str(err)) from err
-        return {"command": number, "action": action, "mission_id": mission_id, "queued_at": now}
+        done = {"command": number, "action": action, "mission_id": mission_id, "queued_at": now}
+        if action == "fork":
+            done["new_id"] = cmd.mission_id
+        return done
 
     def command_status(self, number: Any) -> dict[str, Any]:
         n = _int(number, "command number")

@@ -97,7 +97,8 @@
       showStatus(action + " refused: " + answer.error, "refused");
       return;
     }
-    const label = action + (body.verdict ? " (" + body.verdict + ")" : "");
+    const label = action + (body.verdict ? " (" + body.verdict + ")" : "")
+      + (answer.new_id ? " as " + answer.new_id : "");
     pending.set(answer.command, label);
     showStatus(label + " queued as command " + answer.command + ", waiting for the runtime", "queued");
     markDelivered();
@@ -122,8 +123,10 @@
       );
       state.innerHTML = await response.text();
     }
+    const forkAt = document.getElementById("fork-position");
     slider.addEventListener("input", () => {
       out.textContent = slider.value;
+      if (forkAt) forkAt.value = slider.value;
       clearTimeout(timer);
       timer = setTimeout(show, 80);
     });
@@ -134,7 +137,12 @@
       const events = Number(summary.dataset.events);
       const atEnd = Number(slider.value) === Number(slider.max);
       slider.max = String(events);
-      if (atEnd) { slider.value = String(events); out.textContent = slider.value; show(); }
+      if (atEnd) {
+        slider.value = String(events);
+        out.textContent = slider.value;
+        if (forkAt) forkAt.value = slider.value;
+        show();
+      }
     });
   }
 })();
