@@ -267,13 +267,7 @@ class RunsPart(MissionState):
         events = [NewEvent(MEMORY, msgspec.msgpack.encode(w)) for w in writes]
         entries = [
             audit_event(
-                "patch.recorded"
-                if w.patch
-                else "event.set"
-                if w.event
-                else "memory.delete"
-                if w.deleted
-                else "memory.set",
+                w.audit_kind(),
                 self.mission_id,
                 self.run,
                 self.version + i,

@@ -624,7 +624,9 @@ class Runtime:
         self._check_open()
         if not isinstance(key, str) or not key:
             raise AuraError(f"an event key is a non-empty str, got {key!r}")
-        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+        ):
             raise AuraError(f"timeout must be seconds >= 0 or None, got {timeout!r}")
         if not isinstance(mission_id, str) or self.store.version(PREFIX + mission_id) == 0:
             raise MissionNotFoundError(repr(mission_id))
@@ -816,7 +818,7 @@ class Runtime:
         self._status_changed()
 
     def fork(
-        self, mission_id: str, *, from_position: int, new_id: str | None = None, _inbox: int = 0
+        self, mission_id: str, *, from_position: int, new_id: str | None = None
     ) -> MissionHandle:
         """Start a new mission whose history is ``mission_id``'s up to event
         ``from_position`` (archived runs included), then runs live with the
@@ -1381,7 +1383,7 @@ class Runtime:
                 self.redrive(mid, _inbox=n)
             elif command.kind == "fork":
                 source, position = command.payload
-                self.fork(source, from_position=position, new_id=mid, _inbox=n)
+                self.fork(source, from_position=position, new_id=mid)
             elif command.kind == "budget":
                 usd, tokens = command.payload
                 self.raise_budget(mid, usd=usd, tokens=tokens, _inbox=n)

@@ -39,6 +39,14 @@ class MemoryWrite(msgspec.Struct, frozen=True):
     patch: bool = False
     """A ``ctx.patched`` marker: this run took the new branch of change ``key``."""
 
+    def audit_kind(self) -> str:
+        """The kind of this write's audit entry."""
+        if self.patch:
+            return "patch.recorded"
+        if self.event:
+            return "event.set"
+        return "memory.delete" if self.deleted else "memory.set"
+
     def digest(self) -> str:
         """sha256 of the write (the audit entry records it, not the value)."""
         return hashlib.sha256(msgspec.msgpack.encode(self)).hexdigest()

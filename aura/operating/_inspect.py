@@ -25,6 +25,7 @@ from ..core._messages import (
     TRANSITION,
     Cancel,
     MissionMessage,
+    NewRun,
     Recovery,
     Resumed,
     Signal,
@@ -134,6 +135,8 @@ def describe(event: RecordedEvent) -> dict[str, Any]:
         else:
             name = type(msg).__name__
             out.update(kind=_snake(name), summary=name)
+            if isinstance(msg, NewRun):
+                out["run"] = msg.run
     elif event.kind == TRANSITION:
         t = msgspec.msgpack.decode(event.data, type=Transition)
         out.update(status=t.status, reason=t.reason, run=t.run or None)

@@ -20,6 +20,7 @@ from ..core._errors import AuraError
 from ..core._lifecycle import SETTLED_VALUES
 from ..core._messages import MissionMessage, Signal, Transition
 from ..engine._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
+from ..engine._fork import fork_commit
 from ..engine._ownership import DirectoryLockedError
 from ..engine._place import Place
 from ..engine._store_lease import StoreOwnedError, StoreSharedError
@@ -27,7 +28,8 @@ from ..governance._audit import AUDIT_STREAM, decode_entries
 from ._inspect import DAMAGED, PREFIX, open_log, summarize, summarize_or_damaged
 
 
-def _writable(place: Place) -> EventLog:
+def open_writable(place: Place) -> EventLog:
+    """The place's log, writable (one clear error if there is no data directory)."""
     open_log(place).close()  # one clear error if there is no data directory
     return place.open(chained=(AUDIT_STREAM,))
 
@@ -35,7 +37,7 @@ def _writable(place: Place) -> EventLog:
 def queue(place: Place, command: Command) -> int:
     """Check the command makes sense for the mission as the log shows it,
     then queue it; returns its number."""
-    with _writable(place) as store:
+    with open_writable(place) as store:
         return queue_in(store, place.describe(), command)
 
 
@@ -45,8 +47,6 @@ def queue_in(store: EventLog, where: str, command: Command) -> int:
     if command.kind == "fork":  # mission_id is the new one; payload [source, position]
         if exists:
             raise AuraError(f"mission {command.mission_id!r} already exists in {where}")
-        from ..engine._fork import fork_commit
-
         source, position = command.payload
         fork_commit(store, source, position, command.mission_id)  # checks it, writes nothing
         return _queue_checked(store, command)

@@ -27,11 +27,10 @@ from ...core._budget import Budget
 from ...core._errors import AuraError
 from ...core._lifecycle import SETTLED_VALUES
 from ...engine._commands import Command, delivered_upto
-from ...engine._mission_events import published_events
 from ...engine._place import Place
 from ...governance._audit import AuditReport, decode_entries, verify_audit
-from .._inspect import PREFIX, audit_events, history_in, owner_of, summarize
-from .._operate import queue_in
+from .._inspect import PREFIX, audit_events, history_in, owner_of
+from .._operate import open_writable, queue_in
 from .._replay import replay_from_log
 from ._index import DAMAGED, MissionIndex
 
@@ -64,7 +63,7 @@ class ConsoleSource:
         self.read_only = read_only
         self._owns_store = store is None
         if store is None:
-            store = place.open(readonly=True) if read_only else _writable(place)
+            store = place.open(readonly=True) if read_only else open_writable(place)
         self.store = store
         self.index = MissionIndex()
         self._verify_lock = threading.Lock()
@@ -116,12 +115,21 @@ class ConsoleSource:
         if row is None:
             raise NotFound(f"no mission {mission_id!r} in {self.where}")
         timeline = self.timeline(mission_id, row.audit_versions)
-        summary = summarize(self.store, mission_id)
+        memory: dict[str, Any] = {}
+        events: dict[str, Any] = {}
+        for e in timeline:  # the log read once: memory and events folded from it
+            if e["kind"] == "memory":
+                if e["deleted"]:
+                    memory.pop(e["key"], None)
+                else:
+                    memory[e["key"]] = e["value"]
+            elif e["kind"] == "event":
+                events[e["key"]] = e["value"]
         info = self.store.stream_info(PREFIX + mission_id)
         return {
             "mission": row.as_json(),
-            "memory": summary.memory,
-            "events": published_events(self.store, mission_id),
+            "memory": memory,
+            "events": events,
             "budget": _budget(row.cost_usd, row.cost_tokens, row.budget_usd, row.budget_tokens),
             "timeline": timeline,
             "archived_upto": info.archived_upto if info is not None else 0,
@@ -146,7 +154,7 @@ class ConsoleSource:
         run = 1
         for e in entries:
             if e["kind"] == "new_run":
-                run = _run_of(self.store, mission_id, e["version"], run)
+                run = e["run"]
             e.setdefault("run", run)
             if e["kind"] == "step_done":
                 e["what"] = e["fingerprint"].split(" ", 1)[0]
@@ -344,23 +352,6 @@ def _subtree(system: Any, supervisor_id: str, name: str, depth: int) -> dict[str
         "children": shown,
         "hidden": max(0, len(children) - TREE_CHILDREN_SHOWN),
     }
-
-
-def _writable(place: Place) -> EventLog:
-    from ...governance._audit import AUDIT_STREAM
-
-    place.open(readonly=True).close()  # one clear error if there is no data directory
-    return place.open(chained=(AUDIT_STREAM,))
-
-
-def _run_of(store: EventLog, mission_id: str, version: int, current: int) -> int:
-    from ...core._messages import MissionMessage, NewRun
-
-    for e in store.read(PREFIX + mission_id, version, version, archived=True):
-        msg = msgspec.msgpack.decode(e.data, type=MissionMessage)
-        if isinstance(msg, NewRun):
-            return msg.run
-    return current
 
 
 def _budget(
