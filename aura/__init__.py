@@ -50,6 +50,7 @@ from .core._retry import NO_RETRY, RetryPolicy
 from .engine._async_client import AsyncMissionHandle, AsyncRuntime
 from .engine._context import (
     ArgumentEncodingError,
+    ChildMissionError,
     MissionContext,
     MissionInfo,
     SignalTimeoutError,
@@ -142,6 +143,7 @@ __all__ = [
     "AsyncMissionHandle",
     "SignalTimeoutError",
     "StepFailedError",
+    "ChildMissionError",
     "StepInfo",
     "StepTimeoutError",
     "current_step",

@@ -58,6 +58,7 @@ PUBLIC = {
         "Runtime",
         "SignalTimeoutError",
         "StepFailedError",
+        "ChildMissionError",
         "StepInfo",
         "StepTimeoutError",
         "current_step",

@@ -35,12 +35,18 @@ class Start(msgspec.Struct, tag="start", frozen=True):
     tags: dict[str, str] = {}
     """``rt.start(tags=...)``: what the user files the mission under (search
     attributes): shown and filtered by ``aura ls --tag``, the console, ``rt.missions``."""
+    parent: str = ""
+    """A child mission (``ctx.start_child``): the id of the mission that started it."""
+    parent_close: str = ""
+    """A child's parent-close policy: ``cancel`` (it is cancelled when its
+    parent ends) or ``abandon`` (it runs on)."""
 
 
 DEADLINE_SEQ = -1
 """The ``TimerFired`` seq of a mission's deadline (no command of its code)."""
 
 
+PARENT_CLOSE_POLICIES = ("cancel", "abandon")
 REUSE_POLICIES = ("never", "if_failed", "always")
 REUSABLE_IF_FAILED = frozenset({"failed", "cancelled", "dead"})
 
@@ -154,6 +160,9 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     deadline: float = 0.0
     """The mission's deadline carries over to its next runs."""
     tags: dict[str, str] = {}
+    parent: str = ""
+    parent_close: str = ""
+    """A child mission's parent and parent-close policy carry over to its next runs."""
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun

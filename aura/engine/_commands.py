@@ -23,6 +23,8 @@ import msgspec
 
 from eventstore import ConcurrencyError, NewEvent
 
+from ..core._budget import Budget
+
 INBOX_PREFIX = "inbox/"
 COMMANDS = "$commands"
 COMMANDS_DONE = "$commands-done"
@@ -47,6 +49,11 @@ class Command(msgspec.Struct, frozen=True):
     """Its number in ``inbox/<mission_id>`` (0: queued before inboxes existed)."""
     tags: dict[str, str] = {}
     """A start's tags."""
+    parent: str = ""
+    parent_close: str = ""
+    """A child mission's start (``ctx.start_child``): its parent and parent-close policy."""
+    budget: Budget | None = None
+    """A child mission's start: its budget (``None``: its definition's)."""
 
 
 class CommandsDone(msgspec.Struct, frozen=True):

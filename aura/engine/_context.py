@@ -18,9 +18,12 @@ from typing import Any, NoReturn, Protocol
 
 import msgspec
 
-from ..core._definitions import StepDef, step_definition
+from ..core._budget import Budget
+from ..core._definitions import MissionDef, StepDef, mission_definition, step_definition
 from ..core._errors import AuraError, DefinitionError, QueryError, ToolDenied
+from ..core._messages import PARENT_CLOSE_POLICIES
 from ..core._retry import RetryPolicy
+from ..core._tags import check_tags
 from ..governance._memory import MissionMemory
 
 
@@ -56,6 +59,8 @@ class MissionDriver(Protocol):
         self, name: str, args: dict[str, Any], compensate: StepDef | None = None
     ) -> ToolFuture: ...
 
+    def issue_child(self, start: ChildStart) -> ChildFuture: ...
+
     def run_history(self) -> int: ...
 
     def patched(self, change_id: str) -> bool: ...
@@ -75,6 +80,17 @@ class StepFailedError(AuraError):
         super().__init__(
             f"step {name} (#{seq}) failed after attempt {attempt}: {error_type}: {error}"
         )
+
+
+class ChildMissionError(AuraError):
+    """A child mission (``ctx.start_child``) did not complete: it failed, was
+    cancelled, dead-lettered, or could not start (another mission has its id)."""
+
+    def __init__(self, mission_id: str, status: str, error: str) -> None:
+        self.mission_id = mission_id
+        self.status = status
+        self.error = error
+        super().__init__(f"child mission {mission_id!r} {status}: {error}")
 
 
 class ArgumentEncodingError(AuraError, TypeError):
@@ -174,6 +190,35 @@ class ToolFuture(StepFuture):
             reason = done.error.split(": ", 1)[1] if ": " in done.error else done.error
             raise ToolDenied(self.name, reason)
         return super().outcome()
+
+
+class ChildFuture(StepFuture):
+    """What ``ctx.start_child`` returns: await it for the child's result;
+    ``mission_id`` names the child (``rt.get``, ``rt.signal`` it meanwhile)."""
+
+    __slots__ = ()
+
+    @property
+    def mission_id(self) -> str:
+        return self.name
+
+    def outcome(self) -> Any:
+        done = self._actor.results[self.seq]
+        if done.ok:
+            return done.value
+        raise ChildMissionError(self.name, done.error_type, done.error)
+
+
+@dataclass(frozen=True)
+class ChildStart:
+    """A child mission as ``ctx.start_child`` asks for it."""
+
+    definition: MissionDef
+    args: tuple[Any, ...]
+    mission_id: str | None
+    parent_close: str
+    budget: Budget | None
+    tags: dict[str, str]
 
 
 class Gather(Awaitable):
@@ -287,6 +332,51 @@ class MissionContext:
             raise TypeError("ctx.tool needs a tool name")
         undo = step_definition(compensate) if compensate is not None else None
         return self._actor.issue_tool(name, args, undo)
+
+    def start_child(
+        self,
+        mission: Callable[..., Any],
+        *args: Any,
+        mission_id: str | None = None,
+        parent_close: str = "cancel",
+        budget: Budget | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ChildFuture:
+        """Start child mission ``mission(ctx, *args)``; await the handle for its
+        result (``ctx.gather`` several to fan out). The child is a mission of
+        its own (own history, retries, supervision, ``rt.get``/``signal``/
+        ``cancel`` by its id); this mission's history records its start and
+        its outcome once, and what the child spent counts toward this
+        mission's budget when its outcome arrives. ``mission_id``: the
+        child's id (default ``<this id>.<run>.<seq>``, the same on replay);
+        starting is idempotent per id. A child that does not complete raises
+        :class:`ChildMissionError` here. ``parent_close``: ``"cancel"``
+        (default: the child is cancelled when this mission ends: completes,
+        fails, is cancelled, continues as new, while the child still runs) or
+        ``"abandon"`` (it runs on). ``budget``: the child's own (default: its
+        definition's). The child's definition must be known to every runtime
+        that may recover it (``Runtime(missions=[...])``)."""
+        self._no_effect_in_query("ctx.start_child")
+        definition = mission_definition(mission)
+        if parent_close not in PARENT_CLOSE_POLICIES:
+            raise TypeError(
+                f"ctx.start_child parent_close= must be one of "
+                f"{', '.join(PARENT_CLOSE_POLICIES)}, got {parent_close!r}"
+            )
+        if mission_id is not None and (
+            not isinstance(mission_id, str) or not mission_id or "/" in mission_id
+        ):
+            raise TypeError(
+                f"ctx.start_child mission_id= must be a non-empty str without '/', "
+                f"got {mission_id!r}"
+            )
+        if mission_id == self._mission_id:
+            raise TypeError(f"mission {mission_id!r} cannot be its own child")
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"ctx.start_child budget= must be an aura.Budget, got {budget!r}")
+        return self._actor.issue_child(
+            ChildStart(definition, args, mission_id, parent_close, budget, check_tags(tags))
+        )
 
     def sleep(self, seconds: float) -> TimerFuture:
         """A durable timer: survives restarts, fires late rather than never."""

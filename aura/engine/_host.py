@@ -48,3 +48,13 @@ class MissionHost(Protocol):
 
     def _mark_damaged(self, mission_id: str, err: BaseException) -> None:
         """The mission's log cannot be read: do not run it."""
+
+    def _start_child(self, job: Any) -> None:
+        """Start a child mission (a ``ChildJob``) unless it exists; tell its
+        parent its outcome once it has one."""
+
+    def _check_parent(self, mission_id: str, parent: str) -> None:
+        """Cancel child ``mission_id`` if its parent has ended."""
+
+    def _cancel_children(self, mission_ids: list[str], why: str) -> None:
+        """Cancel these children (their parent ended)."""

@@ -47,6 +47,7 @@ from ._context import (
     ContinueAsNew,
     StepFuture,
 )
+from ._mission_children import ChildrenPart
 from ._mission_endings import EndingsPart
 from ._mission_journal import JournalPart
 from ._mission_runs import RunsPart
@@ -57,7 +58,7 @@ from ._mission_waits import WaitsPart, _waits_for_the_world
 __all__ = ["AlreadyStarted", "MissionActor", "MissionView"]
 
 
-class MissionActor(JournalPart, StepsPart, WaitsPart, EndingsPart, RunsPart):
+class MissionActor(JournalPart, StepsPart, WaitsPart, EndingsPart, RunsPart, ChildrenPart):
     def query(self, message: Any) -> Any:
         if isinstance(message, Start):
             return AlreadyStarted(self.view())

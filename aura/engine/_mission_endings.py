@@ -107,6 +107,7 @@ class EndingsPart(MissionState):
                 self._append_transition(new, reason)
             elif new in SETTLED:
                 self.after_durable(self.runtime._settled, self.mission_id)
+                self._close_children(self._ended(new))
 
     def _append_transition(self, status: MissionStatus, reason: str) -> None:
         """Journal a transition (with the memory writes made before it). In a
@@ -132,7 +133,14 @@ class EndingsPart(MissionState):
         )
         data = msgspec.msgpack.encode(transition)
         entry = self._transition_audit(self.version + 1, status, reason, self.now or time.time())
-        mission_id, settled = self.mission_id, self.runtime._settled
+        mission_id, runtime = self.mission_id, self.runtime
+        children, why = self._children_to_close(), self._ended(status)
+
+        def ended() -> None:  # once the end is durable: wake waiters, close children
+            runtime._settled(mission_id)
+            if children:
+                runtime._cancel_children(children, why)
+
         self.append_after(
             with_audit(
                 self.stream_name(),
@@ -140,8 +148,11 @@ class EndingsPart(MissionState):
                 self.version,
                 [*self._scheduled_entries(self.version + 1), entry],
             ),
-            then=(lambda: settled(mission_id)) if status in SETTLED else None,
+            then=ended if status in SETTLED else None,
         )
+
+    def _ended(self, status: MissionStatus) -> str:
+        return f"its parent {self.mission_id!r} {status.value}"
 
     def _transition_audit(
         self, version: int, status: MissionStatus, reason: str, at: float

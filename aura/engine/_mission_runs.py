@@ -54,7 +54,9 @@ class RunsPart(MissionState):
             return
         self.budget = msg.budget if msg.budget is not None else definition.budget
         self.deadline, self.tags = msg.deadline, dict(msg.tags)
+        self.parent, self.parent_close = msg.parent, msg.parent_close
         self._arm_deadline()
+        self._check_parent()
         self.ctx = MissionContext(self, self.mission_id, self.run, msg.mission)
         self.run_args = list(msg.args)
         self._transition(S.RUNNING, STARTED, journaled=True)  # with the Start (journal_extras)
@@ -83,6 +85,8 @@ class RunsPart(MissionState):
             input_digest=input_digest(msg.mission, msg.args),
             deadline=msg.deadline,
             tags=msg.tags,
+            parent=msg.parent,
+            parent_close=msg.parent_close,
         )
         self._close_coroutine()
         self.waiting = None
@@ -112,6 +116,7 @@ class RunsPart(MissionState):
         except ArgumentEncodingError as err:
             self._fail(err)
             return
+        self._close_children(f"its parent {self.mission_id!r} continued as new")
         if self._memory_pending:
             self._flush_memory(self._memory_pending)
             self._memory_pending = []
@@ -131,6 +136,8 @@ class RunsPart(MissionState):
             signal_keys=sorted(self.signal_keys),
             deadline=self.deadline,
             tags=self.tags,
+            parent=self.parent,
+            parent_close=self.parent_close,
         )
         self.journal_own(new)  # with its audit entry (journal_companions)
         self.system.faults.check("after_append", self.actor_id)
@@ -158,6 +165,7 @@ class RunsPart(MissionState):
         self.memory.replace(new.memory)
         self.cost_usd, self.cost_tokens, self.budget = new.cost_usd, new.cost_tokens, new.budget
         self.deadline, self.tags = new.deadline, dict(new.tags)
+        self.parent, self.parent_close = new.parent, new.parent_close
         self._arm_deadline()
         self.over_budget = (
             self.budget.exceeded_by(self.cost_usd, self.cost_tokens) if self.budget else ""

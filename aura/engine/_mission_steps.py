@@ -191,6 +191,7 @@ class StepsPart(MissionState):
         (a deadline already past fires at once: late rather than never)."""
         if self.status not in SETTLED:
             self._arm_deadline(recovering=True)
+            self._rearm_children()
         for command in self.commands:
             seq = command.seq
             if command.kind in ("step", "compensation", "tool"):
@@ -201,6 +202,8 @@ class StepsPart(MissionState):
                     self._arm(command, deadline, attempt)
                 else:
                     self._submit(command)
+            elif command.kind == "child":
+                continue  # _rearm_children
             elif command.kind == "timer":
                 if seq not in self.fired and command.deadline is not None:
                     self._arm(command, command.deadline)

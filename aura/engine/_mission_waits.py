@@ -14,6 +14,7 @@ from ..core._lifecycle import SETTLED, TERMINAL
 from ..core._messages import DEADLINE_SEQ, Cancel, Signal, TimerFired
 from ._context import (
     Awaitable,
+    ChildFuture,
     Gather,
     SignalFuture,
     TimerFuture,
@@ -138,6 +139,8 @@ class WaitsPart(MissionState):
         if command.kind == "signal":
             until = f" until {_when(command.deadline)}" if command.deadline is not None else ""
             return f"signal {command.name!r}{until}"
+        if command.kind == "child":
+            return f"child mission {command.name!r}"
         name = command.definition.name if command.definition else command.kind
         attempt = self.attempts.get(seq, 1)
         if seq in self.retry_due:
@@ -153,7 +156,7 @@ def _when(at: float | None) -> str:
 
 
 def _waits_for_the_world(awaited: Awaitable) -> bool:
-    """Timers and signals make a mission WAITING; steps keep it RUNNING."""
+    """Timers, signals and children make a mission WAITING; steps keep it RUNNING."""
     if isinstance(awaited, Gather):
         return any(_waits_for_the_world(p) for p in awaited.parts)
-    return isinstance(awaited, (TimerFuture, SignalFuture))
+    return isinstance(awaited, (TimerFuture, SignalFuture, ChildFuture))

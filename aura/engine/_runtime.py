@@ -65,6 +65,7 @@ from ..core._messages import (
     Transition,
     input_digest,
 )
+from ..core._tags import check_tags
 from ..governance._audit import (
     AUDIT_STREAM,
     AuditReport,
@@ -89,6 +90,7 @@ from ._context import encode_args
 from ._delivery import Outbox
 from ._fork import fork_commit
 from ._mission_actor import AlreadyStarted, MissionActor, MissionView
+from ._mission_children import ChildJob
 from ._mission_events import published_events
 from ._mission_leases import MissionFencedStore
 from ._ownership import DirectoryLock
@@ -167,25 +169,6 @@ class MissionDamagedError(AuraError):
         self.mission_id = mission_id
         self.cause = cause
         super().__init__(f"mission {mission_id!r} cannot be recovered, its log is damaged: {cause}")
-
-
-MAX_TAGS = 32
-
-
-def check_tags(tags: object) -> dict[str, str]:
-    """``tags`` as journaled, or one clear error naming what is wrong."""
-    if tags is None:
-        return {}
-    if not isinstance(tags, dict):
-        raise AuraError(f"tags= must be a dict of str to str, got {type(tags).__name__}")
-    if len(tags) > MAX_TAGS:
-        raise AuraError(f"tags= takes at most {MAX_TAGS} tags, got {len(tags)}")
-    for key, value in tags.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= 64 or "=" in key:
-            raise AuraError(f"a tag name is a str of 1-64 characters without '=', got {key!r}")
-        if not isinstance(value, str) or len(value) > 256:
-            raise AuraError(f"tag {key!r}: the value must be a str of at most 256 characters")
-    return dict(tags)
 
 
 class MissionHandle:
@@ -481,6 +464,8 @@ class Runtime:
         inbox: int = 0,
         deadline: float | None = None,
         tags: dict[str, str] | None = None,
+        parent: str = "",
+        parent_close: str = "",
     ) -> MissionHandle:
         if budget is not None and not isinstance(budget, Budget):
             raise AuraError(f"budget= must be an aura.Budget, got {budget!r}")
@@ -497,7 +482,9 @@ class Runtime:
         self._ensure_actor(mission_id, activate=True)
         now = self._clock()
         due = now + deadline if deadline is not None else 0.0
-        start = Start(name, decoded, now, budget, reuse, inbox, due, tags or {})
+        start = Start(
+            name, decoded, now, budget, reuse, inbox, due, tags or {}, parent, parent_close
+        )
         reply = self._ask(actor_id, start)
         if isinstance(reply, AlreadyStarted):
             view = reply.view
@@ -1217,6 +1204,128 @@ class Runtime:
         except ActorError:
             pass  # the mission is gone (stopped, removed): nothing to deliver to
 
+    # ------------------------------------------------------- child missions
+
+    def _start_child(self, job: ChildJob) -> None:
+        """Start child ``job.mission_id`` unless it exists (a step thread: it
+        journals), then watch it. One that cannot start (another mission has
+        its id, the store refuses) is the parent's typed failure."""
+
+        def start() -> None:
+            if self._closed:
+                return
+            try:
+                sharing = self._sharing
+                if sharing is not None and not sharing.acquire(job.mission_id):
+                    sharing.send(
+                        Command(
+                            "start",
+                            job.mission_id,
+                            self._clock(),
+                            name=job.mission,
+                            payload=job.args,
+                            tags=job.tags,
+                            parent=job.parent,
+                            parent_close=job.parent_close,
+                            budget=job.budget,
+                        )
+                    )
+                else:
+                    self._start(
+                        job.mission,
+                        job.args,
+                        job.mission_id,
+                        job.budget,
+                        "never",
+                        tags=job.tags,
+                        parent=job.parent,
+                        parent_close=job.parent_close,
+                    )
+            except AuraError as err:
+                self._tell_parent(job, False, None, type(err).__name__, str(err))
+                return
+            self._watch_child(job)
+
+        self._steps.call(start)
+
+    def _watch_child(self, job: ChildJob) -> None:
+        """Tell the parent the child's outcome once it has one: read from its
+        log now, else when it settles here, else (another runtime runs it)
+        read again every ``REMOTE_POLL``."""
+        if self._closed:
+            return
+        try:
+            verdict = self._verdict(job.mission_id)
+        except EventStoreError as err:
+            self.system.log.error("child.unreadable", mission_id=job.mission_id, error=str(err))
+            verdict = None
+        if verdict is not None:
+            t, _ = verdict
+            ok = t.status == MissionStatus.COMPLETED.value
+            self._tell_parent(job, ok, t.result, t.status, t.reason, t.cost_usd, t.cost_tokens)
+        elif self._runs_here(job.mission_id):
+            self._when_settled(
+                job.mission_id, lambda: self._steps.call(lambda: self._watch_child(job))
+            )
+        else:
+            with contextlib.suppress(ActorError):
+                self.system.call_later(
+                    REMOTE_POLL, lambda: self._steps.call(lambda: self._watch_child(job))
+                )
+
+    def _tell_parent(  # noqa: PLR0917
+        self,
+        job: ChildJob,
+        ok: bool,
+        value: Any,
+        status: str,
+        error: str,
+        cost_usd: float = 0.0,
+        cost_tokens: int = 0,
+    ) -> None:
+        done = StepDone(
+            job.seq,
+            job.fingerprint,
+            ok,
+            value,
+            status,
+            error,
+            1,
+            self._clock(),
+            cost_usd=cost_usd,
+            cost_tokens=cost_tokens,
+            run=job.run,
+        )
+        self._deliver(job.parent, done)
+
+    def _check_parent(self, mission_id: str, parent: str) -> None:
+        """A child with parent-close policy ``cancel`` whose parent has ended
+        (it ended while the child started, or before a crash let it cancel
+        its children) is cancelled."""
+
+        def check() -> None:
+            if self._closed:
+                return
+            try:
+                verdict = self._verdict(parent)
+            except EventStoreError:
+                return  # the parent's log is damaged: its own problem, not the child's
+            if verdict is not None:
+                why = f"its parent {parent!r} {verdict[0].status}"
+                self._cancel_children([mission_id], why)
+
+        self._steps.call(check)
+
+    def _cancel_children(self, mission_ids: list[str], why: str) -> None:
+        def cancel() -> None:
+            for mission_id in mission_ids:
+                if self._closed:
+                    return
+                with contextlib.suppress(AuraError):  # not started yet (it checks), or settled
+                    self.cancel(mission_id, why)
+
+        self._steps.call(cancel)
+
     def _runs_here(self, mission_id: str) -> bool:
         """Whether this runtime may act for ``mission_id`` (shared: holds its lease)."""
         return self._sharing is None or self._sharing.leases.holds(mission_id)
@@ -1365,7 +1474,15 @@ class Runtime:
             if command.kind == "start":
                 args = command.payload if isinstance(command.payload, list) else []
                 self._start(
-                    command.name, args, mid, None, command.reuse, inbox=n, tags=command.tags
+                    command.name,
+                    args,
+                    mid,
+                    command.budget,
+                    command.reuse,
+                    inbox=n,
+                    tags=command.tags,
+                    parent=command.parent,
+                    parent_close=command.parent_close,
                 )
             elif command.kind == "signal":
                 key = command.key or None

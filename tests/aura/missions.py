@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import time
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -283,6 +284,23 @@ async def many_steps_published(ctx: aura.MissionContext, n: int) -> int:
             total += await ctx.step(journal_effect, ctx.info.mission_id, i)
         ctx.set_event("progress", i)
     return total
+
+
+@aura.mission
+async def squares(ctx: aura.MissionContext, lo: int, hi: int) -> int:
+    """A child mission: the squares of lo..hi-1, one journaled effect each."""
+    total = 0
+    for i in range(lo, hi):
+        total += await ctx.step(journal_effect, ctx.info.mission_id, i)
+    return total
+
+
+@aura.mission
+async def many_children(ctx: aura.MissionContext, n: int) -> int:
+    """many_steps fanned out: five child missions share the n steps."""
+    cut = [n * k // 5 for k in range(6)]
+    parts = await ctx.gather(*(ctx.start_child(squares, lo, hi) for lo, hi in pairwise(cut)))
+    return sum(parts)
 
 
 @aura.step

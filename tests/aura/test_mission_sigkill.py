@@ -43,6 +43,18 @@ def journaled_keys(data: Path) -> set[str]:
     return keys
 
 
+def child_outcomes(data: Path, mission_id: str) -> list[int]:
+    """The seqs of the outcomes journaled in ``mission_id``'s log, in order."""
+    decoder = msgspec.msgpack.Decoder(MissionMessage)
+    with EventStore.open(data / "events", readonly=True) as store:
+        messages = [
+            decoder.decode(e.data)
+            for e in store.read(f"mission/{mission_id}")
+            if e.kind == "message"
+        ]
+    return sorted(m.seq for m in messages if isinstance(m, StepDone))
+
+
 def run_child(
     data: Path, effects: Path, incarnation: int, mission: str = "many_steps"
 ) -> subprocess.Popen[bytes]:
@@ -70,12 +82,17 @@ def published(data: Path, mission_id: str) -> list[tuple[str, Any]]:
     return [(w.key, w.value) for w in writes if w.event or w.patch]
 
 
-@pytest.mark.parametrize("mission", ["many_steps", "many_steps_can", "many_steps_published"])
+@pytest.mark.parametrize(
+    "mission", ["many_steps", "many_steps_can", "many_steps_published", "many_children"]
+)
 def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(
     tmp_path: Path, mission: str
 ) -> None:
     """``many_steps_can`` continues as new every few steps: kills land across
-    run boundaries (before, during and after a new run is journaled)."""
+    run boundaries (before, during and after a new run is journaled).
+    ``many_children`` fans each mission out to five child missions: kills
+    land between a child's start and its parent hearing of it, and between
+    a child's end and its outcome journaled in the parent."""
     rng = random.Random(int(os.environ.get("AURA_CRASH_SEED", "11")))
     data, effects = tmp_path / "data", tmp_path / "effects.txt"
     journaled_before: dict[int, set[str]] = {}
@@ -114,6 +131,16 @@ def test_sigkill_mid_mission_loses_nothing_and_reruns_nothing_journaled(
             assert published(data, f"m-{i}") == expected_writes
     if mission in ("many_steps", "many_steps_published"):
         assert set(runs) == {f"m-{i}/1/{s}" for i in range(MISSIONS) for s in range(STEPS)}
+    elif mission == "many_children":  # the children ran the steps, each once
+        cut = [STEPS * k // 5 for k in range(6)]
+        assert set(runs) == {
+            f"m-{i}.1.{k}/1/{s}"
+            for i in range(MISSIONS)
+            for k in range(5)
+            for s in range(cut[k + 1] - cut[k])
+        }
+        for i in range(MISSIONS):  # and each parent journaled each child's outcome once
+            assert child_outcomes(data, f"m-{i}") == list(range(5))
     else:  # every mission went through several runs, each run's steps keyed by run
         assert {key.split("/")[1] for key in runs} > {"1", "2"}
     for key, incarnations in runs.items():

@@ -34,7 +34,7 @@ def main() -> None:
         }
     with aura.Runtime(
         **where,  # type: ignore[arg-type]
-        missions=[mission],
+        missions=[mission, missions.squares],  # squares: many_children's children
         max_workers=4,
         standby=standby,
     ) as rt:
