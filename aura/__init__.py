@@ -46,6 +46,7 @@ from .core._errors import (
     ToolDenied,
 )
 from .core._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
+from .core._queues import Queue, QueueDeduplicatedError, QueueView
 from .core._retry import NO_RETRY, RetryPolicy
 from .engine._async_client import AsyncMissionHandle, AsyncRuntime
 from .engine._context import (
@@ -143,6 +144,9 @@ __all__ = [
     "AsyncMissionHandle",
     "SignalTimeoutError",
     "StepFailedError",
+    "Queue",
+    "QueueDeduplicatedError",
+    "QueueView",
     "ChildMissionError",
     "StepInfo",
     "StepTimeoutError",

@@ -22,6 +22,7 @@ from ..core._budget import Budget
 from ..core._definitions import MissionDef, StepDef, mission_definition, step_definition
 from ..core._errors import AuraError, DefinitionError, QueryError, ToolDenied
 from ..core._messages import PARENT_CLOSE_POLICIES
+from ..core._queues import QueueDeduplicatedError
 from ..core._retry import RetryPolicy
 from ..core._tags import check_tags
 from ..governance._memory import MissionMemory
@@ -60,6 +61,8 @@ class MissionDriver(Protocol):
     ) -> ToolFuture: ...
 
     def issue_child(self, start: ChildStart) -> ChildFuture: ...
+
+    def issue_enqueue(self, start: QueuedStart) -> EnqueueFuture: ...
 
     def run_history(self) -> int: ...
 
@@ -209,6 +212,22 @@ class ChildFuture(StepFuture):
         raise ChildMissionError(self.name, done.error_type, done.error)
 
 
+class EnqueueFuture(StepFuture):
+    """What ``ctx.enqueue`` returns: await it for the enqueued mission's id
+    (once the enqueue is durable)."""
+
+    __slots__ = ()
+
+    def outcome(self) -> Any:
+        done = self._actor.results[self.seq]
+        if done.ok:
+            return done.value
+        if done.error_type == "QueueDeduplicatedError" and isinstance(done.value, list):
+            queue, dedup_id, holder = done.value
+            raise QueueDeduplicatedError(queue, dedup_id, holder)
+        raise AuraError(done.error)
+
+
 @dataclass(frozen=True)
 class ChildStart:
     """A child mission as ``ctx.start_child`` asks for it."""
@@ -219,6 +238,18 @@ class ChildStart:
     parent_close: str
     budget: Budget | None
     tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class QueuedStart:
+    """A mission as ``ctx.enqueue`` puts it on a queue."""
+
+    queue: str
+    definition: MissionDef
+    args: tuple[Any, ...]
+    mission_id: str | None
+    priority: int
+    dedup_id: str
 
 
 class Gather(Awaitable):
@@ -376,6 +407,38 @@ class MissionContext:
             raise TypeError(f"ctx.start_child budget= must be an aura.Budget, got {budget!r}")
         return self._actor.issue_child(
             ChildStart(definition, args, mission_id, parent_close, budget, check_tags(tags))
+        )
+
+    def enqueue(
+        self,
+        queue: str,
+        mission: Callable[..., Any],
+        *args: Any,
+        mission_id: str | None = None,
+        priority: int = 0,
+        dedup_id: str | None = None,
+    ) -> EnqueueFuture:
+        """Put ``mission(ctx, *args)`` on queue ``queue`` (``rt.enqueue``, done
+        once: journaled like a step, replayed from the log); await it for the
+        mission's id (default ``<this id>.<run>.<seq>``). A ``dedup_id`` in
+        use raises :class:`QueueDeduplicatedError` here. The enqueued mission
+        is not a child: this mission does not wait for it, nor end it."""
+        self._no_effect_in_query("ctx.enqueue")
+        definition = mission_definition(mission)
+        if not isinstance(queue, str) or not queue:
+            raise TypeError(f"ctx.enqueue needs a queue name, got {queue!r}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"ctx.enqueue priority= must be an int, got {priority!r}")
+        if dedup_id is not None and (not isinstance(dedup_id, str) or not dedup_id):
+            raise TypeError(f"ctx.enqueue dedup_id= must be a non-empty str, got {dedup_id!r}")
+        if mission_id is not None and (
+            not isinstance(mission_id, str) or not mission_id or "/" in mission_id
+        ):
+            raise TypeError(
+                f"ctx.enqueue mission_id= must be a non-empty str without '/', got {mission_id!r}"
+            )
+        return self._actor.issue_enqueue(
+            QueuedStart(queue, definition, args, mission_id, priority, dedup_id or "")
         )
 
     def sleep(self, seconds: float) -> TimerFuture:

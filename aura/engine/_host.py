@@ -58,3 +58,6 @@ class MissionHost(Protocol):
 
     def _cancel_children(self, mission_ids: list[str], why: str) -> None:
         """Cancel these children (their parent ended)."""
+
+    def _enqueue_for(self, job: Any) -> None:
+        """Enqueue a mission for a mission (an ``EnqueueJob``); tell it the id."""

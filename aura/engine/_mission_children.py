@@ -1,4 +1,5 @@
-"""Part of the mission actor: child missions (``ctx.start_child``).
+"""Part of the mission actor: missions a mission starts: children
+(``ctx.start_child``) and missions it enqueues (``ctx.enqueue``).
 
 A child is a command of its parent (kind ``child``, fingerprinted by the
 child's definition, id and arguments) whose outcome comes back as a
@@ -10,6 +11,8 @@ starting is idempotent per id). The parent-close policy is enforced from
 both sides: a parent that ends cancels its children that still run, and a
 child with policy ``cancel`` checks its parent when it starts and after
 every recovery (covering a crash between the parent's end and the cancel).
+An enqueue is the same kind of command, answered by the mission id once
+the runtime has journaled it on the queue (idempotent per id).
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core._budget import Budget
+from ..core._definitions import MissionDef
 from ..core._errors import DefinitionError
-from ._context import ChildFuture, ChildStart, encode_args, fingerprint
+from ._context import (
+    ChildFuture,
+    ChildStart,
+    EnqueueFuture,
+    QueuedStart,
+    encode_args,
+    fingerprint,
+)
 from ._mission_state import MissionState, _Command
 
 
@@ -38,13 +49,26 @@ class ChildJob:
     tags: dict[str, str]
 
 
+@dataclass(frozen=True)
+class EnqueueJob:
+    """What the runtime needs to enqueue a mission for a mission and tell it the id."""
+
+    parent: str
+    seq: int
+    fingerprint: str
+    run: int
+    queue: str
+    mission_id: str
+    mission: str
+    args: list[object]
+    priority: int
+    dedup_id: str
+
+
 class ChildrenPart(MissionState):
     def issue_child(self, start: ChildStart) -> ChildFuture:
         self._maybe_auto_continue()
-        name = start.definition.name
-        known = self.runtime._definitions.setdefault(name, start.definition)
-        if known.fn is not start.definition.fn:
-            raise DefinitionError(f"two different missions are named {name!r}")
+        name = self._know(start.definition)
         seq = len(self.commands)
         child_id = start.mission_id or f"{self.mission_id}.{self.run}.{seq}"
         raw, decoded = encode_args(
@@ -62,6 +86,53 @@ class ChildrenPart(MissionState):
         if not self.replaying:
             self._start_child(command)
         return ChildFuture(self, seq, child_id)
+
+    def issue_enqueue(self, start: QueuedStart) -> EnqueueFuture:
+        self._maybe_auto_continue()
+        name = self._know(start.definition)
+        seq = len(self.commands)
+        mission_id = start.mission_id or f"{self.mission_id}.{self.run}.{seq}"
+        raw, decoded = encode_args(
+            lambda: f"mission {self.mission_id!r} enqueue {name}",
+            [mission_id, start.priority, start.dedup_id, *start.args],
+        )
+        command = _Command(
+            seq,
+            "enqueue",
+            fingerprint("enqueue", f"{start.queue}:{name}", raw),
+            args=(start.queue, name, decoded[3:], start.priority, start.dedup_id),
+            name=mission_id,
+        )
+        self.commands.append(command)
+        self.attempts[seq] = 1
+        if not self.replaying:
+            self._enqueue(command)
+        return EnqueueFuture(self, seq, mission_id)
+
+    def _enqueue(self, command: _Command) -> None:
+        assert command.args is not None
+        queue, mission, args, priority, dedup_id = command.args
+        job = EnqueueJob(
+            self.mission_id,
+            command.seq,
+            command.fingerprint,
+            self.run,
+            queue,
+            command.name,
+            mission,
+            list(args),
+            priority,
+            dedup_id,
+        )
+        self.after_durable(self.runtime._enqueue_for, job)
+
+    def _know(self, definition: MissionDef) -> str:
+        """Make ``definition`` known to the runtime (a mission started from code)."""
+        name = definition.name
+        known = self.runtime._definitions.setdefault(name, definition)
+        if known.fn is not definition.fn:
+            raise DefinitionError(f"two different missions are named {name!r}")
+        return name
 
     def _start_child(self, command: _Command) -> None:
         """Once durable: start the child (if it is not yet) and watch for its end."""
@@ -87,6 +158,8 @@ class ChildrenPart(MissionState):
         for command in self.commands:
             if command.kind == "child" and command.seq not in self.results:
                 self._start_child(command)
+            elif command.kind == "enqueue" and command.seq not in self.results:
+                self._enqueue(command)
         self._check_parent()
 
     def _check_parent(self) -> None:

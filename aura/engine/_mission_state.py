@@ -39,7 +39,9 @@ from ._context import (
     Awaitable,
     ChildFuture,
     ChildStart,
+    EnqueueFuture,
     MissionContext,
+    QueuedStart,
     SignalFuture,
     StepFuture,
     TimerFuture,
@@ -213,6 +215,8 @@ class MissionState(DurableActor):
         def issue_timer(self, seconds: float) -> TimerFuture: ...
 
         def issue_child(self, start: ChildStart) -> ChildFuture: ...
+
+        def issue_enqueue(self, start: QueuedStart) -> EnqueueFuture: ...
 
         def issue_signal_wait(self, name: str, timeout: float | None) -> SignalFuture: ...
 

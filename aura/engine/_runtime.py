@@ -65,6 +65,7 @@ from ..core._messages import (
     Transition,
     input_digest,
 )
+from ..core._queues import Enqueued, Queue, QueueDeduplicatedError, QueueView
 from ..core._tags import check_tags
 from ..governance._audit import (
     AUDIT_STREAM,
@@ -90,11 +91,12 @@ from ._context import encode_args
 from ._delivery import Outbox
 from ._fork import fork_commit
 from ._mission_actor import AlreadyStarted, MissionActor, MissionView
-from ._mission_children import ChildJob
+from ._mission_children import ChildJob, EnqueueJob
 from ._mission_events import published_events
 from ._mission_leases import MissionFencedStore
 from ._ownership import DirectoryLock
 from ._place import Place
+from ._queue_dispatch import QueueDispatcher
 from ._sharing import Sharing, hand_over_single_owner, release_unleased
 from ._steps import StepRunner
 from ._store_lease import FencedStore, StoreLease
@@ -264,11 +266,19 @@ class Runtime:
         max_recovery_attempts: int = 20,
         shared: bool = False,
         max_missions: int = 10_000,
+        queues: Sequence[Queue] = (),
     ) -> None:
         self._clock = clock
         self._definitions: dict[str, MissionDef] = {}
         for fn in missions:
             self._learn(fn)
+        self._queues: dict[str, QueueDispatcher] = {}
+        for queue in queues:
+            if not isinstance(queue, Queue):
+                raise AuraError(f"queues= takes aura.Queue objects, got {queue!r}")
+            if queue.name in self._queues:
+                raise AuraError(f"two queues are named {queue.name!r}")
+            self._queues[queue.name] = QueueDispatcher(self, queue)
         self._passivate_after = passivate_after
         if (
             isinstance(history_limit, bool)
@@ -361,6 +371,8 @@ class Runtime:
             self._polling = threading.Lock()
             self._commands_done = delivered_upto(self.store)
             self._poll_commands()  # what was queued while no runtime served this directory
+            for dispatcher in self._queues.values():
+                dispatcher.recover()
             self._schedule_poll()
             # On a shared store, a command another process queues wakes the
             # poll at once (LISTEN/NOTIFY) instead of at its next tick.
@@ -505,10 +517,10 @@ class Runtime:
         if self._sharing is not None and not self._runs_here(mission_id):
             remote = self._sharing.remote_view(mission_id)
             if remote is None:
-                raise MissionNotFoundError(mission_id)
+                return self._queued_view(mission_id)
             return remote
         if not self.system.exists(actor_id):
-            raise MissionNotFoundError(mission_id)
+            return self._queued_view(mission_id)
         if self.system.state(actor_id) is LifecycleState.PASSIVATED:
             settled = self._settled_view(mission_id)
             if settled is not None:
@@ -1204,6 +1216,140 @@ class Runtime:
         except ActorError:
             pass  # the mission is gone (stopped, removed): nothing to deliver to
 
+    # ------------------------------------------------------------- queues
+
+    def enqueue(
+        self,
+        queue: Queue | str,
+        mission: Any,
+        *args: Any,
+        mission_id: str | None = None,
+        priority: int = 0,
+        dedup_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> MissionHandle:
+        """Put ``mission(ctx, *args)`` on ``queue`` (one given to
+        ``Runtime(queues=[...])``); it starts once the queue's limits allow:
+        lower ``priority`` first, then in enqueueing order. Journaled before
+        this returns, so it survives a crash; idempotent per ``mission_id``
+        (the same input again is a no-op). ``dedup_id``: refused with
+        :class:`QueueDeduplicatedError` while another mission enqueued with
+        it waits or runs. Until it starts, ``rt.get`` shows it ``pending``."""
+        self._check_open()
+        name = queue.name if isinstance(queue, Queue) else queue
+        dispatcher = self._queues.get(name) if isinstance(name, str) else None
+        if dispatcher is None:
+            known = ", ".join(sorted(self._queues)) or "none"
+            raise AuraError(f"no queue {name!r} in this runtime (queues: {known})")
+        definition = self._learn(mission)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise AuraError(f"priority= must be an int, got {priority!r}")
+        if dedup_id is not None and (not isinstance(dedup_id, str) or not dedup_id):
+            raise AuraError(f"dedup_id= must be a non-empty str, got {dedup_id!r}")
+        if mission_id is None:
+            mission_id = uuid.uuid4().hex
+        if not isinstance(mission_id, str) or not mission_id or "/" in mission_id:
+            raise AuraError(f"mission_id must be a non-empty str without '/', got {mission_id!r}")
+        _, decoded = encode_args(f"mission {mission_id!r}", tuple(args))
+        digest = input_digest(definition.name, decoded)
+        entry = Enqueued(
+            mission_id,
+            definition.name,
+            decoded,
+            self._clock(),
+            priority,
+            dedup_id or "",
+            check_tags(tags),
+            digest,
+        )
+        if dispatcher.enqueue(entry):
+            dispatcher.dispatch()
+        return MissionHandle(self, mission_id)
+
+    def queue(self, name: str) -> QueueView:
+        """Queue ``name`` now: who waits (in start order), who runs, its limits."""
+        self._check_open()
+        dispatcher = self._queues.get(name)
+        if dispatcher is None:
+            raise AuraError(f"no queue {name!r} in this runtime")
+        return dispatcher.view()
+
+    def _enqueue_for(self, job: EnqueueJob) -> None:
+        def enqueue() -> None:
+            if self._closed:
+                return
+            definition = self._definitions.get(job.mission)
+            try:
+                if definition is None:
+                    raise AuraError(f"no definition of mission {job.mission!r}")
+                self.enqueue(
+                    job.queue,
+                    definition.fn,
+                    *job.args,
+                    mission_id=job.mission_id,
+                    priority=job.priority,
+                    dedup_id=job.dedup_id or None,
+                )
+            except QueueDeduplicatedError as err:
+                value = [err.queue, err.dedup_id, err.mission_id]
+                self._tell_parent(job, False, value, type(err).__name__, str(err))
+                return
+            except AuraError as err:
+                self._tell_parent(job, False, None, type(err).__name__, str(err))
+                return
+            self._tell_parent(job, True, job.mission_id, "", "")
+
+        self._steps.call(enqueue)
+
+    def _queued_view(self, mission_id: str) -> MissionView:
+        """A mission waiting in a queue for its slot (not started yet), or
+        ``MissionNotFoundError``."""
+        for dispatcher in self._queues.values():
+            entry = dispatcher.state.waiting.get(mission_id)
+            if entry is None:
+                running = dispatcher.state.running.get(mission_id)
+                entry = running[0] if running is not None else None
+            if entry is not None:
+                return MissionView(
+                    mission_id,
+                    entry.mission,
+                    MissionStatus.PENDING,
+                    None,
+                    "",
+                    0,
+                    0,
+                    waiting_for=f"queue {dispatcher.queue.name!r}",
+                    input_digest=entry.digest,
+                    tags=dict(entry.tags),
+                )
+        raise MissionNotFoundError(mission_id)
+
+    def _start_queued(self, entry: Enqueued) -> None:
+        sharing = self._sharing
+        if sharing is not None and not sharing.acquire(entry.mission_id):
+            sharing.send(
+                Command(
+                    "start",
+                    entry.mission_id,
+                    self._clock(),
+                    name=entry.mission,
+                    payload=entry.args,
+                    tags=entry.tags,
+                )
+            )
+            return
+        self._start(entry.mission, entry.args, entry.mission_id, None, "never", tags=entry.tags)
+
+    def _settled_verdict(self, mission_id: str) -> str | None:
+        verdict = self._verdict(mission_id)
+        return None if verdict is None else verdict[0].status
+
+    def _poll_queues(self) -> None:
+        for dispatcher in self._queues.values():
+            if self._closed:
+                return
+            dispatcher.poll()
+
     # ------------------------------------------------------- child missions
 
     def _start_child(self, job: ChildJob) -> None:
@@ -1275,7 +1421,7 @@ class Runtime:
 
     def _tell_parent(  # noqa: PLR0917
         self,
-        job: ChildJob,
+        job: ChildJob | EnqueueJob,
         ok: bool,
         value: Any,
         status: str,
@@ -1522,6 +1668,8 @@ class Runtime:
             if self._closed:
                 return
             self._steps.call(self._poll_commands)
+            if self._queues:
+                self._steps.call(self._poll_queues)
             self._schedule_poll()
 
         with contextlib.suppress(ActorError):
