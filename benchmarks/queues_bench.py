@@ -6,7 +6,7 @@ Rows, in the same run, each from a fresh data directory / database, all
 durable: N one-step missions (DBOS: workflows)
 - aura, ``rt.enqueue`` on a ``Queue(concurrency=C)``, then every result;
 - aura, ``rt.start`` each, no queue (the baseline: what the queue costs);
-- DBOS, ``Queue(concurrency=C).enqueue``, then every result, with the
+- DBOS, ``DBOS.register_queue(global_concurrency=C).enqueue``, then every result, with the
   queue polled every 10 ms (its default is 1 s, which caps a queue of
   concurrency C at C starts a second; 10 ms is its best case here);
 - DBOS, ``DBOS.start_workflow`` each, no queue.
@@ -61,7 +61,7 @@ def aura_run(n: int, concurrency: int, with_queue: bool) -> float:
 
 
 def dbos_runs(n: int, concurrency: int, rounds: int) -> tuple[float, float]:
-    from dbos import DBOS, Queue
+    from dbos import DBOS
 
     @DBOS.step()
     def dbos_work(i: int) -> int:
@@ -70,8 +70,6 @@ def dbos_runs(n: int, concurrency: int, rounds: int) -> tuple[float, float]:
     @DBOS.workflow()
     def dbos_queued(i: int) -> int:
         return int(dbos_work(i))
-
-    queue = Queue("bench", concurrency=concurrency, polling_interval_sec=0.01)
 
     def one(with_queue: bool) -> float:
         d = Path(tempfile.mkdtemp(prefix="dbos-queue-bench-"))
@@ -84,6 +82,9 @@ def dbos_runs(n: int, concurrency: int, rounds: int) -> tuple[float, float]:
             }
         )
         DBOS.launch()
+        queue = DBOS.register_queue(
+            "bench", global_concurrency=concurrency, polling_interval_sec=0.01
+        )
         try:
             t0 = time.perf_counter()
             if with_queue:
@@ -114,7 +115,10 @@ def main() -> None:
     rows = [
         ("aura: rt.enqueue on Queue(concurrency)", aura_queue),
         ("aura: rt.start each (no queue)", aura_start),
-        ("DBOS (SQLite): Queue(concurrency).enqueue, polled every 10 ms", dbos_queue),
+        (
+            "DBOS (SQLite): register_queue(global_concurrency).enqueue, polled every 10 ms",
+            dbos_queue,
+        ),
         ("DBOS (SQLite): start_workflow each (no queue)", dbos_start),
     ]
     table = [
