@@ -48,6 +48,7 @@ from .core._errors import (
 from .core._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transition
 from .core._queues import Queue, QueueDeduplicatedError, QueueView
 from .core._retry import NO_RETRY, RetryPolicy
+from .core._schedules import Schedule, ScheduleView
 from .engine._async_client import AsyncMissionHandle, AsyncRuntime
 from .engine._context import (
     ArgumentEncodingError,
@@ -147,6 +148,8 @@ __all__ = [
     "Queue",
     "QueueDeduplicatedError",
     "QueueView",
+    "Schedule",
+    "ScheduleView",
     "ChildMissionError",
     "StepInfo",
     "StepTimeoutError",

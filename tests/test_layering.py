@@ -61,6 +61,8 @@ PUBLIC = {
         "Queue",
         "QueueDeduplicatedError",
         "QueueView",
+        "Schedule",
+        "ScheduleView",
         "ChildMissionError",
         "StepInfo",
         "StepTimeoutError",

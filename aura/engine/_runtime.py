@@ -66,6 +66,7 @@ from ..core._messages import (
     input_digest,
 )
 from ..core._queues import Enqueued, Queue, QueueDeduplicatedError, QueueView
+from ..core._schedules import Schedule, ScheduleView
 from ..core._tags import check_tags
 from ..governance._audit import (
     AUDIT_STREAM,
@@ -97,6 +98,7 @@ from ._mission_leases import MissionFencedStore
 from ._ownership import DirectoryLock
 from ._place import Place
 from ._queue_dispatch import QueueDispatcher
+from ._scheduler import ScheduleRunner, pause_in, resume_in
 from ._sharing import Sharing, hand_over_single_owner, release_unleased
 from ._steps import StepRunner
 from ._store_lease import FencedStore, StoreLease
@@ -267,6 +269,7 @@ class Runtime:
         shared: bool = False,
         max_missions: int = 10_000,
         queues: Sequence[Queue] = (),
+        schedules: Sequence[Schedule] = (),
     ) -> None:
         self._clock = clock
         self._definitions: dict[str, MissionDef] = {}
@@ -279,6 +282,14 @@ class Runtime:
             if queue.name in self._queues:
                 raise AuraError(f"two queues are named {queue.name!r}")
             self._queues[queue.name] = QueueDispatcher(self, queue)
+        self._schedules: dict[str, ScheduleRunner] = {}
+        for schedule in schedules:
+            if not isinstance(schedule, Schedule):
+                raise AuraError(f"schedules= takes aura.Schedule objects, got {schedule!r}")
+            if schedule.name in self._schedules:
+                raise AuraError(f"two schedules are named {schedule.name!r}")
+            self._learn(schedule.mission)
+            self._schedules[schedule.name] = ScheduleRunner(self, schedule)
         self._passivate_after = passivate_after
         if (
             isinstance(history_limit, bool)
@@ -373,6 +384,9 @@ class Runtime:
             self._poll_commands()  # what was queued while no runtime served this directory
             for dispatcher in self._queues.values():
                 dispatcher.recover()
+            for runner in self._schedules.values():
+                runner.register()
+                runner.run_due()  # what is due since the last tick, by its catch-up policy
             self._schedule_poll()
             # On a shared store, a command another process queues wakes the
             # poll at once (LISTEN/NOTIFY) instead of at its next tick.
@@ -1350,6 +1364,44 @@ class Runtime:
                 return
             dispatcher.poll()
 
+    # ---------------------------------------------------------- schedules
+
+    def schedules(self) -> list[ScheduleView]:
+        """This runtime's schedules: cron, paused or not, last and next tick."""
+        self._check_open()
+        return [runner.view() for runner in self._schedules.values()]
+
+    def pause_schedule(self, name: str, reason: str = "") -> bool:
+        """Pause schedule ``name`` (durably: every runtime sharing the log
+        stops starting its ticks); False if it was paused. Ticks that fall in
+        the pause never run."""
+        runner = self._schedule(name)
+        paused = pause_in(self.store, name, reason, self._clock())
+        runner.run_due()
+        return paused
+
+    def resume_schedule(self, name: str) -> bool:
+        """Resume schedule ``name`` from now (the pause's ticks are skipped);
+        False if it was not paused."""
+        runner = self._schedule(name)
+        resumed = resume_in(self.store, name, self._clock())
+        runner.run_due()
+        return resumed
+
+    def _schedule(self, name: str) -> ScheduleRunner:
+        self._check_open()
+        runner = self._schedules.get(name) if isinstance(name, str) else None
+        if runner is None:
+            known = ", ".join(sorted(self._schedules)) or "none"
+            raise AuraError(f"no schedule {name!r} in this runtime (schedules: {known})")
+        return runner
+
+    def _poll_schedules(self) -> None:
+        for runner in self._schedules.values():
+            if self._closed:
+                return
+            runner.poll()
+
     # ------------------------------------------------------- child missions
 
     def _start_child(self, job: ChildJob) -> None:
@@ -1670,6 +1722,8 @@ class Runtime:
             self._steps.call(self._poll_commands)
             if self._queues:
                 self._steps.call(self._poll_queues)
+            if self._schedules:
+                self._steps.call(self._poll_schedules)
             self._schedule_poll()
 
         with contextlib.suppress(ActorError):

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import time
 from typing import Any
 
 import msgspec
@@ -114,6 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     fork.add_argument("--new-id", default=None, help="the fork's id (default ID-fork-N)")
     fork.add_argument("--wait", type=float, default=0.0, help="seconds to wait for delivery")
+    sched = command("schedules", "list schedules: cron, paused, last and next tick")
+    sched.add_argument("--json", action="store_true", help="JSON lines")
+    schedule = command("schedule", "pause or resume a schedule (every runtime sharing the log)")
+    schedule_sub = schedule.add_subparsers(dest="schedule_command", required=True)
+    pause = schedule_sub.add_parser("pause", help="stop starting its ticks")
+    pause.add_argument("name")
+    pause.add_argument("--reason", default="paused from the CLI")
+    resume_s = schedule_sub.add_parser("resume", help="start its ticks again, from now")
+    resume_s.add_argument("name")
     dead = command("dead", "list dead-lettered missions and why")
     dead.add_argument("--json", action="store_true")
     rep = command("replay", "rebuild a mission from its log event by event (the replay debugger)")
@@ -212,6 +222,40 @@ def _console(args: argparse.Namespace, place: Place) -> int:
     announce(server)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has stopped serving
         server.serve_forever()
+    return 0
+
+
+def _schedules(args: argparse.Namespace, place: Place) -> int:
+    from ._operate import pause_schedule, resume_schedule, schedules
+
+    if args.command == "schedule":
+        if args.schedule_command == "pause":
+            changed = pause_schedule(place, args.name, args.reason)
+            print(f"schedule {args.name!r} " + ("paused" if changed else "was paused already"))
+        else:
+            changed = resume_schedule(place, args.name)
+            print(f"schedule {args.name!r} " + ("resumed" if changed else "was not paused"))
+        return 0
+    found = schedules(place)
+    if args.json:
+        for view in found:
+            print(_json(view.to_dict()))
+        return 0
+
+    def when(at: float | None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)) if at is not None else "-"
+
+    print(f"{'SCHEDULE':<20} {'CRON':<18} {'STATE':<8} {'LAST TICK':<21} {'NEXT TICK':<21} MISSION")
+    for v in found:
+        state = "paused" if v.paused else "active"
+        print(
+            _clip(
+                f"{v.name:<20} {v.cron:<18} {state:<8} {when(v.last_tick):<21} "
+                f"{when(v.next_tick):<21} {v.mission}"
+                + (f"  ({v.pause_reason})" if v.pause_reason else "")
+            )
+        )
+    print(f"{len(found)} schedule(s) in {place.describe()}")
     return 0
 
 
@@ -340,6 +384,8 @@ def _run(args: argparse.Namespace, place: Place) -> int:
             log=None if args.log == "off" else args.log,
             console_port=args.console,
         )
+    if args.command in ("schedules", "schedule"):
+        return _schedules(args, place)
     if args.command == "dead":
         found = _inspect.missions(place, "dead")
         for m in found:

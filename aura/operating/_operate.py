@@ -19,10 +19,12 @@ from ..core._definitions import mission_definition
 from ..core._errors import AuraError
 from ..core._lifecycle import SETTLED_VALUES
 from ..core._messages import MissionMessage, Signal, Transition
+from ..core._schedules import SCHEDULE_PREFIX, ScheduleState, ScheduleView, view_of
 from ..engine._commands import COMMANDS, COMMANDS_DONE, Command, delivered_upto, queue_command
 from ..engine._fork import fork_commit
 from ..engine._ownership import DirectoryLockedError
 from ..engine._place import Place
+from ..engine._scheduler import pause_in, resume_in
 from ..engine._store_lease import StoreOwnedError, StoreSharedError
 from ..governance._audit import AUDIT_STREAM, decode_entries
 from ._inspect import DAMAGED, PREFIX, open_log, summarize, summarize_or_damaged
@@ -255,3 +257,27 @@ def stats(place: Place) -> Stats:
         delivered,
         size,
     )
+
+
+def schedules(place: Place) -> list[ScheduleView]:
+    """Every schedule a runtime registered in the log, as the log shows it."""
+    now = time.time()
+    with open_log(place) as store:
+        return [
+            view_of(stream[len(SCHEDULE_PREFIX) :], ScheduleState.read(store, stream), now)
+            for stream in sorted(store.streams())
+            if stream.startswith(SCHEDULE_PREFIX)
+        ]
+
+
+def pause_schedule(place: Place, name: str, reason: str) -> bool:
+    """Pause schedule ``name`` in the log: every runtime stops its ticks (at
+    its next poll); False if it was paused."""
+    with open_writable(place) as store:
+        return pause_in(store, name, reason, time.time())
+
+
+def resume_schedule(place: Place, name: str) -> bool:
+    """Resume schedule ``name`` from now; False if it was not paused."""
+    with open_writable(place) as store:
+        return resume_in(store, name, time.time())

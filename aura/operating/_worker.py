@@ -21,21 +21,27 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core._definitions import MissionDef
+from ..core._queues import Queue
+from ..core._schedules import Schedule
 from ..engine._place import Place
 from ._operate import import_app
 
 
-def app_missions(modules: Sequence[str]) -> list[Any]:
-    """Every ``@aura.mission`` function defined at the top level of ``modules``."""
-    found: list[Any] = []
+def app_parts(modules: Sequence[str]) -> tuple[list[Any], list[Queue], list[Schedule]]:
+    """The ``@aura.mission`` functions, ``aura.Queue`` and ``aura.Schedule``
+    objects defined at the top level of ``modules``."""
+    missions: list[Any] = []
+    queues: list[Queue] = []
+    schedules: list[Schedule] = []
     for name in modules:
-        module = import_app(name)
-        found.extend(
-            fn
-            for fn in vars(module).values()
-            if isinstance(getattr(fn, "__aura_mission__", None), MissionDef)
-        )
-    return found
+        for value in vars(import_app(name)).values():
+            if isinstance(getattr(value, "__aura_mission__", None), MissionDef):
+                missions.append(value)
+            elif isinstance(value, Queue):
+                queues.append(value)
+            elif isinstance(value, Schedule):
+                schedules.append(value)
+    return missions, queues, schedules
 
 
 def _owner(place: Place) -> str | None:
@@ -65,7 +71,7 @@ def serve(
     lease (this one was paused past it)."""
     from ..engine._runtime import Runtime
 
-    missions = app_missions(modules)
+    missions, queues, schedules = app_parts(modules)
     stop = threading.Event()
     serving = False
 
@@ -86,6 +92,8 @@ def serve(
         store=place.store,
         schema=place.schema,
         missions=missions,
+        queues=queues,
+        schedules=schedules,
         standby=standby,
         max_workers=max_workers,
         lease_ttl=lease,

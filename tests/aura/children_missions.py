@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import threading
 from typing import Any
 
 import aura
@@ -44,8 +46,19 @@ async def catches(ctx: aura.MissionContext) -> dict[str, Any]:
     return {}
 
 
+REACHED: collections.defaultdict[str, threading.Event] = collections.defaultdict(threading.Event)
+"""Set when a waiter mission has started (its first step ran): a test may
+then wait on it by id (a child starts after its parent's command is durable)."""
+
+
+@aura.step
+def reached(mission_id: str) -> None:
+    REACHED[mission_id].set()
+
+
 @aura.mission
 async def waiter(ctx: aura.MissionContext) -> Any:
+    await ctx.step(reached, ctx.info.mission_id)
     return await ctx.wait_signal("go")
 
 

@@ -33,6 +33,17 @@ def logged(store: Any, mission_id: str) -> list[object]:
     return [decoder.decode(e.data) for e in events if e.kind == "message"]
 
 
+def started(rt: aura.Runtime, mission_id: str) -> None:
+    """Wait until the waiter child ``mission_id`` has started and waits for its signal."""
+    assert cm.REACHED[mission_id].wait(30), f"{mission_id} never started"
+    rt.wait(mission_id, until={S.WAITING}, timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def fresh_marks() -> None:
+    cm.REACHED.clear()
+
+
 def messages(rt: aura.Runtime, mission_id: str) -> list[object]:
     return logged(rt.store, mission_id)
 
@@ -79,7 +90,7 @@ def test_a_failed_child_is_a_typed_error_the_parent_catches(tmp_path: Path) -> N
 def test_an_uncaught_child_failure_fails_the_parent(tmp_path: Path) -> None:
     with aura.Runtime(tmp_path, missions=cm.ALL) as rt:
         rt.start(cm.awaits_waiter, "cancel", mission_id="p")
-        rt.wait("w", until={S.WAITING}, timeout=30)
+        started(rt, "w")
         assert "child mission 'w'" in rt.get("p").waiting_for
         rt.cancel("w", "changed my mind")
         view = rt.wait("p", timeout=30)
@@ -90,7 +101,7 @@ def test_an_uncaught_child_failure_fails_the_parent(tmp_path: Path) -> None:
 def test_cancelling_a_parent_cancels_its_children_and_theirs(tmp_path: Path) -> None:
     with aura.Runtime(tmp_path, missions=cm.ALL) as rt:
         rt.start(cm.grandparent, mission_id="g")
-        rt.wait("w", until={S.WAITING}, timeout=30)
+        started(rt, "w")
         rt.cancel("g", "stop everything")
         assert rt.wait("g", timeout=30).status is S.CANCELLED
         mid, w = rt.wait("mid", timeout=30), rt.wait("w", timeout=30)
@@ -104,6 +115,7 @@ def test_the_parent_close_policy_decides_what_a_parent_that_ends_leaves(
 ) -> None:
     with aura.Runtime(tmp_path, missions=cm.ALL) as rt:
         assert rt.start(cm.leaves_waiter, policy, mission_id="p").result(timeout=30) == "done"
+        assert cm.REACHED["w"].wait(30)
         view = rt.wait("w", until={child}, timeout=30)
         if policy == "abandon":  # it runs on, and finishes on its own
             rt.signal("w", "go", "later")
@@ -117,6 +129,7 @@ def test_continue_as_new_closes_the_runs_children(tmp_path: Path) -> None:
         assert rt.start(cm.continues_with_child, 0, mission_id="p").result(timeout=30) == (
             "second run"
         )
+        assert cm.REACHED["w"].wait(30)
         view = rt.wait("w", timeout=30)
         assert (view.status, view.error) == (S.CANCELLED, "its parent 'p' continued as new")
 
@@ -147,7 +160,7 @@ def test_a_child_id_is_started_once_and_other_input_for_it_is_refused(tmp_path: 
 def test_a_parent_waiting_on_children_survives_a_restart(tmp_path: Path) -> None:
     with aura.Runtime(tmp_path, missions=cm.ALL) as rt:
         rt.start(cm.awaits_waiter, "cancel", mission_id="p")
-        rt.wait("w", until={S.WAITING}, timeout=30)
+        started(rt, "w")
     with aura.Runtime(tmp_path, missions=cm.ALL) as rt:
         assert rt.get("p").status is S.WAITING
         rt.signal("w", "go", {"ok": True})

@@ -6,13 +6,15 @@ a fault plan, so the moment is exact):
 - ``started``: the child's Start is journaled, its parent has heard nothing;
 - ``told``: the child has completed, its outcome is not yet in the parent;
 - ``cancel``: the parent was cancelled (its end is durable), the Cancel it
-  sends its child is not yet journaled.
+  sends its child (its third message: Start, a step, Cancel) is not yet
+  journaled.
 Prints ``RESULT <value>`` when the parent completes.
 """
 
 import os
 import signal
 import sys
+import threading
 from collections import Counter
 
 import aura
@@ -27,8 +29,17 @@ async def parent(ctx: aura.MissionContext, wait: bool) -> int:
     return int(await ctx.start_child(missions.squares, 0, 3, mission_id="kid"))
 
 
+KID_STARTED = threading.Event()
+
+
+@aura.step
+def kid_started() -> None:
+    KID_STARTED.set()
+
+
 @aura.mission
 async def waits_forever(ctx: aura.MissionContext) -> int:
+    await ctx.step(kid_started)
     return int(await ctx.wait_signal("never"))
 
 
@@ -38,7 +49,7 @@ def main() -> None:
     kill_at = {
         "started": ("after_append", "mission/kid", 1),
         "told": ("before_append", "mission/p", 2),
-        "cancel": ("before_append", "mission/kid", 2),
+        "cancel": ("before_append", "mission/kid", 3),
     }.get(moment)
 
     def plan(point: str, actor_id: str, hit: int) -> bool:
@@ -54,6 +65,7 @@ def main() -> None:
     ) as rt:
         handle = rt.start(parent, wait, mission_id="p")
         if wait:
+            KID_STARTED.wait(30)  # the child starts once its parent's command is durable
             rt.wait("kid", until={aura.MissionStatus.WAITING}, timeout=30)
             rt.cancel("p")
             rt.wait("kid", timeout=30)  # the kill comes first
