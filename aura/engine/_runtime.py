@@ -1339,20 +1339,47 @@ class Runtime:
         raise MissionNotFoundError(mission_id)
 
     def _start_queued(self, entry: Enqueued) -> None:
+        self._start_or_send(entry.mission, entry.args, entry.mission_id, None, entry.tags)
+
+    def _start_or_send(  # noqa: PLR0917
+        self,
+        name: str,
+        args: list[Any],
+        mission_id: str,
+        budget: Budget | None,
+        tags: dict[str, str],
+        parent: str = "",
+        parent_close: str = "",
+    ) -> None:
+        """Start a mission the runtime itself decided on (a child, a queue's,
+        idempotent per id): here, or on a shared store, if another runtime
+        holds its lease (or this one has no room), as a start command."""
         sharing = self._sharing
-        if sharing is not None and not sharing.acquire(entry.mission_id):
+        if sharing is not None and not sharing.acquire(mission_id):
             sharing.send(
                 Command(
                     "start",
-                    entry.mission_id,
+                    mission_id,
                     self._clock(),
-                    name=entry.mission,
-                    payload=entry.args,
-                    tags=entry.tags,
+                    name=name,
+                    payload=args,
+                    tags=tags,
+                    parent=parent,
+                    parent_close=parent_close,
+                    budget=budget,
                 )
             )
             return
-        self._start(entry.mission, entry.args, entry.mission_id, None, "never", tags=entry.tags)
+        self._start(
+            name,
+            args,
+            mission_id,
+            budget,
+            "never",
+            tags=tags,
+            parent=parent,
+            parent_close=parent_close,
+        )
 
     def _settled_verdict(self, mission_id: str) -> str | None:
         verdict = self._verdict(mission_id)
@@ -1413,32 +1440,15 @@ class Runtime:
             if self._closed:
                 return
             try:
-                sharing = self._sharing
-                if sharing is not None and not sharing.acquire(job.mission_id):
-                    sharing.send(
-                        Command(
-                            "start",
-                            job.mission_id,
-                            self._clock(),
-                            name=job.mission,
-                            payload=job.args,
-                            tags=job.tags,
-                            parent=job.parent,
-                            parent_close=job.parent_close,
-                            budget=job.budget,
-                        )
-                    )
-                else:
-                    self._start(
-                        job.mission,
-                        job.args,
-                        job.mission_id,
-                        job.budget,
-                        "never",
-                        tags=job.tags,
-                        parent=job.parent,
-                        parent_close=job.parent_close,
-                    )
+                self._start_or_send(
+                    job.mission,
+                    job.args,
+                    job.mission_id,
+                    job.budget,
+                    job.tags,
+                    job.parent,
+                    job.parent_close,
+                )
             except AuraError as err:
                 self._tell_parent(job, False, None, type(err).__name__, str(err))
                 return
