@@ -63,9 +63,10 @@ class Escalation:
     at: float
 
 
-def quiet_logger(name: str = "actors") -> Any:
+def quiet_logger(name: str = "actors", extra: Sequence[Any] = ()) -> Any:
     """A structlog logger that renders JSON into stdlib logging (silent unless
-    the embedding application configures logging)."""
+    the embedding application configures logging). ``extra``: processors
+    run before rendering (e.g. adding trace ids)."""
     return structlog.wrap_logger(
         logging.getLogger(name),
         processors=[
@@ -73,6 +74,7 @@ def quiet_logger(name: str = "actors") -> Any:
             # done on them: a step journals two events, rendering them costs.
             structlog.stdlib.filter_by_level,
             structlog.processors.add_log_level,
+            *extra,
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.JSONRenderer(),
         ],
@@ -107,12 +109,13 @@ class ActorSystem(BatchAsks):
         ask_timeout: float = 30.0,
         on_escalation: Callable[[Escalation], None] | None = None,
         inline_asks: bool = True,
+        log_processors: Sequence[Any] = (),
     ) -> None:
         from ._scheduler import Scheduler
 
         self.name = name
         self.store = store
-        self.log = logger if logger is not None else quiet_logger()
+        self.log = logger if logger is not None else quiet_logger(extra=log_processors)
         self._stdlib_logger = None if logger is not None else logging.getLogger("actors")
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()

@@ -49,6 +49,7 @@ from .core._lifecycle import TERMINAL, TRANSITIONS, MissionStatus, check_transit
 from .core._queues import Queue, QueueDeduplicatedError, QueueView
 from .core._retry import NO_RETRY, RetryPolicy
 from .core._schedules import Schedule, ScheduleView
+from .core._telemetry import Telemetry
 from .engine._async_client import AsyncMissionHandle, AsyncRuntime
 from .engine._context import (
     ArgumentEncodingError,
@@ -149,6 +150,7 @@ __all__ = [
     "QueueDeduplicatedError",
     "QueueView",
     "Schedule",
+    "Telemetry",
     "ScheduleView",
     "ChildMissionError",
     "StepInfo",

@@ -62,6 +62,7 @@ PUBLIC = {
         "QueueDeduplicatedError",
         "QueueView",
         "Schedule",
+        "Telemetry",
         "ScheduleView",
         "ChildMissionError",
         "StepInfo",

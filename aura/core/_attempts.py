@@ -51,6 +51,7 @@ class _Attempt:
     cost_usd: float = 0.0
     cost_tokens: int = 0
     _info: StepInfo | None = None
+    observed: Any = None  # the telemetry's handle of this attempt (Runtime(telemetry=))
 
     @property
     def info(self) -> StepInfo:

@@ -11,6 +11,7 @@ structlog logger. The events and their fields are listed in the README
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -18,7 +19,8 @@ import structlog
 from ._errors import AuraError
 
 
-def make_logger(fmt: str, stream: Any = None) -> Any:
+def make_logger(fmt: str, stream: Any = None, extra: Sequence[Any] = ()) -> Any:
+    """A logger printing ``fmt`` lines; ``extra``: processors run before rendering."""
     if fmt not in ("json", "console"):
         raise AuraError(f"log must be 'json' or 'console', got {fmt!r}")
     renderer: Any = (
@@ -31,6 +33,7 @@ def make_logger(fmt: str, stream: Any = None) -> Any:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
+            *extra,
             renderer,
         ],
     )

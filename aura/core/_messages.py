@@ -40,6 +40,9 @@ class Start(msgspec.Struct, tag="start", frozen=True):
     parent_close: str = ""
     """A child's parent-close policy: ``cancel`` (it is cancelled when its
     parent ends) or ``abandon`` (it runs on)."""
+    trace: dict[str, str] = {}
+    """The trace context of whoever started it (``Runtime(telemetry=)``, a
+    W3C ``traceparent`` carrier): every run of the mission continues it."""
 
 
 DEADLINE_SEQ = -1
@@ -163,6 +166,8 @@ class NewRun(msgspec.Struct, tag="new_run", frozen=True):
     parent: str = ""
     parent_close: str = ""
     """A child mission's parent and parent-close policy carry over to its next runs."""
+    trace: dict[str, str] = {}
+    """The starter's trace context carries over too."""
 
 
 MissionMessage = Start | StepDone | Cancel | TimerFired | Signal | RaiseBudget | NewRun

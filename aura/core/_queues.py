@@ -92,6 +92,8 @@ class Enqueued(msgspec.Struct, frozen=True):
     digest: str = ""
     """``input_digest`` of definition and arguments: enqueueing the id again
     with the same input is a no-op, with other input a conflict."""
+    trace: dict[str, str] = {}
+    """The enqueuer's trace context (``Start.trace``)."""
 
 
 class Dispatched(msgspec.Struct, frozen=True):

@@ -54,6 +54,8 @@ class Command(msgspec.Struct, frozen=True):
     """A child mission's start (``ctx.start_child``): its parent and parent-close policy."""
     budget: Budget | None = None
     """A child mission's start: its budget (``None``: its definition's)."""
+    trace: dict[str, str] = {}
+    """A start's trace context (``Start.trace``)."""
 
 
 class CommandsDone(msgspec.Struct, frozen=True):

@@ -45,8 +45,10 @@ class Outbox:
         redeliver: Callable[[str, Any], None],
         between_batches: Callable[[], None],
         log: Any,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._system = system
+        self._on_batch = on_batch  # told each batch's size once it is journaled (telemetry)
         self._redeliver = redeliver  # one message, the slow way (retries, backs off)
         self._between_batches = between_batches
         self._log = log
@@ -95,6 +97,8 @@ class Outbox:
                     for actor_id, message in batch:  # one by one: each has its own fate
                         self._redeliver(actor_id, message)
                     continue
+                if self._on_batch is not None:
+                    self._on_batch(len(batch))
                 # Not journaled: a crash before the append, or the store refused
                 # it (full disk, I/O error). The slow path retries with backoff.
                 again = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..core._definitions import MissionDef
+from ..core._telemetry import Telemetry
 from ..governance._gateway import ToolGateway
 
 
@@ -25,6 +26,8 @@ class MissionHost(Protocol):
     _gateway: ToolGateway
     _history_limit: int
     _max_recovery_attempts: int
+    _telemetry: Telemetry | None
+    """Told about runs, transitions, events (``Runtime(telemetry=)``)."""
 
     @property
     def _steps(self) -> StepSubmitter: ...

@@ -30,6 +30,7 @@ from typing import Any
 import msgspec
 
 from ..core._errors import NonDeterminismError, QueryError
+from ..core._lifecycle import SETTLED
 from ..core._messages import (
     Cancel,
     NewRun,
@@ -107,6 +108,13 @@ class MissionActor(JournalPart, StepsPart, WaitsPart, EndingsPart, RunsPart, Chi
             self.last_inbox,
             dict(self.tags),
         )
+
+    def stopped(self) -> None:
+        """This runtime lets the mission go unsettled (close, passivation,
+        a lease handed over): its run ends here, not for good."""
+        telemetry = self.runtime._telemetry
+        if telemetry is not None and self.status not in SETTLED and self.status is not S.PENDING:
+            telemetry.run_ended(self.mission_id, "stopped", "")
 
     def handle(self, message: Any) -> Any:
         if self._pending_run is not None:

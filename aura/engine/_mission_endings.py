@@ -77,6 +77,7 @@ class EndingsPart(MissionState):
             self._transition(final, reason)
             return
         undo, value = self.compensable.pop()
+        self._tell("event", self.mission_id, "compensation", {"aura.step": undo.name})
         # Set before submitting: an inline delivery may already carry its result.
         self.compensating = len(self.commands)
         self._issue_run("compensation", undo, [value], undo.retry)
@@ -90,6 +91,9 @@ class EndingsPart(MissionState):
             self.error = reason  # as a view read back from the log says
         if not self.replaying:
             self.after_durable(self.runtime._status_changed)
+            self._tell("transition", self.mission_id, old.value, new.value, reason)
+            if new in SETTLED:
+                self._tell("run_ended", self.mission_id, new.value, reason)
             if self.system.logging_info():
                 self.after_durable(
                     self.system.log.info,

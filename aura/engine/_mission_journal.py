@@ -10,6 +10,7 @@ often, resubmit unfinished work).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -245,12 +246,24 @@ class JournalPart(MissionState):
                     "process; fix the cause, then redrive",
                 )
                 return
+            telemetry = self.runtime._telemetry
+            if telemetry is not None:
+                telemetry.run_began(
+                    self.mission_id,
+                    self.run,
+                    self.name or "",
+                    self.trace,
+                    resumed=True,
+                    replayed=self.recovered_messages,
+                    replay_seconds=time.perf_counter() - self._replay_began,
+                )
             self._rearm()
 
     def started(self) -> None:
         log = self.system.log if self.system.logging_info() else None
         if log is not None:
             log.info("mission.replay_started", mission_id=self.mission_id)
+        self._replay_began = time.perf_counter()
         try:
             super().started()
         except CorruptionError as err:

@@ -55,10 +55,12 @@ class RunsPart(MissionState):
         self.budget = msg.budget if msg.budget is not None else definition.budget
         self.deadline, self.tags = msg.deadline, dict(msg.tags)
         self.parent, self.parent_close = msg.parent, msg.parent_close
+        self.trace = dict(msg.trace)
         self._arm_deadline()
         self._check_parent()
         self.ctx = MissionContext(self, self.mission_id, self.run, msg.mission)
         self.run_args = list(msg.args)
+        self._tell("run_began", self.mission_id, self.run, msg.mission, self.trace, resumed=False)
         self._transition(S.RUNNING, STARTED, journaled=True)  # with the Start (journal_extras)
         try:
             self.coro = definition.fn(self.ctx, *msg.args)
@@ -87,6 +89,7 @@ class RunsPart(MissionState):
             tags=msg.tags,
             parent=msg.parent,
             parent_close=msg.parent_close,
+            trace=msg.trace,
         )
         self._close_coroutine()
         self.waiting = None
@@ -138,7 +141,9 @@ class RunsPart(MissionState):
             tags=self.tags,
             parent=self.parent,
             parent_close=self.parent_close,
+            trace=self.trace,
         )
+        self._tell("run_ended", self.mission_id, "continued", "continued as new")
         self.journal_own(new)  # with its audit entry (journal_companions)
         self.system.faults.check("after_append", self.actor_id)
         store = self.system.store
@@ -166,6 +171,7 @@ class RunsPart(MissionState):
         self.cost_usd, self.cost_tokens, self.budget = new.cost_usd, new.cost_tokens, new.budget
         self.deadline, self.tags = new.deadline, dict(new.tags)
         self.parent, self.parent_close = new.parent, new.parent_close
+        self.trace = dict(new.trace)
         self._arm_deadline()
         self.over_budget = (
             self.budget.exceeded_by(self.cost_usd, self.cost_tokens) if self.budget else ""
@@ -186,6 +192,7 @@ class RunsPart(MissionState):
             )
             return
         self.ctx = MissionContext(self, self.mission_id, self.run, new.mission)
+        self._tell("run_began", self.mission_id, self.run, new.mission, self.trace, resumed=False)
         if self._log_on:
             self.after_durable(
                 self.system.log.info,

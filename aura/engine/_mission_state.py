@@ -152,9 +152,18 @@ class MissionState(DurableActor):
         self.tags: dict[str, str] = {}  # rt.start(tags=...), journaled with the start
         self.parent = ""  # a child mission's parent (ctx.start_child)
         self.parent_close = ""  # and what its parent's end does to it: cancel, abandon
+        self.trace: dict[str, str] = {}  # the starter's trace context (Start.trace)
         self._replay_writes: list[MemoryWrite] = []  # made by replayed code
         self._memory_logged = 0  # memory events the log holds
         self._log_on = False  # whether info events are wanted, per message
+        self._replay_began = 0.0  # perf_counter() as recovery began (telemetry)
+
+    def _tell(self, hook: str, *args: Any, **kwargs: Any) -> None:
+        """Call ``Runtime(telemetry=)``'s ``hook`` once the message being
+        handled is durable (never in replay; nothing without telemetry)."""
+        telemetry = self.runtime._telemetry
+        if telemetry is not None:
+            self.after_durable(getattr(telemetry, hook), *args, **kwargs)
 
     def _reset_run(self) -> None:
         """Forget everything of the run that ended (not memory, cost, budget)."""

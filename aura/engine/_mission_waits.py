@@ -44,6 +44,9 @@ class WaitsPart(MissionState):
         if msg.seq in self.fired or msg.seq in self.delivered:
             return
         self.fired.add(msg.seq)
+        self._tell(
+            "event", self.mission_id, "timer", {"aura.seq": msg.seq, "aura.kind": command.kind}
+        )
         if command.kind == "signal":
             self.waits[command.name].remove(msg.seq)
         self._wake()
@@ -59,6 +62,7 @@ class WaitsPart(MissionState):
             self.last_command = msg.command
         if self.status in TERMINAL:
             return
+        self._tell("event", self.mission_id, "signal", {"aura.signal": msg.name})
         waiting = self.waits.get(msg.name)
         if waiting:
             self.delivered[waiting.pop(0)] = msg.payload

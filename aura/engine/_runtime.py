@@ -68,6 +68,7 @@ from ..core._messages import (
 from ..core._queues import Enqueued, Queue, QueueDeduplicatedError, QueueView
 from ..core._schedules import Schedule, ScheduleView
 from ..core._tags import check_tags
+from ..core._telemetry import Telemetry
 from ..governance._audit import (
     AUDIT_STREAM,
     AuditReport,
@@ -270,8 +271,15 @@ class Runtime:
         max_missions: int = 10_000,
         queues: Sequence[Queue] = (),
         schedules: Sequence[Schedule] = (),
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._clock = clock
+        if telemetry is not None and not isinstance(telemetry, Telemetry):
+            raise AuraError(
+                f"telemetry= takes an aura.Telemetry (e.g. aura.integrations.otel"
+                f".OpenTelemetry()), got {telemetry!r}"
+            )
+        self._telemetry = telemetry
         self._definitions: dict[str, MissionDef] = {}
         for fn in missions:
             self._learn(fn)
@@ -342,9 +350,12 @@ class Runtime:
             raise
         self.store: Any = store_log if store_wrapper is None else store_wrapper(store_log)
         try:
+            extra = [telemetry.add_trace_ids] if telemetry is not None else []
             if logger is None and log is not None:
-                logger = make_logger(log)
-            self.system = ActorSystem("aura", store=self.store, logger=logger, faults=faults)
+                logger = make_logger(log, extra=extra)
+            self.system = ActorSystem(
+                "aura", store=self.store, logger=logger, faults=faults, log_processors=extra
+            )
             self._gateway.log = self.system.log
             self.system.spawn(
                 ChildSpec(
@@ -370,12 +381,14 @@ class Runtime:
                 clock=clock,
                 faults=faults,
                 may_start=None if self._sharing is None else self._sharing.leases.current,
+                telemetry=telemetry,
             )
             self._outbox = Outbox(
                 self.system,
                 lambda actor_id, message: self._deliver_any(actor_id[len(PREFIX) :], message),
                 self._steps.unchain,
                 self.system.log,
+                on_batch=None if telemetry is None else telemetry.batch_committed,
             )
             if self._sharing is None:
                 self._recover()
@@ -436,6 +449,7 @@ class Runtime:
         self._check_open()
         definition = self._learn(mission)
         tags = check_tags(tags)
+        trace = self._telemetry.context() if self._telemetry is not None else {}
         if deadline is not None and (
             isinstance(deadline, bool)
             or not isinstance(deadline, (int, float))
@@ -472,11 +486,19 @@ class Runtime:
                         payload=list(decoded),
                         tags=tags,
                         reuse=reuse,
+                        trace=trace,
                     )
                 )
                 return MissionHandle(self, mission_id)
         return self._start(
-            definition.name, args, mission_id, budget, reuse, deadline=deadline, tags=tags
+            definition.name,
+            args,
+            mission_id,
+            budget,
+            reuse,
+            deadline=deadline,
+            tags=tags,
+            trace=trace,
         )
 
     def _start(
@@ -492,6 +514,7 @@ class Runtime:
         tags: dict[str, str] | None = None,
         parent: str = "",
         parent_close: str = "",
+        trace: dict[str, str] | None = None,
     ) -> MissionHandle:
         if budget is not None and not isinstance(budget, Budget):
             raise AuraError(f"budget= must be an aura.Budget, got {budget!r}")
@@ -509,8 +532,9 @@ class Runtime:
         now = self._clock()
         due = now + deadline if deadline is not None else 0.0
         start = Start(
-            name, decoded, now, budget, reuse, inbox, due, tags or {}, parent, parent_close
-        )
+            name, decoded, now, budget, reuse, inbox, due, tags or {}, parent, parent_close,
+            trace or {},
+        )  # fmt: skip
         reply = self._ask(actor_id, start)
         if isinstance(reply, AlreadyStarted):
             view = reply.view
@@ -1241,6 +1265,7 @@ class Runtime:
         priority: int = 0,
         dedup_id: str | None = None,
         tags: dict[str, str] | None = None,
+        _trace: dict[str, str] | None = None,
     ) -> MissionHandle:
         """Put ``mission(ctx, *args)`` on ``queue`` (one given to
         ``Runtime(queues=[...])``); it starts once the queue's limits allow:
@@ -1275,6 +1300,7 @@ class Runtime:
             dedup_id or "",
             check_tags(tags),
             digest,
+            self._trace_of(_trace),
         )
         if dispatcher.enqueue(entry):
             dispatcher.dispatch()
@@ -1303,6 +1329,7 @@ class Runtime:
                     mission_id=job.mission_id,
                     priority=job.priority,
                     dedup_id=job.dedup_id or None,
+                    _trace=self._mission_trace(job.parent),
                 )
             except QueueDeduplicatedError as err:
                 value = [err.queue, err.dedup_id, err.mission_id]
@@ -1339,7 +1366,20 @@ class Runtime:
         raise MissionNotFoundError(mission_id)
 
     def _start_queued(self, entry: Enqueued) -> None:
-        self._start_or_send(entry.mission, entry.args, entry.mission_id, None, entry.tags)
+        self._start_or_send(
+            entry.mission, entry.args, entry.mission_id, None, entry.tags, trace=entry.trace
+        )
+
+    def _trace_of(self, given: dict[str, str] | None) -> dict[str, str]:
+        """The trace context a start carries: ``given``, else the caller's."""
+        if given is not None:
+            return given
+        return self._telemetry.context() if self._telemetry is not None else {}
+
+    def _mission_trace(self, mission_id: str) -> dict[str, str]:
+        """The trace context of a mission's run (its children continue it)."""
+        telemetry = self._telemetry
+        return telemetry.mission_context(mission_id) if telemetry is not None else {}
 
     def _start_or_send(  # noqa: PLR0917
         self,
@@ -1350,6 +1390,8 @@ class Runtime:
         tags: dict[str, str],
         parent: str = "",
         parent_close: str = "",
+        *,
+        trace: dict[str, str] | None = None,
     ) -> None:
         """Start a mission the runtime itself decided on (a child, a queue's,
         idempotent per id): here, or on a shared store, if another runtime
@@ -1367,6 +1409,7 @@ class Runtime:
                     parent=parent,
                     parent_close=parent_close,
                     budget=budget,
+                    trace=trace or {},
                 )
             )
             return
@@ -1379,6 +1422,7 @@ class Runtime:
             tags=tags,
             parent=parent,
             parent_close=parent_close,
+            trace=trace,
         )
 
     def _settled_verdict(self, mission_id: str) -> str | None:
@@ -1448,6 +1492,7 @@ class Runtime:
                     job.tags,
                     job.parent,
                     job.parent_close,
+                    trace=self._mission_trace(job.parent),
                 )
             except AuraError as err:
                 self._tell_parent(job, False, None, type(err).__name__, str(err))
@@ -1691,6 +1736,7 @@ class Runtime:
                     tags=command.tags,
                     parent=command.parent,
                     parent_close=command.parent_close,
+                    trace=command.trace,
                 )
             elif command.kind == "signal":
                 key = command.key or None

@@ -65,8 +65,10 @@ class StepRunner:
         clock: Callable[[], float] = time.time,
         faults: Any = None,
         may_start: Callable[..., bool | None] | None = None,
+        telemetry: Any = None,
     ) -> None:
         self._clock = clock
+        self._telemetry = telemetry  # a Telemetry, or None: no hook is called
         # Shared store: ``may_start(mission_id, wait=...)``, asked just before
         # a step starts: True, False (the mission moved), None (not known
         # without waiting for the next heartbeat, and wait=False).
@@ -159,20 +161,30 @@ class StepRunner:
         if self._may_start is not None and not self._may_start(attempt.job.mission_id, wait=True):
             return  # the mission moved to another runtime, which runs this step
         token = _current.set(attempt)
+        telemetry = self._telemetry
+        if telemetry is not None:
+            attempt.observed = telemetry.step_began(attempt.job)
         try:
             self._fault("step_before", attempt)
             value = attempt.job.definition.fn(*attempt.job.args)
             self._fault("step_after", attempt)
         except SimulatedCrash:
+            self._left(attempt)
             return  # injected "process death" (aura.testing): no outcome is delivered
         except BaseException as err:
             # SystemExit, KeyboardInterrupt, ... too: swallowed by the pool they
             # would leave the mission waiting forever. They are never retried.
+            self._left(attempt)
             self._finish(attempt, None, err)
         else:
+            self._left(attempt)
             self._finish(attempt, value, None)
         finally:
             _current.reset(token)
+
+    def _left(self, attempt: _Attempt) -> None:
+        if self._telemetry is not None:
+            self._telemetry.step_left(attempt.observed)
 
     async def _run_async(self, attempt: _Attempt) -> None:
         self._unstarted.pop(id(attempt), None)
@@ -184,11 +196,15 @@ class StepRunner:
             if not may:
                 return  # the mission moved to another runtime, which runs this step
         token = _current.set(attempt)
+        telemetry = self._telemetry
+        if telemetry is not None:
+            attempt.observed = telemetry.step_began(attempt.job)
         try:
             self._fault("step_before", attempt)
             value = await attempt.job.definition.fn(*attempt.job.args)
             self._fault("step_after", attempt)
         except asyncio.CancelledError:
+            self._left(attempt)
             return  # the watchdog gave up on it and reported the timeout
         except SimulatedCrash:
             return
@@ -198,6 +214,7 @@ class StepRunner:
             outcome = (value, None)
         finally:
             _current.reset(token)
+        self._left(attempt)
         # Delivery may block (a durable append): not on the event loop.
         self._pool.submit(self._finish, attempt, *outcome)
 
@@ -274,4 +291,6 @@ class StepRunner:
                 job.seq, job.fingerprint, False, None, type(error).__name__, str(error),
                 job.attempt, self._clock(), retry_in, details, cost_usd, cost_tokens, job.run,
             )  # fmt: skip
+        if self._telemetry is not None:
+            self._telemetry.step_ended(attempt.observed, job, done)
         self._deliver(job.mission_id, done)

@@ -189,6 +189,7 @@ class _Sandbox:
         self._gateway = ToolGateway(secrets.token_bytes(32))
         self._history_limit = 10**9
         self._max_recovery_attempts = 10**9
+        self._telemetry = None  # a replay tells nobody
         self._steps = self
 
     def submit(self, job: Any) -> None:
