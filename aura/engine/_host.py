@@ -20,6 +20,21 @@ class StepSubmitter(Protocol):
         """Run a step attempt (a ``StepJob``) off the actor."""
 
 
+class BackgroundHost(Protocol):
+    """What the runtime's background services (queue dispatchers, schedule
+    runners) need of it: the log, the actor system, its step threads, its
+    clock, and whether it is closing."""
+
+    store: Any
+    system: Any
+    _closed: bool
+
+    @property
+    def _steps(self) -> Any: ...
+
+    def _clock(self) -> float: ...
+
+
 class MissionHost(Protocol):
     _definitions: dict[str, MissionDef]
     """The mission definitions it can run, by name."""

@@ -24,7 +24,7 @@ import contextlib
 import heapq
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -43,23 +43,15 @@ from ..core._queues import (
     QueueDeduplicatedError,
     QueueView,
 )
+from ._host import BackgroundHost
 
 ORPHAN_GRACE = 5.0
 """Seconds after which a dispatched mission that never started is started
 by whichever runtime polls the queue (its dispatcher died in between)."""
 
 
-class QueueHost(Protocol):
+class QueueHost(BackgroundHost, Protocol):
     """What a dispatcher needs of the runtime."""
-
-    store: Any
-    system: Any
-    _closed: bool
-
-    @property
-    def _steps(self) -> Any: ...
-
-    def _clock(self) -> float: ...
 
     def _start_queued(self, entry: Enqueued) -> None:
         """Start the mission of ``entry`` unless it exists (AuraError if it cannot)."""

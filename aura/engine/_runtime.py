@@ -449,7 +449,7 @@ class Runtime:
         self._check_open()
         definition = self._learn(mission)
         tags = check_tags(tags)
-        trace = self._telemetry.context() if self._telemetry is not None else {}
+        trace = self._trace_of(None)
         if deadline is not None and (
             isinstance(deadline, bool)
             or not isinstance(deadline, (int, float))

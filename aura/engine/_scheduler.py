@@ -40,18 +40,10 @@ from ..core._schedules import (
     ticks_between,
     view_of,
 )
+from ._host import BackgroundHost
 
 
-class ScheduleHost(Protocol):
-    store: Any
-    system: Any
-    _closed: bool
-
-    @property
-    def _steps(self) -> Any: ...
-
-    def _clock(self) -> float: ...
-
+class ScheduleHost(BackgroundHost, Protocol):
     def start(self, mission: Any, *args: Any, mission_id: str | None = None) -> Any: ...
 
 
